@@ -1,0 +1,1 @@
+"""latentserve.registry: generator bundles, MLflow registry I/O, promotion, Triton export."""

@@ -1,0 +1,1 @@
+"""latentserve.service: the gRPC server, latent math, backends, batching, model manager, metrics."""

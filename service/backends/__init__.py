@@ -1,0 +1,1 @@
+"""Numeric backends: where decoder/encoder forward passes run (embedded ONNX Runtime, Triton)."""

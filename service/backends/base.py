@@ -1,0 +1,103 @@
+"""The `Backend` interface every numeric backend implements (one instance per model version).
+
+The service does the latent math; a backend only runs the bundle's ONNX components on batches.
+Lifecycle, as the ModelManager drives it::
+
+    backend = make_backend(settings, bundle)   # see latentserve.service.backends.factory
+    await backend.load()
+    await backend.warm()                       # one full batch through each component
+    images = await backend.decode(z, labels)   # any n: split into chunks ≤ max_batch_size
+    await backend.unload()
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from latentserve.registry.bundle import Bundle
+
+Component = Literal["decoder", "encoder"]
+Arrays = dict[str, npt.NDArray[np.generic]]
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+class Backend(abc.ABC):
+    """One generator version on a numeric backend; subclasses implement `load/infer/unload`."""
+
+    kind: str = "abstract"
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """True between a successful `load()` and `unload()`."""
+        return self._ready
+
+    @abc.abstractmethod
+    async def load(self) -> None:
+        """Make the version's components runnable (sessions created / models loaded)."""
+
+    @abc.abstractmethod
+    async def infer(self, component: Component, inputs: Arrays) -> Arrays:
+        """Run one component on a batch of at most `max_batch_size` rows; returns its outputs."""
+
+    @abc.abstractmethod
+    async def unload(self) -> None:
+        """Release the version's resources; `ready` becomes False."""
+
+    async def warm(self) -> None:
+        """Push one full batch through every component so the first request pays no set-up."""
+        n = self.spec.max_batch_size
+        z = np.zeros((n, self.spec.latent_dim), dtype=np.float32)
+        labels = np.zeros(n, dtype=np.int64) if self.spec.condition else None
+        images = await self.decode(z, labels)
+        if self.spec.encoder is not None:
+            await self.encode(images, labels)
+
+    async def decode(self, z: F32, labels: I64 | None = None) -> F32:
+        """Decode latents [n, N] (+ labels [n]) to images [n, C, H, W], in row order."""
+        spec = self.spec.decoder
+
+        def inputs(lo: int, hi: int) -> Arrays:
+            chunk: Arrays = {spec.input: z[lo:hi]}
+            if spec.condition_input is not None and labels is not None:
+                chunk[spec.condition_input] = labels[lo:hi]
+            return chunk
+
+        return await self._chunked("decoder", len(z), inputs, spec.output)
+
+    async def encode(self, images: F32, labels: I64 | None = None) -> F32:
+        """Encode images [n, C, H, W] to posterior means [n, N], in row order."""
+        spec = self.spec.encoder
+        if spec is None:
+            raise ValueError(f"{self.spec.name} has no encoder")
+
+        def inputs(lo: int, hi: int) -> Arrays:
+            chunk: Arrays = {spec.input: images[lo:hi]}
+            if spec.condition_input is not None and labels is not None:
+                chunk[spec.condition_input] = labels[lo:hi]
+            return chunk
+
+        return await self._chunked("encoder", len(images), inputs, spec.output_mean)
+
+    async def _chunked(
+        self, component: Component, n: int, inputs: Callable[[int, int], Arrays], output: str
+    ) -> F32:
+        """Run `component` over rows [0, n) in chunks ≤ max_batch_size, concurrently, in order."""
+        step = self.spec.max_batch_size
+        parts = await asyncio.gather(
+            *(self.infer(component, inputs(lo, min(lo + step, n))) for lo in range(0, n, step))
+        )
+        if not parts:
+            raise ValueError("nothing to run: 0 rows")
+        return np.concatenate([p[output] for p in parts]).astype(np.float32, copy=False)

@@ -1,0 +1,121 @@
+"""Service settings: every knob of `latentserve serve`, read from `LATENTSERVE_*` env vars.
+
+Example::
+
+    LATENTSERVE_PORT=6000 LATENTSERVE_BACKEND=triton latentserve serve
+
+The same names (lower-case, dashes for underscores) are the CLI options of `latentserve serve`,
+and the deploy/ manifests set them as env vars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path(".latentserve")
+"""Where `make run` keeps the embedded registry and the bundle cache (relative to the cwd)."""
+
+
+def default_registry_uri(state_dir: Path = DEFAULT_STATE_DIR) -> str:
+    """The embedded sqlite MLflow registry under the state dir, as an absolute `sqlite:///` URI."""
+    return f"sqlite:///{(state_dir / 'registry' / 'mlflow.db').resolve()}"
+
+
+class Settings(BaseSettings):
+    """All service settings; env prefix `LATENTSERVE_`."""
+
+    model_config = SettingsConfigDict(env_prefix="LATENTSERVE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free port)."
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on metrics_port.")
+    registry_uri: str = Field(
+        default_factory=default_registry_uri,
+        description="MLflow tracking/registry URI; default: the embedded sqlite registry "
+        "under .latentserve/registry.",
+    )
+    default_model: str = Field(
+        "sprites-vae", description="Model served when a request leaves ModelRef.name empty."
+    )
+    default_alias: str = Field(
+        "production", description="Alias used when a request names neither version nor alias."
+    )
+    backend: Literal["embedded", "triton"] = Field(
+        "embedded", description="Numeric backend: in-process ONNX Runtime or a Triton server."
+    )
+    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC address (host:port).")
+    triton_model_control: Literal["explicit", "none"] = Field(
+        "explicit",
+        description="explicit: the service loads/unloads <name>__v<version> on Triton itself; "
+        "none: models are preloaded, the service only checks readiness.",
+    )
+    triton_shared_memory: bool = Field(
+        False, description="Use Triton system shared memory for outputs (same host only)."
+    )
+    cache_dir: Path = Field(
+        DEFAULT_STATE_DIR / "cache", description="Where downloaded bundles are kept."
+    )
+    max_loaded_versions: int = Field(
+        4, ge=1, description="Model versions kept loaded at once (LRU beyond that)."
+    )
+    max_items: int = Field(
+        1024, ge=1, description="Most items (latents/images) one request may produce or send."
+    )
+    max_frames: int = Field(4096, ge=2, description="Most frames one interpolation path may have.")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=4 * 1024 * 1024,
+        description="Largest gRPC message accepted or sent, in bytes (both directions).",
+    )
+    default_deadline_s: float = Field(
+        30.0, gt=0, description="Deadline applied to requests that arrive without one."
+    )
+    max_concurrent_rpcs: int = Field(
+        512, ge=1, description="RPCs handled at once; beyond that gRPC answers RESOURCE_EXHAUSTED."
+    )
+    max_queue_items: int = Field(
+        8192, ge=1, description="Items waiting in one model's batch queue before RESOURCE_EXHAUSTED."
+    )
+    batch_max_delay_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Opt-in extra wait for a batch to fill. 0: adaptive only (an idle backend "
+        "runs a lone request at once; batches form while it is busy).",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads per session (0: one per core)."
+    )
+    grace_period_s: float = Field(
+        10.0, ge=0, description="On SIGTERM: how long in-flight requests may finish before exit."
+    )
+    registry_poll_s: float = Field(
+        10.0, gt=0, description="How often served aliases are re-resolved in the registry."
+    )
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console: human-readable lines; json: one JSON object per line."
+    )
+    tls_cert_file: Path | None = Field(None, description="PEM certificate; enables TLS with key.")
+    tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file.")
+    auth_token_file: Path | None = Field(
+        None, description="File holding a bearer token every RPC must present (health exempt)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {value!r}")
+        return level
+
+
+HEALTH_SERVICE_NAME = "latentserve.v1.GeneratorService"
+"""The grpc.health.v1 service name of the API; "" is the overall status; each model name too."""
