@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         description="explicit: the service loads/unloads <name>__v<version> on Triton itself; "
         "none: models are preloaded, the service only checks readiness.",
     )
+    triton_flavor: Literal["onnxruntime", "python"] = Field(
+        "onnxruntime",
+        description="Triton model flavour loaded in explicit mode: onnxruntime (NGC image, GPU) "
+        "or python (onnxruntime inside the python backend; the pip-installed CPU server).",
+    )
+    triton_load_timeout_s: float = Field(
+        120.0, gt=0, description="How long loading one model on Triton may take before UNAVAILABLE."
+    )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."
     )
@@ -81,7 +89,9 @@ class Settings(BaseSettings):
         512, ge=1, description="RPCs handled at once; beyond that gRPC answers RESOURCE_EXHAUSTED."
     )
     max_queue_items: int = Field(
-        8192, ge=1, description="Items waiting in one model's batch queue before RESOURCE_EXHAUSTED."
+        8192,
+        ge=1,
+        description="Rows waiting in one model's batch queue before RESOURCE_EXHAUSTED.",
     )
     batch_max_delay_ms: float = Field(
         0.0,

@@ -1,0 +1,71 @@
+# latentserve — `make run` serves the shipped generators, `make test` runs the whole suite.
+# Both bootstrap what they need: a venv with pinned installs (deploy/constraints.txt).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROTO_SRC := proto/latentserve/v1/generator.proto
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: help venv run run-triton triton-up registry-init test lint proto proto-check bench lock clean
+
+help:
+	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
+	@echo "make test         lint, type-check and run the whole test suite"
+	@echo "make run-triton   serve through a local CPU tritonserver (see README)"
+	@echo "make lint         ruff + mypy"
+	@echo "make proto        regenerate the checked-in gRPC stubs from proto/"
+	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
+
+$(STAMP): pyproject.toml deploy/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+registry-init: $(STAMP)
+	$(BIN)/latentserve registry init
+
+run: registry-init
+	$(BIN)/latentserve serve
+
+triton-up: $(STAMP)
+	$(BIN)/latentserve triton up
+
+run-triton: registry-init
+	LATENTSERVE_BACKEND=triton LATENTSERVE_TRITON_FLAVOR=python $(BIN)/latentserve serve
+
+# mypy sees the package-dir mapping through a tree of links (latentserve.service → service/ ...).
+TYPECHECK := .typecheck/latentserve
+$(TYPECHECK):
+	mkdir -p $(TYPECHECK)
+	ln -sfn ../../service $(TYPECHECK)/service
+	ln -sfn ../../registry $(TYPECHECK)/registry
+	ln -sfn ../../clients/python $(TYPECHECK)/client
+	ln -sfn ../../generators $(TYPECHECK)/generators
+	ln -sfn ../../proto/latentserve/v1 $(TYPECHECK)/v1
+
+test: $(STAMP) $(TYPECHECK)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP) $(TYPECHECK)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto \
+		--mypy_out=proto --mypy_grpc_out=proto $(PROTO_SRC)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick)
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^([A-Za-z0-9_.-]+) @ file:.*\/[A-Za-z0-9_.]+-([0-9][^-]*)-.*$$/\1==\2/' > deploy/constraints.txt
+
+clean:
+	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""The `latentserve` command: serve, client commands, registry, training, local Triton.
+
+`latentserve serve --help` lists one option per Settings field; each option's env var is
+`LATENTSERVE_<NAME>`, and an option given on the command line wins over the env var.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import types
+import typing
+from typing import Annotated, Any
+
+import typer
+
+from latentserve.service.settings import Settings
+
+
+def _option_type(annotation: Any) -> Any:
+    """The CLI type for a Settings field annotation (Optional[...] unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _option_type(inner[0])
+    return annotation
+
+
+def settings_parameters() -> list[inspect.Parameter]:
+    """One `--name` option per Settings field; None means "not given" (env or default wins)."""
+    params = []
+    for name, field in Settings.model_fields.items():
+        kind = _option_type(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        help_text = f"{field.description} [env LATENTSERVE_{name.upper()}; default {default}]"
+        option = typer.Option(
+            f"--{name.replace('_', '-')}", help=help_text, show_default=False
+        )
+        params.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[kind | None, option],
+        ))
+    return params
+
+
+def serve(**given: Any) -> None:
+    """Run the gRPC service until SIGTERM/SIGINT (then drain and exit 0)."""
+    from latentserve.service.logs import configure_logging
+    from latentserve.service.server import LatentServer
+    from latentserve.service.server import serve as run_server
+
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_format)
+
+    def announce(server: LatentServer) -> None:
+        loaded = ", ".join(f"{n} v{v}" for n, v in server.manager.loaded_versions())
+        address = f"{settings.host}:{server.port}"
+        typer.echo(
+            f"\nlatentserve is serving {loaded} on {address} "
+            f"(metrics: http://{settings.host}:{server.metrics_port}/metrics)\n"
+            f"Try:  .venv/bin/latentserve sample --address {address} --model "
+            f"{settings.default_model} --n 16 --seed 0 --out grid.png\n",
+            err=True,
+        )
+
+    asyncio.run(run_server(settings, on_ready=announce))
+
+
+serve.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]
+
+app = typer.Typer(
+    name="latentserve",
+    help="Serve latent-space generators over gRPC: sample, interpolate, edit.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+app.command("serve")(serve)
+
+
+def _mount() -> typer.Typer:
+    from latentserve.client.cli import register as register_client_commands
+    from latentserve.registry.cli import app as registry_app
+
+    register_client_commands(app)
+    app.add_typer(registry_app, name="registry")
+    try:
+        from latentserve.generators.cli import app as train_app
+    except ImportError:  # the [train] extra (torch) is not installed
+        train_app = None
+    if train_app is not None:
+        app.add_typer(train_app, name="train")
+    from latentserve.service.triton_cli import app as triton_app
+
+    app.add_typer(triton_app, name="triton")
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount()()

@@ -1,0 +1,93 @@
+"""Prometheus metrics of one server instance (`latentserve_` prefix), on their own registry.
+
+Each `ServiceMetrics` owns a CollectorRegistry, so several servers (tests, benchmarks) can run
+in one process. Example::
+
+    metrics = ServiceMetrics()
+    metrics.requests.labels(rpc="Sample", model="sprites-vae", code="OK").inc()
+    metrics.serve_http("127.0.0.1", 9464)   # GET /metrics
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+_COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class ServiceMetrics:
+    """Every metric the service records; labels are bounded (rpc, model name, component)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._http_server: Any = None
+        r = self.registry
+        self.requests = Counter(
+            "latentserve_requests", "RPCs handled, by final status code.",
+            ["rpc", "model", "code"], registry=r,
+        )
+        self.latency = Histogram(
+            "latentserve_request_latency_seconds", "RPC latency from receipt to response.",
+            ["rpc", "model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.items = Histogram(
+            "latentserve_request_items", "Items (latents/images) produced or consumed per RPC.",
+            ["rpc"], buckets=_COUNT_BUCKETS, registry=r,
+        )
+        self.inflight = Gauge(
+            "latentserve_inflight_requests", "RPCs being handled now.", registry=r,
+        )
+        self.batch_size = Histogram(
+            "latentserve_backend_batch_size", "Rows per backend call (after batching).",
+            ["model", "component"], buckets=_COUNT_BUCKETS, registry=r,
+        )
+        self.backend_latency = Histogram(
+            "latentserve_backend_latency_seconds", "Duration of one backend call.",
+            ["model", "component"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.queue_items = Gauge(
+            "latentserve_queue_items", "Rows waiting in a batch queue.",
+            ["model", "component"], registry=r,
+        )
+        self.loaded_versions = Gauge(
+            "latentserve_loaded_versions", "Model versions loaded on the backend.",
+            ["model"], registry=r,
+        )
+        self.serving_version = Gauge(
+            "latentserve_serving_version", "Version each alias of a model resolves to now.",
+            ["model", "alias"], registry=r,
+        )
+        self.alias_swaps = Counter(
+            "latentserve_alias_swaps", "Times an alias moved and the service switched versions.",
+            ["model", "alias"], registry=r,
+        )
+        self.model_load_failures = Counter(
+            "latentserve_model_load_failures", "Failed loads or warm-ups of a model version.",
+            ["model"], registry=r,
+        )
+        self.registry_errors = Counter(
+            "latentserve_registry_errors", "Failed registry calls (unreachable, unreadable).",
+            registry=r,
+        )
+        self.registry_up = Gauge(
+            "latentserve_registry_up", "1 when the last registry call succeeded, else 0.",
+            registry=r,
+        )
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Serve /metrics over HTTP in a daemon thread; returns the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http_server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        """Stop the /metrics HTTP server if one runs."""
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+            self._http_server = None

@@ -1,0 +1,194 @@
+"""Request validation: protobuf requests → checked plain values, or InvalidArgument naming fields.
+
+Two layers: checks that need no model (counts, enums, finite numbers) run before resolution;
+checks against the resolved bundle's spec (latent dim, labels, directions) run after. Nothing
+here does latent math or talks to a backend. Example::
+
+    limits = Limits.from_settings(settings)
+    n = check_count(request.n, "n", limits.max_items)
+    labels = class_labels(request.class_labels, spec, rows=n, field="class_labels")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from latentserve.client.tensors import TensorError, from_tensor
+from latentserve.registry.spec import BundleSpec
+from latentserve.service.errors import FailedPrecondition, InvalidArgument
+from latentserve.service.settings import Settings
+from latentserve.v1 import generator_pb2 as pb
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+Method = Literal["lerp", "slerp", "vp_lerp"]
+Output = Literal["float32", "uint8", "png", "latents"]
+
+_METHODS: dict[int, Method] = {
+    pb.INTERPOLATION_METHOD_UNSPECIFIED: "slerp",
+    pb.INTERPOLATION_METHOD_LERP: "lerp",
+    pb.INTERPOLATION_METHOD_SLERP: "slerp",
+    pb.INTERPOLATION_METHOD_VP_LERP: "vp_lerp",
+}
+_OUTPUTS: dict[int, Output] = {
+    pb.OUTPUT_FORMAT_UNSPECIFIED: "float32",
+    pb.OUTPUT_FORMAT_FLOAT32: "float32",
+    pb.OUTPUT_FORMAT_UINT8: "uint8",
+    pb.OUTPUT_FORMAT_PNG: "png",
+    pb.OUTPUT_FORMAT_LATENTS_ONLY: "latents",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The request limits in force (from settings)."""
+
+    max_items: int
+    max_frames: int
+    max_message_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_items, settings.max_frames, settings.max_message_bytes)
+
+
+@dataclass(frozen=True)
+class KeyframeSeeds:
+    """Latents given as seeds: seed s ≡ item 0 of Sample(seed=s), optionally truncated."""
+
+    seeds: list[int]
+    psi: float | None
+
+
+def model_ref(ref: pb.ModelRef) -> dict[str, Any]:
+    """ModelRef → keyword arguments of ModelManager.lease/resolve."""
+    which = ref.WhichOneof("selector")
+    if which == "version":
+        if ref.version <= 0:
+            raise InvalidArgument(
+                f"model.version must be ≥ 1, got {ref.version}", field="model.version"
+            )
+        return {"name": ref.name, "version": ref.version}
+    if which == "alias":
+        if not ref.alias:
+            raise InvalidArgument("model.alias must not be empty when set", field="model.alias")
+        return {"name": ref.name, "alias": ref.alias}
+    return {"name": ref.name}
+
+
+def check_count(value: int, field: str, limit: int, *, low: int = 1) -> int:
+    """An integer count within [low, limit]."""
+    if not low <= value <= limit:
+        raise InvalidArgument(
+            f"{field} must be between {low} and {limit}, got {value}", field=field
+        )
+    return value
+
+
+def truncation_psi(message: Any, field: str) -> float | None:
+    """An optional ψ: unset → None (no truncation); must be finite and > 0."""
+    if not message.HasField("truncation_psi"):
+        return None
+    psi = float(message.truncation_psi)
+    if not math.isfinite(psi) or psi <= 0:
+        raise InvalidArgument(f"{field} must be a finite number > 0, got {psi}", field=field)
+    return psi
+
+
+def method(value: int) -> Method:
+    """InterpolationMethod enum → name."""
+    try:
+        return _METHODS[value]
+    except KeyError:
+        raise InvalidArgument(
+            f"method {value} is not a known InterpolationMethod (LERP, SLERP, VP_LERP)",
+            field="method",
+        ) from None
+
+
+def output_format(value: int) -> Output:
+    """OutputFormat enum → name."""
+    try:
+        return _OUTPUTS[value]
+    except KeyError:
+        raise InvalidArgument(
+            f"output {value} is not a known OutputFormat (FLOAT32, UINT8, PNG, LATENTS_ONLY)",
+            field="output",
+        ) from None
+
+
+def strengths(values: Sequence[float]) -> F32:
+    """Edit strengths: at least one, all finite."""
+    if not values:
+        raise InvalidArgument("strengths must hold at least one value", field="strengths")
+    arr = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InvalidArgument("strengths must be finite numbers", field="strengths")
+    return arr
+
+
+def tensor(message: pb.Tensor, field: str, **checks: Any) -> npt.NDArray[Any]:
+    """from_tensor with TensorError turned into InvalidArgument on the same field."""
+    try:
+        return from_tensor(message, field=field, **checks)
+    except TensorError as exc:
+        raise InvalidArgument(str(exc), field=exc.field) from None
+
+
+def latents(message: pb.Tensor, field: str, spec: BundleSpec, limit: int) -> F32:
+    """Caller latents: float32 [n, N] with 1 ≤ n ≤ limit, finite."""
+    z = tensor(message, field, dtype=np.float32, shape=(None, spec.latent_dim), finite=True)
+    check_count(len(z), f"{field}.shape[0]", limit)
+    return np.asarray(z, dtype=np.float32)
+
+
+def keyframes(source: pb.LatentSource, field: str, spec: BundleSpec, limit: int,
+              *, min_count: int = 1) -> F32 | KeyframeSeeds:
+    """A LatentSource: latents [k, N] or seeds, with at least `min_count` entries."""
+    which = source.WhichOneof("source")
+    if which == "latents":
+        z = latents(source.latents, f"{field}.latents", spec, limit)
+        check_count(len(z), f"{field}.latents.shape[0]", limit, low=min_count)
+        return z
+    if which == "seeds":
+        seeds = list(source.seeds.seeds)
+        check_count(len(seeds), f"{field}.seeds.seeds", limit, low=min_count)
+        return KeyframeSeeds(seeds, truncation_psi(source.seeds, f"{field}.seeds.truncation_psi"))
+    raise InvalidArgument(f"{field} must give latents or seeds", field=field)
+
+
+def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: str,
+                 per: str = "item", groups: int | None = None) -> I64 | None:
+    """Labels for a conditional model: one for all rows, or one per `per` (item/base)."""
+    if spec.condition is None:
+        if values:
+            raise FailedPrecondition(
+                f"{spec.name} is not conditional; {field} must be empty"
+            )
+        return None
+    if not values:
+        raise InvalidArgument(
+            f"{field} is required for conditional model {spec.name} "
+            f"({spec.num_classes} classes: {', '.join(spec.condition.labels)})",
+            field=field,
+        )
+    arr = np.asarray(values, dtype=np.int64)
+    bad = [int(v) for v in arr if not 0 <= v < spec.num_classes]
+    if bad:
+        raise InvalidArgument(
+            f"{field} must be in [0, {spec.num_classes - 1}], got {bad[:5]}", field=field
+        )
+    count = groups if groups is not None else rows
+    if len(arr) == 1:
+        return np.full(rows, arr[0], dtype=np.int64)
+    if len(arr) != count:
+        raise InvalidArgument(
+            f"{field} must hold 1 label or one per {per} ({count}), got {len(arr)}", field=field
+        )
+    return np.repeat(arr, rows // count) if groups is not None else arr

@@ -1,0 +1,175 @@
+"""The gRPC server: GeneratorService + grpc.health.v1 + reflection + /metrics, with drain.
+
+Example (what `latentserve serve` does)::
+
+    server = LatentServer(Settings())
+    await server.start()          # binds, starts loading the default model
+    await server.wait_for_shutdown_signal()   # SIGTERM/SIGINT
+    await server.stop()           # NOT_SERVING → drain in-flight (grace) → unload
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from latentserve.registry.store import RegistryClient
+from latentserve.service.backends.factory import BackendFactory, backend_factory
+from latentserve.service.logs import get_logger
+from latentserve.service.metrics import ServiceMetrics
+from latentserve.service.model_manager import ModelManager
+from latentserve.service.servicer import GeneratorServicer
+from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
+from latentserve.v1 import generator_pb2 as pb
+from latentserve.v1 import generator_pb2_grpc as pb_grpc
+
+log = get_logger(__name__)
+_HEALTH = "grpc.health.v1.Health"
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Requires `authorization: Bearer <token>` on every RPC except health and reflection."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method or ""
+        if method.startswith(f"/{_HEALTH}/") or "ServerReflection" in method:
+            return await continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if metadata.get("authorization") == self._expected:
+            return await continuation(handler_call_details)
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class LatentServer:
+    """One service instance: gRPC server, model manager, metrics endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: RegistryClient | None = None,
+        factory: BackendFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.health = health.aio.HealthServicer()
+        self.manager = ModelManager(
+            settings,
+            registry or RegistryClient(settings.registry_uri),
+            factory or backend_factory(settings, self.metrics),
+            self.metrics,
+            on_health=self._set_health,
+        )
+        self._server: grpc.aio.Server | None = None
+        self._health_tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.metrics_port = 0
+
+    def _set_health(self, service: str, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        names = [service] if service else ["", HEALTH_SERVICE_NAME]
+        for name in names:
+            task = asyncio.get_running_loop().create_task(self.health.set(name, status))
+            self._health_tasks.add(task)
+            task.add_done_callback(self._health_tasks.discard)
+
+    def _build(self) -> grpc.aio.Server:
+        s = self.settings
+        interceptors = []
+        if s.auth_token_file is not None:
+            token = s.auth_token_file.read_text().strip()
+            interceptors.append(TokenAuthInterceptor(token))
+        server = grpc.aio.server(
+            interceptors=interceptors,
+            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_send_message_length", s.max_message_bytes),
+                ("grpc.max_receive_message_length", s.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        pb_grpc.add_GeneratorServiceServicer_to_server(
+            GeneratorServicer(s, self.manager, self.metrics), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [pb.DESCRIPTOR.services_by_name["GeneratorService"].full_name,
+             health.SERVICE_NAME, reflection.SERVICE_NAME],
+            server,
+        )
+        address = f"{s.host}:{s.port}"
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())]
+            )
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
+        return server
+
+    async def start(self) -> None:
+        """Bind the ports and start serving; the default model loads in the background."""
+        self._server = self._build()
+        if self.settings.metrics_enabled:
+            self.metrics_port = self.metrics.serve_http(self.settings.host,
+                                                        self.settings.metrics_port)
+        await self._server.start()
+        await self.manager.start()
+        log.info("serving", address=f"{self.settings.host}:{self.port}",
+                 metrics_port=self.metrics_port, backend=self.settings.backend,
+                 registry=self.settings.registry_uri)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish, unload."""
+        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.manager.close()
+        self.metrics.close()
+        log.info("stopped")
+
+    async def wait_for_shutdown_signal(self) -> None:
+        """Return on SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutdown signal received; draining", grace_s=self.settings.grace_period_s)
+
+
+async def serve(settings: Settings, on_ready: Callable[[LatentServer], None] | None = None) -> None:
+    """Run a server until SIGTERM/SIGINT, then drain and return."""
+    server = LatentServer(settings)
+    await server.start()
+    if on_ready is not None:
+        asyncio.get_running_loop().create_task(_when_ready(server, on_ready))
+    await server.wait_for_shutdown_signal()
+    await server.stop()
+
+
+async def _when_ready(server: LatentServer, on_ready: Callable[[LatentServer], None]) -> None:
+    await server.manager.wait_ready()
+    on_ready(server)

@@ -1,0 +1,6 @@
+"""Shared test fixtures, registered as plugins (one module per area)."""
+
+pytest_plugins = [
+    "fixtures_registry",
+    "fixtures_service",
+]
