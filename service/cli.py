@@ -32,7 +32,7 @@ def settings_parameters() -> list[inspect.Parameter]:
     for name, field in Settings.model_fields.items():
         kind = _option_type(field.annotation)
         default = field.get_default(call_default_factory=True)
-        help_text = f"{field.description} [env LATENTSERVE_{name.upper()}; default {default}]"
+        help_text = f"{field.description} (env LATENTSERVE_{name.upper()}; default {default})"
         option = typer.Option(
             f"--{name.replace('_', '-')}", help=help_text, show_default=False
         )

@@ -6,10 +6,11 @@ and hands them to `decode_response`, the single batched decode path every RPC sh
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, TypeVar
 
-import grpc
 import numpy as np
 
 from latentserve.client.tensors import to_tensor
@@ -26,6 +27,7 @@ from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 F32 = rq.F32
+T = TypeVar("T")
 I64 = rq.I64
 
 
@@ -127,7 +129,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             spec = lease.bundle.spec
             if spec.encoder is None:
                 raise FailedPrecondition(f"{spec.name} has no encoder; Encode is not available")
-            images = self._images(request, lease)
+            images = await self._images(request, lease)
             self._begin(lease, outcome, len(images))
             labels = None
             if spec.encoder.condition_input is not None:
@@ -176,7 +178,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                                  per="frame")
         return z, labels, output
 
-    def _images(self, request: pb.EncodeRequest, lease: Lease) -> F32:
+    async def _images(self, request: pb.EncodeRequest, lease: Lease) -> F32:
         spec = lease.bundle.spec
         limit = self.limits.max_items
         which = request.WhichOneof("input")
@@ -187,8 +189,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             return np.asarray(images, dtype=np.float32)
         if which == "png":
             rq.check_count(len(request.png.images), "png.images", limit)
-            return from_png(request.png.images, spec.output.shape, spec.output.range,
-                            field="png.images")
+            return await off_loop(partial(from_png, field="png.images"), request.png.images,
+                                  spec.output.shape, spec.output.range)
         raise InvalidArgument("Encode needs images or png", field="input")
 
 
@@ -252,12 +254,17 @@ async def decode_response(lease: Lease, z: F32, labels: I64 | None, output: rq.O
             "output UINT8/PNG", field="output")
     images = await lease.backend.decode(z, labels)
     if output == "png":
-        response.png.extend(to_png(images, spec.output.range))
+        response.png.extend(await off_loop(to_png, images, spec.output.range))
     elif output == "uint8":
         response.images.CopyFrom(to_tensor(to_uint8(images, spec.output.range)))
     else:
         response.images.CopyFrom(to_tensor(images))
     return response
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy encoding (PNG) in a worker thread so the event loop keeps serving."""
+    return await asyncio.to_thread(fn, *args)
 
 
 def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
@@ -284,5 +291,3 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         description=spec.description,
     )
 
-
-__all__ = ["GeneratorServicer", "grpc"]

@@ -23,6 +23,7 @@ def _serve(registry_uri: str, cache: Path) -> tuple[subprocess.Popen[str], str, 
            "LATENTSERVE_DEFAULT_MODEL": "tiny", "LATENTSERVE_CACHE_DIR": str(cache),
            "LATENTSERVE_PORT": "0", "LATENTSERVE_METRICS_PORT": "0",
            "LATENTSERVE_GRACE_PERIOD_S": "30", "LATENTSERVE_LOG_LEVEL": "WARNING",
+           "LATENTSERVE_MAX_QUEUE_ITEMS": "65536",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from latentserve.service.cli import main; main()", "serve"],
@@ -54,7 +55,7 @@ async def test_sigterm_drains_in_flight_requests(registry_uri: str, tmp_path: Pa
             calls = [asyncio.ensure_future(client.sample("tiny", n=1024, seed=i, output="png"))
                      for i in range(24)]
             deadline = time.monotonic() + 60
-            while await asyncio.to_thread(_inflight, metrics_port) < 1:
+            while await asyncio.to_thread(_inflight, metrics_port) < len(calls):
                 assert time.monotonic() < deadline, "requests never reached the server"
                 assert not all(c.done() for c in calls), "requests finished before SIGTERM"
             proc.send_signal(signal.SIGTERM)
