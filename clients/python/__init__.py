@@ -1,0 +1,65 @@
+"""latentserve.client: the Python SDK of the latentserve GeneratorService (gRPC).
+
+Needs only grpcio, grpcio-status, protobuf and numpy; Pillow is used, when installed, by the
+image helpers (`to_pil`, `grid`, PIL/uint8 encode input). Example::
+
+    from latentserve.client import Client
+
+    with Client("127.0.0.1:50051") as client:
+        out = client.sample("sprites-vae", n=8, seed=1, truncation_psi=0.7)
+        out.latents.shape, out.images.shape, out.model.version   # (8, 10) (8, 1, 64, 64) 1
+        path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8, method="slerp")
+        sweep = client.edit("sprites-vae", seeds=[1, 2], direction="scale",
+                            strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_x"])
+        z = client.encode("sprites-vae", out.images).latents
+        again = client.decode("sprites-vae", z)
+"""
+
+from .aio import AsyncClient
+from .client import Client
+from .errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    InternalError,
+    InvalidArgumentError,
+    LatentServeClientError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from .refs import ModelRef, parse_model_ref
+from .results import (
+    DirectionInfo,
+    EncodeResult,
+    GenerateResult,
+    ModelInfo,
+    ModelSummary,
+    ResolvedModel,
+)
+from .tensors import TensorError, from_tensor, to_tensor
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "DeadlineExceededError",
+    "DirectionInfo",
+    "EncodeResult",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "GenerateResult",
+    "InternalError",
+    "InvalidArgumentError",
+    "LatentServeClientError",
+    "ModelInfo",
+    "ModelRef",
+    "ModelSummary",
+    "NotFoundError",
+    "ResolvedModel",
+    "ResourceExhaustedError",
+    "TensorError",
+    "UnavailableError",
+    "from_tensor",
+    "parse_model_ref",
+    "to_tensor",
+]

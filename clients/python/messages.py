@@ -1,0 +1,244 @@
+"""Request messages built from the SDK's Python arguments (shared by Client and AsyncClient).
+
+Each builder checks what the wire types cannot hold (negative counts, both or neither of
+`seeds`/`latents`, unknown enum names) and raises ValueError/TypeError naming the argument;
+range and model-specific checks stay with the service. Example::
+
+    req = sample_request(ModelRef("sprites-vae"), n=8, seed=1, truncation_psi=0.7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from latentserve.v1 import generator_pb2 as pb
+
+from . import images as _images
+from .refs import ModelRef
+from .tensors import to_tensor
+
+OutputArg = str | int | None
+"""`output=`: "float32" | "uint8" | "png" | "latents", or an `OutputFormat` enum value."""
+
+MethodArg = str | int | None
+"""`method=`: "lerp" | "slerp" | "vp_lerp", or an `InterpolationMethod` enum value."""
+
+Labels = int | np.integer[Any] | Sequence[int] | npt.NDArray[np.integer[Any]] | None
+"""`class_labels=`: one label for all items, or one per item."""
+
+ImagesArg = npt.NDArray[Any] | Sequence[Any] | bytes
+"""Encode input: float [n, C, H, W] array, uint8 [n, C, H, W] array, PNG bytes or PIL images."""
+
+_OUTPUTS = {
+    "float32": pb.OUTPUT_FORMAT_FLOAT32,
+    "uint8": pb.OUTPUT_FORMAT_UINT8,
+    "png": pb.OUTPUT_FORMAT_PNG,
+    "latents": pb.OUTPUT_FORMAT_LATENTS_ONLY,
+}
+_METHODS = {
+    "lerp": pb.INTERPOLATION_METHOD_LERP,
+    "slerp": pb.INTERPOLATION_METHOD_SLERP,
+    "vp_lerp": pb.INTERPOLATION_METHOD_VP_LERP,
+}
+
+
+def _enum(value: str | int, names: Mapping[str, int], enum: Any, arg: str) -> Any:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key not in names:
+            raise ValueError(f"{arg} must be one of {sorted(names)}, got {value!r}")
+        return names[key]
+    if isinstance(value, bool) or int(value) not in enum.values():
+        raise ValueError(f"{arg} must be one of {sorted(names)} or a {enum.DESCRIPTOR.name} value")
+    return int(value)
+
+
+def output_format(value: OutputArg) -> pb.OutputFormat.ValueType:
+    """The OutputFormat for an `output=` argument (None → FLOAT32)."""
+    if value is None:
+        return pb.OUTPUT_FORMAT_FLOAT32
+    result: pb.OutputFormat.ValueType = _enum(value, _OUTPUTS, pb.OutputFormat, "output")
+    return result
+
+
+def interpolation_method(value: MethodArg) -> pb.InterpolationMethod.ValueType:
+    """The InterpolationMethod for a `method=` argument (None → SLERP)."""
+    if value is None:
+        return pb.INTERPOLATION_METHOD_SLERP
+    result: pb.InterpolationMethod.ValueType = _enum(
+        value, _METHODS, pb.InterpolationMethod, "method"
+    )
+    return result
+
+
+def _uint(value: Any, arg: str, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{arg} must be an integer, got {type(value).__name__}")
+    if not 0 <= int(value) < 2**bits:
+        raise ValueError(f"{arg} must be between 0 and {2**bits - 1}, got {value}")
+    return int(value)
+
+
+def class_labels(value: Labels) -> list[int]:
+    """`class_labels=` as a list of int32 labels (None → [])."""
+    if value is None:
+        return []
+    if isinstance(value, int | np.integer):
+        items: list[Any] = [value]
+    elif isinstance(value, np.ndarray):
+        items = value.ravel().tolist()
+    else:
+        items = list(value)
+    out = []
+    for i, label in enumerate(items):
+        if isinstance(label, bool) or not isinstance(label, int | np.integer):
+            raise TypeError(f"class_labels[{i}] must be an integer, got {label!r}")
+        if not -(2**31) <= int(label) < 2**31:
+            raise ValueError(f"class_labels[{i}] is out of int32 range: {label}")
+        out.append(int(label))
+    return out
+
+
+def _psi(value: float | None) -> dict[str, float]:
+    return {} if value is None else {"truncation_psi": float(value)}
+
+
+def latent_source(
+    seeds: Sequence[int] | None,
+    latents: npt.ArrayLike | None,
+    truncation_psi: float | None,
+) -> pb.LatentSource:
+    """A LatentSource from exactly one of `seeds=` (with optional ψ) or `latents=` [k, N]."""
+    if (seeds is None) == (latents is None):
+        raise ValueError("give exactly one of seeds= or latents=")
+    if latents is not None:
+        if truncation_psi is not None:
+            raise ValueError("truncation_psi applies to seeds=, not to explicit latents=")
+        arr = np.asarray(latents)
+        if arr.ndim != 2:
+            raise ValueError(f"latents must be a [k, N] array, got shape {arr.shape}")
+        return pb.LatentSource(latents=to_tensor(arr, field="latents"))
+    assert seeds is not None
+    checked = [_uint(s, f"seeds[{i}]", 64) for i, s in enumerate(seeds)]
+    return pb.LatentSource(seeds=pb.SeedList(seeds=checked, **_psi(truncation_psi)))
+
+
+def sample_request(
+    ref: ModelRef,
+    *,
+    n: int,
+    seed: int,
+    truncation_psi: float | None,
+    class_labels_: Labels,
+    output: OutputArg,
+) -> pb.SampleRequest:
+    """SampleRequest for `Client.sample`."""
+    return pb.SampleRequest(
+        model=ref.to_proto(),
+        n=_uint(n, "n", 32),
+        seed=_uint(seed, "seed", 64),
+        class_labels=class_labels(class_labels_),
+        output=output_format(output),
+        **_psi(truncation_psi),
+    )
+
+
+def interpolate_request(
+    ref: ModelRef,
+    *,
+    seeds: Sequence[int] | None,
+    latents: npt.ArrayLike | None,
+    steps: int,
+    method: MethodArg,
+    truncation_psi: float | None,
+    class_labels_: Labels,
+    output: OutputArg,
+) -> pb.InterpolateRequest:
+    """InterpolateRequest for `Client.interpolate` / `stream_interpolate`."""
+    return pb.InterpolateRequest(
+        model=ref.to_proto(),
+        keyframes=latent_source(seeds, latents, truncation_psi),
+        steps=_uint(steps, "steps", 32),
+        method=interpolation_method(method),
+        class_labels=class_labels(class_labels_),
+        output=output_format(output),
+    )
+
+
+def edit_request(
+    ref: ModelRef,
+    *,
+    seeds: Sequence[int] | None,
+    latents: npt.ArrayLike | None,
+    direction: str | npt.ArrayLike,
+    strengths: Sequence[float] | npt.ArrayLike,
+    conditional_on: Sequence[str],
+    truncation_psi: float | None,
+    class_labels_: Labels,
+    output: OutputArg,
+) -> pb.EditRequest:
+    """EditRequest for `Client.edit` (direction by name or as a float vector [N])."""
+    if isinstance(conditional_on, str):
+        conditional_on = [conditional_on]
+    req = pb.EditRequest(
+        model=ref.to_proto(),
+        base=latent_source(seeds, latents, truncation_psi),
+        strengths=[float(s) for s in np.asarray(strengths, dtype=np.float64).ravel()],
+        conditional_on=list(conditional_on),
+        class_labels=class_labels(class_labels_),
+        output=output_format(output),
+    )
+    if isinstance(direction, str):
+        req.direction_name = direction
+    else:
+        vec = np.asarray(direction)
+        if vec.ndim != 1:
+            raise ValueError(f"direction vector must be 1-D [N], got shape {vec.shape}")
+        req.direction_vector.CopyFrom(to_tensor(vec, field="direction_vector"))
+    return req
+
+
+def _png_bytes(item: Any, i: int) -> bytes:
+    if isinstance(item, bytes | bytearray | memoryview):
+        return bytes(item)
+    if hasattr(item, "save") and hasattr(item, "mode"):  # a PIL image
+        return _images.pil_to_png(item)
+    raise TypeError(f"images[{i}] must be PNG bytes or a PIL image, got {type(item).__name__}")
+
+
+def encode_request(ref: ModelRef, *, images: ImagesArg, class_labels_: Labels) -> pb.EncodeRequest:
+    """EncodeRequest for `Client.encode`: float arrays go as tensors, the rest as PNGs."""
+    req = pb.EncodeRequest(model=ref.to_proto(), class_labels=class_labels(class_labels_))
+    if isinstance(images, bytes | bytearray | memoryview):
+        images = [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim != 4:
+            raise ValueError(f"images must be an [n, C, H, W] array, got shape {images.shape}")
+        if images.dtype == np.uint8:
+            req.png.SetInParent()
+            req.png.images.extend(_images.array_to_pngs(images))
+        else:
+            req.images.CopyFrom(to_tensor(images, field="images"))
+        return req
+    req.png.SetInParent()
+    req.png.images.extend(_png_bytes(item, i) for i, item in enumerate(images))
+    return req
+
+
+def decode_request(
+    ref: ModelRef, *, latents: npt.ArrayLike, class_labels_: Labels, output: OutputArg
+) -> pb.DecodeRequest:
+    """DecodeRequest for `Client.decode` (latents [n, N])."""
+    arr = np.asarray(latents)
+    if arr.ndim != 2:
+        raise ValueError(f"latents must be an [n, N] array, got shape {arr.shape}")
+    return pb.DecodeRequest(
+        model=ref.to_proto(),
+        latents=to_tensor(arr, field="latents"),
+        class_labels=class_labels(class_labels_),
+        output=output_format(output),
+    )

@@ -1,0 +1,212 @@
+"""Typed SDK results (frozen dataclasses) and their construction from response messages.
+
+Arrays in results are read-only views of the response bytes (no copy); `.copy()` them to
+modify. Example::
+
+    out = client.sample("sprites-vae", n=8, seed=1)
+    out.latents.shape, out.images.shape, out.model.version   # (8, 10) (8, 1, 64, 64) 1
+    out.grid(ncols=4).save("grid.png")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from latentserve.v1 import generator_pb2 as pb
+
+from . import images as _images
+from .tensors import from_tensor
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The generator version that served a call; pass it back as `model` to pin that version."""
+
+    name: str
+    version: int
+    alias: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}" + (f" (@{self.alias})" if self.alias else "")
+
+
+@dataclass(frozen=True, eq=False)
+class GenerateResult:
+    """Latents and images from Sample, Interpolate, Edit or Decode (or one stream chunk).
+
+    `images` is float32 or uint8 [n, C, H, W] (None for PNG / latents-only output), `png`
+    one PNG per row for PNG output, `offset` the index of the first row (stream chunks),
+    `output_range` the model's float range when the SDK knows it. Example::
+
+        out = client.edit("sprites-vae", seeds=[1, 2], direction="scale", strengths=[-1, 0, 1])
+        out.grid(ncols=3)      # rows = bases, columns = strengths
+    """
+
+    model: ResolvedModel
+    latents: npt.NDArray[np.float32]
+    images: npt.NDArray[Any] | None
+    png: list[bytes]
+    offset: int = 0
+    output_range: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return int(self.latents.shape[0])
+
+    def to_pil(self) -> list[Image.Image]:
+        """One PIL image per row (needs Pillow; float32 images need `output_range`)."""
+        if self.images is not None:
+            return _images.to_pil_images(self.images, self.output_range)
+        if self.png:
+            return _images.pngs_to_pil(self.png)
+        raise ValueError("this result has no images (it was requested with output='latents')")
+
+    def grid(self, ncols: int | None = None, *, padding: int = 0) -> Image.Image:
+        """All rows pasted into one PIL image, `ncols` per row (default: about square)."""
+        return _images.grid(self.to_pil(), ncols, padding=padding)
+
+
+@dataclass(frozen=True, eq=False)
+class EncodeResult:
+    """Posterior-mean latents float32 [n, N] from Encode."""
+
+    model: ResolvedModel
+    latents: npt.NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return int(self.latents.shape[0])
+
+
+@dataclass(frozen=True)
+class DirectionInfo:
+    """A named latent direction; strength 1.0 moves a latent `sigma` along it (`unit` says what
+    that means)."""
+
+    name: str
+    method: str
+    unit: str
+    factor: str
+    sigma: float
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Description of one generator version (GetModel). Example::
+
+    info = client.get_model("digits-cvae")
+    info.latent_dim, info.num_classes, [d.name for d in info.directions]
+    """
+
+    model: ResolvedModel
+    latent_dim: int
+    prior: str
+    output_shape: tuple[int, ...]
+    output_min: float
+    output_max: float
+    has_encoder: bool
+    num_classes: int
+    class_names: tuple[str, ...]
+    directions: tuple[DirectionInfo, ...]
+    max_batch_size: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        """(output_min, output_max): the range of float32 images."""
+        return (self.output_min, self.output_max)
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether the generator takes class labels."""
+        return self.num_classes > 0
+
+    def direction(self, name: str) -> DirectionInfo:
+        """The direction called `name` (KeyError listing the known names otherwise)."""
+        for d in self.directions:
+            if d.name == name:
+                return d
+        raise KeyError(
+            f"{self.model.name} has no direction {name!r}; it has "
+            f"{[d.name for d in self.directions]}"
+        )
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered generator (ListModels): its versions, aliases and the loaded version."""
+
+    name: str
+    versions: tuple[int, ...]
+    aliases: Mapping[str, int]
+    loaded_version: int
+
+
+def resolved_from_proto(msg: pb.ResolvedModel) -> ResolvedModel:
+    """ResolvedModel from its message."""
+    return ResolvedModel(msg.name, int(msg.version), msg.alias)
+
+
+def generate_result_from_proto(
+    resp: pb.GenerateResponse, output_range: tuple[float, float] | None = None
+) -> GenerateResult:
+    """GenerateResult from a GenerateResponse (validates the tensors)."""
+    latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
+    images = None
+    if resp.HasField("images"):
+        images = from_tensor(resp.images, field="images", ndim=4)
+    return GenerateResult(
+        model=resolved_from_proto(resp.model),
+        latents=latents,
+        images=images,
+        png=list(resp.png),
+        offset=int(resp.offset),
+        output_range=output_range,
+    )
+
+
+def encode_result_from_proto(resp: pb.EncodeResponse) -> EncodeResult:
+    """EncodeResult from an EncodeResponse (validates the latents)."""
+    latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
+    return EncodeResult(model=resolved_from_proto(resp.model), latents=latents)
+
+
+def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
+    """ModelInfo from its message."""
+    return ModelInfo(
+        model=resolved_from_proto(msg.model),
+        latent_dim=int(msg.latent_dim),
+        prior=msg.prior,
+        output_shape=tuple(int(d) for d in msg.output_shape),
+        output_min=float(msg.output_min),
+        output_max=float(msg.output_max),
+        has_encoder=bool(msg.has_encoder),
+        num_classes=int(msg.num_classes),
+        class_names=tuple(msg.class_names),
+        directions=tuple(
+            DirectionInfo(d.name, d.method, d.unit, d.factor, float(d.sigma))
+            for d in msg.directions
+        ),
+        max_batch_size=int(msg.max_batch_size),
+        metrics=dict(sorted(msg.metrics.items())),
+        aliases=tuple(msg.aliases),
+        description=msg.description,
+    )
+
+
+def model_summary_from_proto(msg: pb.ModelSummary) -> ModelSummary:
+    """ModelSummary from its message."""
+    return ModelSummary(
+        name=msg.name,
+        versions=tuple(int(v) for v in msg.versions),
+        aliases=dict(sorted(msg.aliases.items())),
+        loaded_version=int(msg.loaded_version),
+    )

@@ -1,0 +1,108 @@
+"""Client CLI commands without a latentserve service: mounting, argument errors, and
+service errors printed as one line with exit status 1."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from latentserve.client.cli import app, register
+
+runner = CliRunner()
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def bare_server() -> Iterator[str]:
+    """A real gRPC server with no services: every latentserve RPC answers UNIMPLEMENTED."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def test_commands_mount_flat_on_another_app() -> None:
+    parent = typer.Typer()
+
+    @parent.command()
+    def serve() -> None:
+        """Stand-in for the service's own command."""
+
+    register(parent)
+    result = runner.invoke(parent, ["--help"])
+    assert result.exit_code == 0
+    for name in ("serve", "models", "info", "sample", "interpolate", "edit"):
+        assert name in result.output
+    help_text = runner.invoke(parent, ["edit", "--help"]).output
+    assert "--conditional-on" in help_text and "--strengths" in help_text
+
+
+def test_unreachable_service_prints_one_line_and_exits_1() -> None:
+    address = _closed_port()
+    result = runner.invoke(
+        app, ["models", "--timeout-s", "5"], env={"LATENTSERVE_ADDRESS": address}
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UNAVAILABLE: ")
+    assert address.split(":")[1] in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "sprites-vae"],
+        ["sample", "--model", "m", "--n", "4", "--labels", "0,1"],
+        ["interpolate", "--model", "m", "--seeds", "1,2,3", "--steps", "4"],
+        [
+            "edit",
+            "--model",
+            "m",
+            "--seeds",
+            "1,2",
+            "--direction",
+            "scale",
+            "--strengths=-2,-1,0,1,2",
+            "--conditional-on",
+            "pos_x",
+        ],
+    ],
+)
+def test_service_errors_exit_1(bare_server: str, args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--address", bare_server])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("UNIMPLEMENTED: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "--labels", "a,b"], "--labels must be comma-separated integers"),
+        (["edit", "--seeds", "1"], "--direction is required"),
+        (["edit", "--direction", "d", "--strengths", "x"], "--strengths must be"),
+        (["sample", "--n", "0"], "--n"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args, "--address", _closed_port()])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+
+
+def test_local_argument_errors_exit_1() -> None:
+    result = runner.invoke(app, ["interpolate", "--method", "cubic", "--address", _closed_port()])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: method must be one of")
