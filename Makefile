@@ -59,6 +59,8 @@ lint: $(STAMP) $(TYPECHECK)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
 		--mypy_out=proto --mypy_grpc_out=proto $(PROTO_SRC)
 
 bench: $(STAMP)

@@ -129,3 +129,19 @@ class Settings(BaseSettings):
 
 HEALTH_SERVICE_NAME = "latentserve.v1.GeneratorService"
 """The grpc.health.v1 service name of the API; "" is the overall status; each model name too."""
+
+
+def settings_markdown_table() -> str:
+    """The README's configuration table, generated from the Settings fields."""
+    rows = ["| env var | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=False)
+        if name == "registry_uri":
+            shown = "sqlite registry under `.latentserve/registry/`"
+        elif default is None:
+            shown = "unset"
+        else:
+            shown = f"`{default}`"
+        meaning = (field.description or "").replace("<", "&lt;").replace(">", "&gt;")
+        rows.append(f"| `LATENTSERVE_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows)

@@ -1,0 +1,29 @@
+"""The README's configuration table is the Settings class, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latentserve.service.settings import settings_markdown_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def test_configuration_table_matches_settings() -> None:
+    text = README.read_text()
+    table = text[text.index(START) + len(START):text.index(END)].strip()
+    assert table == settings_markdown_table(), (
+        "README configuration table is stale: paste settings_markdown_table() output")
+
+
+def test_readme_quick_start_has_exactly_two_commands() -> None:
+    text = README.read_text()
+    block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
