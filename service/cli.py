@@ -88,8 +88,8 @@ def _mount() -> typer.Typer:
     try:
         from latentserve.generators.cli import app as train_app
     except ImportError:  # the [train] extra (torch) is not installed
-        train_app = None
-    if train_app is not None:
+        pass
+    else:
         app.add_typer(train_app, name="train")
     from latentserve.service.triton_cli import app as triton_app
 

@@ -88,7 +88,7 @@ def _code_of(exc: BaseException | None) -> str:
     if exc is None:
         return "OK"
     if isinstance(exc, LatentServeError):
-        return exc.status.name
+        return str(exc.status.name)
     if isinstance(exc, asyncio.CancelledError):
         return "CANCELLED"
     return "INTERNAL"

@@ -7,7 +7,7 @@ and hands them to `decode_response`, the single batched decode path every RPC sh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -83,7 +83,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
 
     @rpc_stream("StreamInterpolate")
     async def StreamInterpolate(self, request: pb.InterpolateRequest, context: Any,
-                                outcome: Outcome) -> AsyncIterator[pb.GenerateResponse]:
+                                outcome: Outcome) -> AsyncGenerator[pb.GenerateResponse, None]:
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             z, labels, output = self._path(request, lease, outcome)
             step = lease.bundle.spec.max_batch_size
