@@ -165,7 +165,11 @@ class ModelManager:
             if not self._records:
                 raise
         alias = self._settings.default_alias
-        return [(r, self._aliases.get((r.name, alias), 0)) for r in self._records.values()]
+        return [
+            (r, v if (r.name, v) in self._loaded else 0)
+            for r in self._records.values()
+            for v in [self._aliases.get((r.name, alias), 0)]
+        ]
 
     def aliases_of(self, name: str, version: int) -> list[str]:
         """Aliases known to point at (name, version)."""
@@ -261,7 +265,25 @@ class ModelManager:
                 continue
             self._ready.set()
             self._on_health("", True)
+            await self._preload_others()
             return
+
+    async def _preload_others(self) -> None:
+        """Best effort: load the default alias of every other registered model (for health)."""
+        try:
+            entries = await self.list_models()
+        except LatentServeError as exc:
+            log.warning("could not list models to preload", error=str(exc))
+            return
+        alias = self._settings.default_alias
+        wanted = [r.name for r, _ in entries
+                  if alias in r.aliases and r.name != self._settings.default_model]
+        for name in wanted[: self._settings.max_loaded_versions - 1]:
+            try:
+                async with self.lease(name, alias=alias):
+                    pass
+            except LatentServeError as exc:
+                log.warning("preload failed", model=name, error=str(exc))
 
     async def _watch_loop(self) -> None:
         while True:

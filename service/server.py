@@ -48,12 +48,15 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if method.startswith(f"/{_HEALTH}/") or "ServerReflection" in method:
             return await continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata or ())
-        if metadata.get("authorization") == self._expected:
-            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        if metadata.get("authorization") == self._expected or handler is None:
+            return handler
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(deny)
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
