@@ -263,9 +263,9 @@ class ModelManager:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            await self._preload_others()
             self._ready.set()
             self._on_health("", True)
-            await self._preload_others()
             return
 
     async def _preload_others(self) -> None:
