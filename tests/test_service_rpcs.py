@@ -203,6 +203,8 @@ def test_health_reflection_and_metrics_endpoint(server: BackgroundServer) -> Non
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
         names = {s.name for a in answers for s in a.list_services_response.service}
         assert HEALTH_SERVICE_NAME in names
+    with Client(server.address) as client:
+        client.sample("tiny", n=1)
     url = f"http://127.0.0.1:{server.server.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
