@@ -140,11 +140,18 @@ class BundleSpec(_Strict):
     @classmethod
     def parse(cls, raw: dict[str, Any], *, source: str = SPEC_FILE) -> BundleSpec:
         """Validate a decoded spec, turning schema errors into one BundleError naming fields."""
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(
+                f"{source}: schema_version {version!r} is not supported (this latentserve reads "
+                f"schema_version {SCHEMA_VERSION})"
+            )
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: "
+                f"{err['msg'].removeprefix('Value error, ')}"
                 for err in exc.errors()
             )
             raise BundleError(f"{source}: {problems}") from None
