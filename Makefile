@@ -66,8 +66,11 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick)
 
+# Re-pin deploy/constraints.txt from the current venv (torch pinned without its local label).
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^([A-Za-z0-9_.-]+) @ file:.*\/[A-Za-z0-9_.]+-([0-9][^-]*)-.*$$/\1==\2/' > deploy/constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable \
+		| sed -E 's/^([A-Za-z0-9_.-]+) @ file:.*\/[A-Za-z0-9_.]+-([0-9][^-]*)-.*$$/\1==\2/' \
+		| sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' > deploy/constraints.txt
 
 clean:
 	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache
