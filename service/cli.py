@@ -82,8 +82,10 @@ app.command("serve")(serve)
 def _mount() -> typer.Typer:
     from latentserve.client.cli import register as register_client_commands
     from latentserve.registry.cli import app as registry_app
+    from latentserve.registry.triton_export_cli import export_triton_command
 
     register_client_commands(app)
+    registry_app.command("export-triton")(export_triton_command)
     app.add_typer(registry_app, name="registry")
     try:
         from latentserve.generators.cli import app as train_app

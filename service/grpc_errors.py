@@ -25,6 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from structlog.contextvars import bound_contextvars
 
+from latentserve.service.backends.base import request_deadline
 from latentserve.service.errors import DeadlineExceeded, InvalidArgument, LatentServeError
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
@@ -134,7 +135,8 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
                 budget = _remaining(context, self.default_deadline_s)
                 try:
                     async with asyncio.timeout(budget):
-                        return await handler(self, request, context, outcome)
+                        with request_deadline(budget):
+                            return await handler(self, request, context, outcome)
                 except TimeoutError:
                     error = _timeout_error(name, budget)
                 except BaseException as exc:
@@ -165,13 +167,15 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
             self.metrics.inflight.inc()
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
-                deadline = asyncio.get_running_loop().time() + budget
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + budget
                 chunks = handler(self, request, context, outcome)
                 try:
                     while True:
                         try:
                             async with asyncio.timeout_at(deadline):
-                                item = await anext(chunks)
+                                with request_deadline(deadline - loop.time()):
+                                    item = await anext(chunks)
                         except StopAsyncIteration:
                             return
                         yield item

@@ -3,4 +3,6 @@
 pytest_plugins = [
     "fixtures_registry",
     "fixtures_service",
+    "fixtures_triton",
+    "fixtures_generators",
 ]

@@ -30,10 +30,27 @@ def service_settings(registry_uri: str, cache_dir: Path, **overrides: object) ->
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def backend_overrides(request: pytest.FixtureRequest, backend: str) -> dict[str, object]:
+    """Settings that select `backend`; for triton, those of the session's tritonserver."""
+    if backend == "embedded":
+        return {"backend": "embedded"}
+    triton = request.getfixturevalue("triton_settings")
+    return {k: getattr(triton, k) for k in
+            ("backend", "triton_url", "triton_flavor", "triton_model_control")}
+
+
+@pytest.fixture(scope="session", params=["embedded", "triton"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The numeric backend the server fixtures use (every RPC test runs on both)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def server(registry_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    """One embedded-backend server for the session (models tiny, tiny-cond, tiny-noenc)."""
-    settings = service_settings(registry_uri, tmp_path_factory.mktemp("cache"))
+def server(registry_uri: str, tmp_path_factory: pytest.TempPathFactory, backend: str,
+           request: pytest.FixtureRequest) -> Iterator[BackgroundServer]:
+    """A server for the session (models tiny, tiny-cond, tiny-noenc) on `backend`."""
+    settings = service_settings(registry_uri, tmp_path_factory.mktemp("cache"),
+                                **backend_overrides(request, backend))
     with BackgroundServer(settings) as bg:
         yield bg
 

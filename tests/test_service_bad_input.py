@@ -1,4 +1,4 @@
-"""Every kind of bad input gets a specific status and a field-naming message; the server lives on."""
+"""Every kind of bad input gets a specific status and a field-naming message; the server lives."""
 
 from __future__ import annotations
 

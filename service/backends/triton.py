@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import weakref
-from collections.abc import Awaitable, Iterator
-from contextvars import ContextVar
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -37,7 +35,12 @@ from latentserve.registry.triton_export import (
     triton_model_config,
     triton_model_name,
 )
-from latentserve.service.backends.base import Arrays, Backend, Component
+from latentserve.service.backends.base import (
+    Arrays,
+    Backend,
+    Component,
+    remaining_deadline_s,
+)
 from latentserve.service.backends.triton_shm import OutputShmPool
 from latentserve.service.errors import (
     BackendError,
@@ -65,7 +68,6 @@ HEALTH_TIMEOUT_S = 2.0
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, InferenceServerClient]]
 _clients = weakref.WeakKeyDictionary()
-_deadline: ContextVar[float | None] = ContextVar("latentserve_request_deadline", default=None)
 
 
 def shared_client(url: str) -> InferenceServerClient:
@@ -83,26 +85,10 @@ async def close_shared_clients() -> None:
         await client.close()
 
 
-@contextlib.contextmanager
-def request_deadline(timeout_s: float | None) -> Iterator[None]:
-    """Backend calls inside the block must finish within `timeout_s` from now (None: default).
-
-    Example::
-
-        with request_deadline(context.time_remaining()):
-            images = await backend.decode(z)
-    """
-    token = _deadline.set(None if timeout_s is None else time.monotonic() + timeout_s)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
 def remaining_s(default_s: float) -> float:
     """Seconds left of the current request's deadline (`default_s` when none is set)."""
-    deadline = _deadline.get()
-    return default_s if deadline is None else deadline - time.monotonic()
+    left = remaining_deadline_s()
+    return default_s if left is None else left
 
 
 def map_triton_error(exc: InferenceServerException, what: str) -> LatentServeError:
