@@ -51,6 +51,7 @@ $(TYPECHECK):
 test: $(STAMP) $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/latentserve triton venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP) $(TYPECHECK)
