@@ -1,0 +1,123 @@
+"""Profiles for `python -m bench --profile`: py-spy samples when py-spy is installed, cProfile
+(main thread only) otherwise; both summarised as text (top functions by own and total time).
+
+py-spy samples every thread of a running process from outside (ONNX Runtime's thread pool
+included) without slowing it much; its collapsed-stack file (`.folded`) also opens in
+speedscope.app or flamegraph.pl. Example::
+
+    with SpyRecorder(pid, Path("profiles/service.folded")):   # samples until the block ends
+        ...
+    write_folded_summary(Path("profiles/service.folded"), Path("profiles/service.txt"))
+    write_pstats_summary(Path("harness.prof"), Path("harness.txt"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+
+SAMPLE_RATE_HZ = 200
+
+
+def py_spy() -> str | None:
+    """The py-spy executable beside this interpreter or on PATH (None when not installed)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() else shutil.which("py-spy")
+
+
+class SpyRecorder:
+    """`py-spy record --pid` into a collapsed-stack file, from `start()` until `stop()` (or
+    until the target exits), then a text summary beside it. Does nothing without py-spy."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.pid = pid
+        self.out = out
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SpyRecorder:
+        spy = py_spy()
+        if spy is None:
+            return self
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.out.with_suffix(".py-spy.log"), "ab") as log:
+            self._proc = subprocess.Popen(
+                [spy, "record", "--pid", str(self.pid), "--rate", str(SAMPLE_RATE_HZ),
+                 "--threads", "--format", "raw", "--output", str(self.out)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask py-spy to write its output (SIGINT) unless the target already ended it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self.out.is_file():
+            write_folded_summary(self.out, self.out.with_suffix(".txt"))
+
+    def __enter__(self) -> SpyRecorder:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _frame(raw: str) -> str:
+    """`func (path/to/file.py:123)` → `func (file.py)`: one name per function."""
+    name, _, where = raw.partition(" (")
+    file = where.rstrip(")").rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    return f"{name} ({file})" if file else name
+
+
+def write_folded_summary(folded: Path, out: Path, top: int = 40) -> None:
+    """Top functions of a py-spy collapsed-stack file by own samples and by total samples
+    (a function counted once per stack), plus samples per thread."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    samples = 0
+    for line in folded.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        samples += count
+        threads[frames[0]] += count
+        names = [_frame(f) for f in frames[1:]] or [frames[0]]
+        own[names[-1]] += count
+        for name in set(names):
+            total[name] += count
+    lines = [f"{samples} samples at {SAMPLE_RATE_HZ} Hz ({samples / SAMPLE_RATE_HZ:.1f} s of "
+             "thread time, idle threads excluded)", "", "== samples per thread =="]
+    lines += [f"{c:8d} {100 * c / max(samples, 1):5.1f}%  {t}" for t, c in threads.most_common()]
+    for title, counter in (("own", own), ("total (incl. callees)", total)):
+        lines += ["", f"== top {top} by {title} samples =="]
+        lines += [f"{c:8d} {100 * c / max(samples, 1):5.1f}%  {name}"
+                  for name, c in counter.most_common(top)]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def write_pstats_summary(prof: Path, out: Path, top: int = 40) -> None:
+    """The top functions of a cProfile file by own time and by cumulative time, as text."""
+    with open(out, "w") as stream:
+        stats = pstats.Stats(str(prof), stream=stream)
+        stats.strip_dirs()
+        for key in ("tottime", "cumulative"):
+            stream.write(f"==== top {top} by {key} ====\n")
+            stats.sort_stats(key).print_stats(top)

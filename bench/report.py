@@ -1,0 +1,198 @@
+"""RESULTS.md from a results document: machine, setup, targets, one table per scenario, plots.
+
+A hand-written analysis (bench/ANALYSIS.md: shortfalls, profiles, fixes) is appended when it
+exists, so regenerating the tables never loses it. Example::
+
+    text = render(doc, plots={"scaling": Path("bench/results/scaling.png")},
+                  report_path=Path("bench/RESULTS.md"))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.results import BACKENDS, LATENCY_RPCS
+
+SETUP_TEXT = (
+    "Each service under test is `latentserve serve` in its own process (`python -m bench.serve "
+    "serve`), configured only by the `LATENTSERVE_*` settings listed below. Load comes from one "
+    "harness process: the asyncio `AsyncClient` with many concurrent tasks on one channel "
+    "(closed loop: each task sends its next request when the previous one returns). The local "
+    "tritonserver (pip `nvidia-pytriton` wheel, python backend running the same ONNX with "
+    "onnxruntime) is a third process. All of them share the machine's CPUs, so the load "
+    "generator competes with the server: absolute numbers are for this machine only, ratios are "
+    "measured side by side in the same run (interleaved rounds)."
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _rel(path: Path, report_path: Path) -> str:
+    return os.path.relpath(path, report_path.parent)
+
+
+def _machine(doc: dict[str, Any]) -> list[str]:
+    m = doc.get("machine", {})
+    git = m.get("git") or {}
+    packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
+    rows = [("CPU", m.get("cpu_model")), ("logical / usable CPUs",
+            f"{m.get('logical_cpus')} / {m.get('usable_cpus')}"),
+            ("cgroup CPU quota", m.get("cgroup_cpus") or "none"),
+            ("memory GiB", m.get("memory_gib")), ("OS", m.get("os")),
+            ("Python", m.get("python")), ("packages", packages),
+            ("git commit", f"{git.get('commit')}{' (dirty tree)' if git.get('dirty') else ''}"),
+            ("load average at start (1/5/15 min)", m.get("load_average"))]
+    return ["## Machine", "", *table(["fact", "value"], rows)]
+
+
+def _setup(doc: dict[str, Any]) -> list[str]:
+    setup = doc.get("setup") or {}
+    model = setup.get("model") or {}
+    lines = ["## Setup", "", SETUP_TEXT, ""]
+    if model:
+        source = ("the shipped bundle generators/zoo/sprites-vae" if model.get("source") == "zoo"
+                  else "a tiny analytic stand-in (one dense layer + sigmoid) of sprites-vae's "
+                       "size, because the zoo bundle was not there")
+        lines += [f"Model: **{model.get('name')}** — {source}; latent {model.get('latent_dim')}, "
+                  f"output {model.get('output_shape')}, max batch {model.get('max_batch_size')}.",
+                  ""]
+    for label, svc in (setup.get("services") or {}).items():
+        settings = ", ".join(f"`{k}={v}`" for k, v in svc.get("settings", {}).items()
+                             if k not in ("REGISTRY_URI", "CACHE_DIR"))
+        lines += [f"- service `{label}` (start-up {_fmt(svc.get('startup_s'))} s): {settings}"]
+    return [*lines, ""]
+
+
+def _targets(doc: dict[str, Any]) -> list[str]:
+    rows = [(f"`{t['key']}`", f"{t['op']} {t['target']}", t["value"],
+             "—" if t["met"] is None else ("met" if t["met"] else "**missed**"))
+            for t in doc.get("targets", [])]
+    return ["## Targets", "", *table(["key", "target", "measured", ""], rows)]
+
+
+def _cores(mode: dict[str, Any]) -> str:
+    cores = mode.get("cores") or {}
+    return " / ".join(f"{name} {_fmt(value)}" for name, value in cores.items()) or "—"
+
+
+def _modes(section: dict[str, Any]) -> list[str]:
+    rows = [(name, m.get("items_per_s"), m.get("requests_per_s"), m.get("p50_ms"),
+             m.get("p99_ms"), m.get("requests"), m.get("failed"), _cores(m),
+             m.get("avg_backend_batch"), m.get("backend_busy"))
+            for name, m in (section.get("modes") or {}).items()]
+    return [*table(["mode", "images/s", "requests/s", "p50 ms", "p99 ms", "requests", "failed",
+                    "CPU cores used", "backend batch", "backend busy"], rows),
+            "CPU cores used: CPU seconds / wall seconds per process over the window (warm-up "
+            "included); `machine` counts every process on the machine, so machine minus the "
+            "others is work not ours. Backend batch: rows per decoder call; backend busy: "
+            "share of wall time inside decoder calls (the service's own metrics; embedded "
+            "backend only).", ""]
+
+
+def _batching(s: dict[str, Any]) -> list[str]:
+    ratios = [(k, s.get(k)) for k in ("concurrent_vs_batched_ratio",
+                                      "concurrent_vs_sequential_ratio",
+                                      "service_vs_inprocess_ratio")]
+    return ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
+            "client n=1, `inprocess` onnxruntime session.run on the same 64-row batches in the "
+            "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios)]
+
+
+def _triton(s: dict[str, Any]) -> list[str]:
+    keys = ("service_ips", "direct_ips", "service_vs_direct_ratio", "batched_service_ips",
+            "batched_direct_ips", "batched_service_vs_direct_ratio", "p50_ms_service",
+            "p50_ms_direct", "p50_overhead_ms", "avg_batch", "avg_batch_direct",
+            "triton_version")
+    return ["Headline throughput: 64 concurrent clients × n=1; p50: one client × n=1. "
+            "`avg_batch`: Triton's Δnv_inference_count / Δnv_inference_exec_count during the "
+            "service's concurrent runs.", "", *table(["key", "value"], [(k, s.get(k))
+                                                                       for k in keys]),
+            *_modes(s)]
+
+
+def _latency(s: dict[str, Any]) -> list[str]:
+    rows = []
+    for rpc in LATENCY_RPCS:
+        for backend in BACKENDS:
+            cell = (s.get(rpc) or {}).get(backend) or {}
+            rows.append((rpc, backend, cell.get("p50_ms"), cell.get("p90_ms"),
+                         cell.get("p99_ms"), cell.get("requests"), cell.get("failed")))
+    lines = table(["rpc", "backend", "p50 ms", "p90 ms", "p99 ms", "requests", "failed"], rows)
+    errors = s.get("errors") or {}
+    return lines + [f"- {backend} could not run: {msg}" for backend, msg in errors.items()]
+
+
+def _scaling(s: dict[str, Any]) -> list[str]:
+    rows = [(p.get("axis"), p.get("concurrency"), p.get("n"), p.get("items_per_s"),
+             p.get("requests_per_s"), p.get("p50_ms"), p.get("p99_ms"), p.get("failed"))
+            for p in s.get("curve") or []]
+    return table(["axis", "clients", "n", "images/s", "requests/s", "p50 ms", "p99 ms",
+                  "failed"], rows)
+
+
+def _payload(s: dict[str, Any]) -> list[str]:
+    rows = [(fmt, (s.get(fmt) or {}).get("bytes"), (s.get(fmt) or {}).get("bytes_per_item"),
+             (s.get(fmt) or {}).get("ms"), (s.get(fmt) or {}).get("error"))
+            for fmt in ("float32", "uint8", "png")]
+    return [*table(["format", "bytes", "bytes/item", "median ms", "error"], rows),
+            f"All three succeeded: {_fmt(s.get('ok'))}", ""]
+
+
+def _hot_swap(s: dict[str, Any]) -> list[str]:
+    rows = [(m.get("kind"), f"v{m.get('from')} → v{m.get('to')}", m.get("at_s"),
+             m.get("switch_s"), m.get("old_served_until_s")) for m in s.get("moves") or []]
+    head = (f"{_fmt(s.get('requests'))} requests over {_fmt(s.get('duration_s'))} s, "
+            f"{_fmt(s.get('failed'))} failed; max switch {_fmt(s.get('switch_s'))} s "
+            f"(registry poll {_fmt((s.get('settings') or {}).get('registry_poll_s'))} s).")
+    return [head, "", *table(["move", "versions", "at s", "first new response after s",
+                              "last old response after s"], rows)]
+
+
+SECTIONS = {"batching": _batching, "triton": _triton, "latency": _latency,
+            "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap}
+
+
+def render(doc: dict[str, Any], *, plots: dict[str, Path], report_path: Path,
+           analysis: Path | None = None) -> str:
+    """The Markdown report of `doc` (links relative to `report_path`)."""
+    quick = " — **quick mode: smoke-test numbers, not results**" if doc.get("quick") else ""
+    lines = ["# latentserve benchmark results", "",
+             f"Generated {doc.get('generated')} by `{doc.get('command')}`{quick}.", "",
+             *_machine(doc), *_setup(doc), *_targets(doc)]
+    for name, section_fn in SECTIONS.items():
+        section = doc.get(name)
+        if not isinstance(section, dict):
+            continue
+        meta = section.get("meta") or {}
+        lines += [f"## {name}", "",
+                  f"Measured {meta.get('started')} in {_fmt(meta.get('seconds'))} s; load "
+                  f"average before/after {meta.get('load_average_before')} / "
+                  f"{meta.get('load_average_after')}.", ""]
+        if "error" in section:
+            lines += ["**Failed:**", "", "```", str(section["error"])[-3000:], "```", ""]
+            continue
+        lines += section_fn(section)
+        if name in plots:
+            lines += [f"![{name}]({_rel(plots[name], report_path)})", ""]
+    if analysis is not None and analysis.is_file():
+        lines += [analysis.read_text().rstrip(), ""]
+    return "\n".join(lines)

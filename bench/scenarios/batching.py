@@ -1,0 +1,114 @@
+"""`batching`: does the adaptive batcher turn many small requests into big backend batches?
+
+Against the service with the embedded backend, interleaved round by round:
+(a) one client asking n=64 per request, (b) 64 concurrent clients asking n=1, (c) one client
+asking n=1 back to back, and (d) onnxruntime in this process running the decoder on the same
+64-row latent batches (session.run only: the floor the service is measured against).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from bench.config import RunConfig
+from bench.load import LoadResult, closed_loop, interleaved, ratio
+from bench.probes import Probe, add, derived
+from bench.stack import Stack
+from latentserve.client import AsyncClient
+from latentserve.service.backends.embedded import make_session
+from latentserve.service.latent_ops import sample_latents
+
+BATCH = 64
+CONCURRENCY = 64
+OUTPUT = "float32"
+TARGETS = {"concurrent_vs_batched_ratio": 0.8, "concurrent_vs_sequential_ratio": 5.0,
+           "service_vs_inprocess_ratio": 0.9}
+
+
+def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int) -> LoadResult:
+    """Decoder session.run on 64-row batches in this process for `seconds` (same latents)."""
+    bundle = stack.model.bundle
+    session = make_session(bundle.decoder_path, intra_op_threads)
+    feed_name = bundle.spec.decoder.input
+    batches = [sample_latents(seed, BATCH, bundle.spec.latent_dim) for seed in range(8)]
+    session.run(None, {feed_name: batches[0]})  # warm
+    result = LoadResult()
+    start = time.perf_counter()
+    deadline = start + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        out = session.run(None, {feed_name: batches[i % len(batches)]})
+        result.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        result.requests += 1
+        result.items += int(np.asarray(out[0]).shape[0])
+        i += 1
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
+    svc = stack.embedded()
+    model = stack.model.name
+    seconds = cfg.pick(4.0, 0.3)
+    warmup = cfg.pick(0.5, 0.1)
+    rounds = cfg.pick(3, 1)
+    threads = int(svc.settings.get("INTRA_OP_THREADS", "0"))
+
+    async with AsyncClient(svc.address, retries=0, timeout_s=60) as client:
+
+        async def sample(n: int, i: int) -> int:
+            return len(await client.sample(model, n=n, seed=i, output=OUTPUT))
+
+        async def batched() -> LoadResult:
+            return await closed_loop(lambda i: sample(BATCH, i), concurrency=1,
+                                     duration_s=seconds, warmup_s=warmup)
+
+        async def concurrent() -> LoadResult:
+            return await closed_loop(lambda i: sample(1, i), concurrency=CONCURRENCY,
+                                     duration_s=seconds, warmup_s=warmup)
+
+        async def sequential() -> LoadResult:
+            return await closed_loop(lambda i: sample(1, i), concurrency=1,
+                                     duration_s=seconds, warmup_s=warmup)
+
+        async def inprocess() -> LoadResult:
+            return inprocess_runner(stack, seconds, threads)
+
+        probe = Probe({"harness": lambda: [os.getpid()], "service": svc.pids},
+                      service_metrics=svc.metrics_url)
+        raw: dict[str, dict[str, float]] = {}
+
+        def probed(name: str, run: Callable[[], Awaitable[LoadResult]]
+                   ) -> Callable[[], Awaitable[LoadResult]]:
+            async def measured() -> LoadResult:
+                result, delta = await probe.measure(run())
+                raw[name] = add(raw.get(name, {}), delta)
+                return result
+            return measured
+
+        modes = {"batched": batched, "concurrent": concurrent, "sequential": sequential,
+                 "inprocess": inprocess}
+        results = await interleaved({k: probed(k, v) for k, v in modes.items()}, rounds)
+
+    ips = {name: r.items_per_s for name, r in results.items()}
+    return {
+        "batched_ips": round(ips["batched"], 1),
+        "concurrent_ips": round(ips["concurrent"], 1),
+        "sequential_ips": round(ips["sequential"], 1),
+        "inprocess_ips": round(ips["inprocess"], 1),
+        "concurrent_vs_batched_ratio": ratio(ips["concurrent"], ips["batched"]),
+        "concurrent_vs_sequential_ratio": ratio(ips["concurrent"], ips["sequential"]),
+        "service_vs_inprocess_ratio": ratio(ips["batched"], ips["inprocess"]),
+        "targets": TARGETS,
+        "settings": {"batch": BATCH, "concurrency": CONCURRENCY, "output": OUTPUT,
+                     "seconds_per_round": seconds, "rounds": rounds, "warmup_s": warmup,
+                     "inprocess": "decoder session.run on the same 64-row latents, "
+                                  "make_session() options as the service"},
+        "modes": {name: {**r.summary(), **derived(raw[name])} for name, r in results.items()},
+    }
