@@ -11,7 +11,8 @@ import pytest
 
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.tiny import build_tiny_bundle
-from latentserve.service.backends.triton import TritonBackend, request_deadline
+from latentserve.service.backends.base import request_deadline
+from latentserve.service.backends.triton import TritonBackend
 from latentserve.service.errors import DeadlineExceeded, Unavailable
 from latentserve.service.settings import Settings
 from latentserve.service.triton_local import TritonProcess

@@ -9,7 +9,7 @@ models, the next request reloads them. Example::
 
     backend = TritonBackend(bundle, settings, version=3)
     await backend.load()
-    with request_deadline(2.0):
+    with request_deadline(2.0):  # from latentserve.service.backends.base
         images = await backend.decode(z)
     await backend.unload()
 """
