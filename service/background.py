@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+from latentserve.service.logs import configure_logging
 from latentserve.service.server import LatentServer
 from latentserve.service.settings import Settings
 
@@ -68,6 +69,7 @@ class BackgroundServer:
         self._loop = None
 
     def _run(self) -> None:
+        configure_logging(self.settings.log_level, self.settings.log_format)
         asyncio.run(self._main())
 
     async def _main(self) -> None:

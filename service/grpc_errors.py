@@ -39,15 +39,17 @@ class HasObservability(Protocol):
 
     metrics: ServiceMetrics
     default_deadline_s: float
+    access_log: bool
 
 
 class Outcome:
     """Per-request facts the handler fills in for metrics and logs."""
 
-    __slots__ = ("items", "model")
+    __slots__ = ("items", "model", "version")
 
     def __init__(self) -> None:
         self.model = ""
+        self.version = 0
         self.items = 0
 
 
@@ -105,9 +107,10 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
     if outcome.items:
         self.metrics.items.labels(rpc=name).observe(outcome.items)
     self.metrics.inflight.dec()
-    level = "info" if code == "OK" else "warning"
+    level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
     getattr(log, level)(
-        "rpc", status=code, items=outcome.items, latency_ms=round(elapsed * 1e3, 2),
+        "rpc", status=code, model=f"{model}@v{outcome.version}" if outcome.version else model,
+        items=outcome.items, latency_ms=round(elapsed * 1e3, 2),
         **({"error": str(error)} if error is not None and code != "INTERNAL" else {}),
     )
 

@@ -39,6 +39,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         self.metrics = metrics
         self.limits = rq.Limits.from_settings(settings)
         self.default_deadline_s = settings.default_deadline_s
+        self.access_log = settings.access_log
 
     # ------------------------------------------------------------------ catalogue
     @rpc("ListModels")
@@ -55,7 +56,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context: Any,
                        outcome: Outcome) -> pb.ModelInfo:
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            outcome.model = lease.served.name
+            outcome.model, outcome.version = lease.served.name, lease.served.version
             return model_info(lease, self.manager.aliases_of(lease.served.name,
                                                              lease.served.version))
 
@@ -144,7 +145,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     # ------------------------------------------------------------------ helpers
     def _begin(self, lease: Lease, outcome: Outcome, rows: int) -> Any:
         """Record the model and item count; enforce the item limit on derived row counts."""
-        outcome.model = lease.served.name
+        outcome.model, outcome.version = lease.served.name, lease.served.version
         outcome.items = rows
         rq.check_count(rows, "items (rows produced)", self.limits.max_items)
         return lease.bundle.spec
@@ -172,7 +173,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                 f"the path would have {frames} frames, over the limit of "
                 f"{self.limits.max_frames}; use fewer keyframes or steps", field="steps")
         z = latent_ops.interpolate_path(keys, steps, method)
-        outcome.model = lease.served.name
+        outcome.model, outcome.version = lease.served.name, lease.served.version
         outcome.items = frames
         labels = rq.class_labels(request.class_labels, spec, rows=frames, field="class_labels",
                                  per="frame")

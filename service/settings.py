@@ -109,6 +109,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How often served aliases are re-resolved in the registry."
     )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    access_log: bool = Field(
+        True, description="Log every RPC at INFO (off: successes at DEBUG; metrics count all)."
+    )
     log_format: Literal["console", "json"] = Field(
         "console", description="console: human-readable lines; json: one JSON object per line."
     )
