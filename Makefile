@@ -65,7 +65,7 @@ proto: $(STAMP)
 		--mypy_out=proto --mypy_grpc_out=proto $(PROTO_SRC)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 
 # Re-pin deploy/constraints.txt from the current venv (torch pinned without its local label).
 lock: $(STAMP)

@@ -112,9 +112,19 @@ def _batching(s: dict[str, Any]) -> list[str]:
     ratios = [(k, s.get(k)) for k in ("concurrent_vs_batched_ratio",
                                       "concurrent_vs_sequential_ratio",
                                       "service_vs_inprocess_ratio")]
+    policy = s.get("policy") or {}
+    policy_rows = [(name, (policy.get(name) or {}).get("sequential_p50_ms"),
+                    (policy.get(name) or {}).get("sequential_ips"),
+                    (policy.get(name) or {}).get("concurrent_ips"),
+                    (policy.get(name) or {}).get("concurrent_p50_ms"))
+                   for name in ("adaptive", "fixed_delay")]
     return ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
             "client n=1, `inprocess` onnxruntime session.run on the same 64-row batches in the "
-            "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios)]
+            "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios),
+            f"Batching policy: adaptive (default: no timer) vs a fixed "
+            f"{policy.get('fixed_delay_ms', '?')} ms window (`LATENTSERVE_BATCH_MAX_DELAY_MS`).",
+            "", *table(["policy", "lone n=1 p50 ms", "lone n=1 ips", "64×n=1 ips",
+                        "64×n=1 p50 ms"], policy_rows)]
 
 
 def _triton(s: dict[str, Any]) -> list[str]:

@@ -26,6 +26,8 @@ from latentserve.service.latent_ops import sample_latents
 BATCH = 64
 CONCURRENCY = 64
 OUTPUT = "float32"
+FIXED_DELAY_MS = 2.0
+"""The opt-in fixed-delay policy compared against the adaptive one (Triton-like window)."""
 TARGETS = {"concurrent_vs_batched_ratio": 0.8, "concurrent_vs_sequential_ratio": 5.0,
            "service_vs_inprocess_ratio": 0.9}
 
@@ -97,6 +99,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         results = await interleaved({k: probed(k, v) for k, v in modes.items()}, rounds)
 
     ips = {name: r.items_per_s for name, r in results.items()}
+    policy = await compare_policies(stack, model, seconds, warmup)
     return {
         "batched_ips": round(ips["batched"], 1),
         "concurrent_ips": round(ips["concurrent"], 1),
@@ -111,4 +114,27 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
                      "inprocess": "decoder session.run on the same 64-row latents, "
                                   "make_session() options as the service"},
         "modes": {name: {**r.summary(), **derived(raw[name])} for name, r in results.items()},
+        "policy": policy,
     }
+
+
+async def compare_policies(stack: Stack, model: str, seconds: float,
+                           warmup: float) -> dict[str, Any]:
+    """Adaptive (no timer) vs an opt-in fixed delay: lone-request latency and concurrent ips."""
+    services = {"adaptive": stack.embedded(),
+                "fixed_delay": stack.start_service("embedded-delay", stack.service_settings(
+                    BATCH_MAX_DELAY_MS=str(FIXED_DELAY_MS)))}
+    out: dict[str, Any] = {"fixed_delay_ms": FIXED_DELAY_MS}
+    for name, svc in services.items():
+        async with AsyncClient(svc.address, retries=0, timeout_s=60) as client:
+
+            async def one(i: int, c: AsyncClient = client) -> int:
+                return len(await c.sample(model, n=1, seed=i, output=OUTPUT))
+
+            lone = await closed_loop(one, concurrency=1, duration_s=seconds, warmup_s=warmup)
+            crowd = await closed_loop(one, concurrency=CONCURRENCY, duration_s=seconds,
+                                      warmup_s=warmup)
+        out[name] = {"sequential_p50_ms": lone.p(50), "sequential_ips": round(
+            lone.items_per_s, 1), "concurrent_ips": round(crowd.items_per_s, 1),
+            "concurrent_p50_ms": crowd.p(50)}
+    return out
