@@ -74,7 +74,7 @@ def test_service_image_is_multi_stage_slim_and_has_no_torch() -> None:
     build, final = stages[0], stages[-1]
     assert re.fullmatch(r"python:3\.\d+-slim(-\w+)?", final.base), final.base
     installs = " ".join(build.all("RUN"))
-    assert 'pip install --no-cache-dir ".[server]"' in installs
+    assert 'pip install --no-cache-dir -c deploy/constraints.txt ".[server]"' in installs
     assert "find_spec('torch')" in installs, "the build must prove torch is absent"
     assert "torch" not in " ".join(final.all("RUN")).replace("find_spec('torch')", "")
     final_runs = " ".join(final.all("RUN"))

@@ -15,15 +15,17 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/latentserve
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY deploy/constraints.txt deploy/constraints.txt
 COPY proto/ proto/
 COPY clients/ clients/
 COPY service/ service/
 COPY registry/ registry/
 COPY generators/ generators/
 # Install, then prove the image is what it claims: no torch, and the console script starts.
-# DL3013: this installs the project itself; its dependency bounds live in pyproject.toml.
+# Dependencies are pinned by deploy/constraints.txt (the same pins `make` uses).
+# DL3013: this installs the project itself, pinned through the constraints file.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[server]" \
+RUN pip install --no-cache-dir -c deploy/constraints.txt ".[server]" \
  && python -c "import importlib.util as u, sys; sys.exit('torch must not be in the service image' if u.find_spec('torch') else 0)" \
  && latentserve serve --help > /dev/null
 
