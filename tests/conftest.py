@@ -4,5 +4,4 @@ pytest_plugins = [
     "fixtures_registry",
     "fixtures_service",
     "fixtures_triton",
-    "fixtures_generators",
 ]
