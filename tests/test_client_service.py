@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from fixtures_service import service_settings
 from PIL import Image
 from typer.testing import CliRunner
 
+from fixtures_service import service_settings
 from latentserve.client import (
     AsyncClient,
     Client,

@@ -12,6 +12,7 @@ import tomllib
 from typing import Any
 
 import pytest
+
 from fixtures_deploy import (
     DOCKER,
     REPO,
@@ -29,7 +30,6 @@ from fixtures_deploy import (
     render,
     render_text,
 )
-
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
 
 PREFIX = "LATENTSERVE_"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from fixtures_deploy import DOCKER, REPO, dockerfile_stages, dockerfiles, tool
 
 TRITON_MIN = (25, 7)

@@ -16,6 +16,9 @@ import jsonschema
 import kubernetes_validate
 import promql_parser
 import pytest
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
+
 from fixtures_deploy import (
     K8S,
     TARGETS,
@@ -28,9 +31,6 @@ from fixtures_deploy import (
     pod_specs,
     render,
 )
-from kubernetes_validate import utils as kv_utils
-from referencing import Registry, Resource
-
 from latentserve.service.metrics import ServiceMetrics
 
 KUBE_VERSIONS = ("1.30.0", kv_utils.latest_version())

@@ -19,10 +19,10 @@ from pathlib import Path
 import grpc
 import pytest
 import tritonclient.grpc as triton_grpc
-from fixtures_deploy import DOCKER, REPO
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from fixtures_deploy import DOCKER, REPO
 from latentserve.service.triton_local import (
     TritonLayout,
     TritonSetupError,
