@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv run run-triton triton-up registry-init test lint proto proto-check bench lock clean
+.PHONY: help venv run run-triton triton-up registry-init test lint proto bench lock gallery clean
 
 help:
 	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
@@ -72,6 +72,20 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable \
 		| sed -E 's/^([A-Za-z0-9_.-]+) @ file:.*\/[A-Za-z0-9_.]+-([0-9][^-]*)-.*$$/\1==\2/' \
 		| sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' > deploy/constraints.txt
+
+# The README pictures, drawn by the CLI from a temporary server on the shipped generators.
+GALLERY := generators/gallery
+gallery: registry-init
+	mkdir -p $(GALLERY)
+	$(BIN)/latentserve serve --port 50099 --metrics-enabled false --log-level WARNING & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	until $(BIN)/latentserve models --address 127.0.0.1:50099 >/dev/null 2>&1; do sleep 1; done; \
+	$(BIN)/latentserve edit --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3,4 \
+		--direction scale --strengths=-2,-1,0,1,2 --out $(GALLERY)/edit-scale.png && \
+	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
+		--steps 8 --method slerp --out $(GALLERY)/interpolate.png && \
+	$(BIN)/latentserve sample --address 127.0.0.1:50099 --model digits-cvae --n 10 --seed 0 \
+		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png
 
 clean:
 	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache

@@ -4,4 +4,5 @@ pytest_plugins = [
     "fixtures_registry",
     "fixtures_service",
     "fixtures_triton",
+    "fixtures_generators",
 ]
