@@ -77,9 +77,9 @@ lock: $(STAMP)
 GALLERY := generators/gallery
 gallery: registry-init
 	mkdir -p $(GALLERY)
-	$(BIN)/latentserve serve --port 50099 --metrics-enabled false --log-level WARNING & pid=$$!; \
+	$(BIN)/latentserve serve --port 50099 --metrics-port 0 --log-level WARNING & pid=$$!; \
 	trap "kill $$pid" EXIT; \
-	until $(BIN)/latentserve models --address 127.0.0.1:50099 >/dev/null 2>&1; do sleep 1; done; \
+	for i in $$(seq 60); do $(BIN)/latentserve models --address 127.0.0.1:50099 >/dev/null 2>&1 && break; sleep 1; done; \
 	$(BIN)/latentserve edit --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3,4 \
 		--direction scale --strengths=-2,-1,0,1,2 --out $(GALLERY)/edit-scale.png && \
 	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
