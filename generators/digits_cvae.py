@@ -29,6 +29,7 @@ from latentserve.generators.digits import (
 from latentserve.generators.directions import (
     FoundDirection,
     as_arrays,
+    fit_metrics,
     pca_directions,
     sefa_directions,
     supervised_direction,
@@ -140,8 +141,7 @@ def _train(out_dir: Path, seed: int, cfg: DigitsConfig, progress: bool) -> Bundl
     found += pca_directions(mu, cfg.n_pca)
     found += sefa_directions(vae.first_decoder_weight().detach().numpy(), cfg.n_sefa, latents=mu)
 
-    metrics: dict[str, float] = {}
-    notes: dict[str, str] = {}
+    metrics, notes = fit_metrics(found)
     bases = mu[len(data.train_images) :][: cfg.edit_bases]
     base_labels = data.test_labels[: cfg.edit_bases]
     for d in found[: len(ATTRIBUTES)]:
@@ -233,7 +233,7 @@ def _train(out_dir: Path, seed: int, cfg: DigitsConfig, progress: bool) -> Bundl
                 total_seconds=time.perf_counter() - started,
                 train_size=len(data.train_images),
                 test_size=len(data.test_images),
-                objective=f"BCE + {cfg.objective.beta} · KL",
+                objective=cfg.objective.describe(),
                 final_train_loss=round(log.final_loss, 3),
             ),
         )

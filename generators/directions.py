@@ -43,6 +43,8 @@ class FoundDirection:
     or eigenvalue of AᵀA (SeFa)."""
     target: str | None = None
     """For supervised directions: the quantity the linear model predicted."""
+    score_name: str = ""
+    """What `score` is, e.g. "held-out R²"."""
 
     def spec(self) -> DirectionSpec:
         """The `latentserve.json` entry of this direction."""
@@ -52,6 +54,19 @@ class FoundDirection:
 def as_arrays(found: Sequence[FoundDirection]) -> dict[str, tuple[F32, float]]:
     """name → (unit vector, σ), the form `write_bundle(directions=...)` takes."""
     return {d.name: (d.vector, d.sigma) for d in found}
+
+
+def fit_metrics(found: Sequence[FoundDirection]) -> tuple[dict[str, float], dict[str, str]]:
+    """`direction_fit_<name>` = held-out score of each supervised direction's linear model."""
+    metrics, notes = {}, {}
+    for d in found:
+        if d.method == "supervised" and math.isfinite(d.score):
+            metrics[f"direction_fit_{d.name}"] = d.score
+            notes[f"direction_fit_{d.name}"] = (
+                f"{d.score_name} of the linear model whose normal is the {d.name} direction "
+                f"(target {d.target})"
+            )
+    return metrics, notes
 
 
 def supervised_direction(
@@ -102,9 +117,15 @@ def supervised_direction(
         f"1.0 = 1 σ of {latents_are} projected on the direction (σ = {sigma:.4g} latent "
         f"units){what}"
     )
-    return FoundDirection(
-        name, unit.astype(np.float32), sigma, "supervised", text, factor, score, target_name or name
+    score_name = (
+        "held-out R²"
+        if kind == "regression"
+        else (f"held-out accuracy (majority baseline {max(y.mean(), 1 - y.mean()):.3f})")
     )
+    return FoundDirection(
+        name, unit.astype(np.float32), sigma, "supervised", text, factor, score,
+        target_name or name, score_name,
+    )  # fmt: skip
 
 
 def pca_directions(latents: npt.ArrayLike, k: int, *, prefix: str = "pc") -> list[FoundDirection]:

@@ -13,13 +13,23 @@ import torch
 from torch import Tensor, nn
 
 
+def _init_output_bias(body: nn.Sequential, logit: float | None) -> None:
+    """Optionally start the output layer at the data's mean pixel (its logit) instead of 0.5
+    (None keeps torch's default init)."""
+    if logit is None:
+        return
+    last = body[-1]
+    assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
+    nn.init.constant_(last.bias, logit)
+
+
 class SpritesVAE(nn.Module):
     """Conv VAE for 64×64×1 sprites (Burgess et al. layout, four stride-2 convs each way).
 
     The decoder starts with `decoder_fc = Linear(N → 256)`: the layer SeFa factorises.
     """
 
-    def __init__(self, latent_dim: int = 10) -> None:
+    def __init__(self, latent_dim: int = 10, output_bias: float | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder_conv = nn.Sequential(
@@ -54,6 +64,7 @@ class SpritesVAE(nn.Module):
             nn.ReLU(),  # 32×32
             nn.ConvTranspose2d(32, 1, 4, 2, 1),  # 64×64 logits
         )
+        _init_output_bias(self.decoder_body, output_bias)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images [B, 1, 64, 64] in [0, 1] → (μ, log σ²), each [B, N]."""
@@ -77,7 +88,13 @@ class DigitsCVAE(nn.Module):
     weight of `decoder_fc` (the part that sees z).
     """
 
-    def __init__(self, latent_dim: int = 8, num_classes: int = 10, hidden: int = 256) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 8,
+        num_classes: int = 10,
+        hidden: int = 256,
+        output_bias: float = -1.0,
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -107,6 +124,7 @@ class DigitsCVAE(nn.Module):
             nn.ReLU(),  # 16×16
             nn.ConvTranspose2d(32, 1, 4, 2, 1),  # 32×32 logits
         )
+        _init_output_bias(self.decoder_body, output_bias)
 
     def encode(self, x: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         """Images [B, 1, 32, 32] and int64 labels [B] → (μ, log σ²), each [B, N]."""

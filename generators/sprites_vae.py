@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from latentserve.generators.bundle_parts import check_out_dir, grid_png, provenance
-from latentserve.generators.directions import as_arrays
+from latentserve.generators.directions import as_arrays, fit_metrics
 from latentserve.generators.export import export_onnx, onnx_parity
 from latentserve.generators.inference import (
     encode_with_samples,
@@ -59,13 +59,15 @@ class SpritesConfig:
     """Everything that shapes a sprites-vae run besides the seed; defaults = the shipped model."""
 
     latent_dim: int = 10
-    epochs: int = 6
+    epochs: int = 4
     train_size: int = 64_000
     test_size: int = 5_000
     eval_size: int = 10_000
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
-    objective: Objective = field(default_factory=lambda: Objective(beta=4.0))
+    objective: Objective = field(
+        default_factory=lambda: Objective(beta=10.0, capacity_nats=25.0, capacity_ramp=0.8)
+    )
     n_pca: int = 6
     n_sefa: int = 6
     edit_bases: int = 64
@@ -130,6 +132,9 @@ def _train(out_dir: Path, seed: int, cfg: SpritesConfig, progress: bool) -> Bund
 
     bases = run_batched(lambda x: vae.encode(x)[0], test_x[: cfg.edit_bases]).astype(np.float32)
     metrics, notes = sprites_disentanglement(roundtrip, mu, eval_idx, bases, found, seed=seed)
+    fits, fit_notes = fit_metrics(found)
+    metrics |= fits
+    notes |= fit_notes
 
     decode64 = float64_copy(decoder)
     recon = run_batched(lambda t: decoder(vae.encode(t)[0]), test_x)
@@ -186,8 +191,7 @@ def _train(out_dir: Path, seed: int, cfg: SpritesConfig, progress: bool) -> Bund
                 train_seconds=log.seconds,
                 total_seconds=time.perf_counter() - started,
                 train_size=cfg.train_size,
-                objective=f"BCE + {cfg.objective.beta} · |KL − C|, C → "
-                f"{cfg.objective.capacity_nats} nats",
+                objective=cfg.objective.describe(),
                 final_train_loss=round(log.final_loss, 3),
             ),
         )

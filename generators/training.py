@@ -1,7 +1,7 @@
 """The VAE training loop shared by the shipped generators: β-VAE objective with an optional
 capacity schedule (Burgess et al. 2018), seeded data order, rich progress bar. Example::
 
-    objective = Objective(beta=4.0)
+    objective = Objective(beta=10.0, capacity_nats=25.0)
     log = fit_vae(vae, images_u8, None, epochs=2, objective=objective, seed=0, levels=16)
     log.seconds, log.final_loss
 """
@@ -31,21 +31,31 @@ class VAEModule(Protocol):
 
 @dataclass(frozen=True)
 class Objective:
-    """Per-item loss = BCE summed over pixels + β · |KL − C|, C ramping 0 → capacity_nats.
+    """Per-item loss = BCE summed over pixels + β · |KL − C(t)|.
 
+    C(t) ramps linearly from 0 to `capacity_nats` over the first `capacity_ramp` of the steps
+    (Burgess et al. 2018: information is let in gradually, most useful factors first);
     capacity_nats = 0 gives the plain β-VAE loss BCE + β · KL.
     """
 
     beta: float = 4.0
     capacity_nats: float = 0.0
     capacity_ramp: float = 0.8
-    """Fraction of the training steps over which C grows linearly to capacity_nats."""
 
     def capacity(self, progress: float) -> float:
         """C at a point of training (progress in [0, 1])."""
         if self.capacity_nats <= 0.0:
             return 0.0
         return self.capacity_nats * min(1.0, progress / max(self.capacity_ramp, 1e-9))
+
+    def describe(self) -> str:
+        """One line for provenance, e.g. 'BCE + 10·|KL − C|, C 0 → 25 nats over 80% of steps'."""
+        if self.capacity_nats <= 0.0:
+            return f"BCE + {self.beta:g}·KL"
+        return (
+            f"BCE + {self.beta:g}·|KL − C|, C 0 → {self.capacity_nats:g} nats over "
+            f"{self.capacity_ramp:.0%} of steps"
+        )
 
 
 @dataclass
@@ -127,7 +137,8 @@ def fit_vae(
                 x = x.contiguous(memory_format=torch.channels_last)
                 cond = () if labels is None else (labels[idx],)
                 recon, kl = vae_terms(vae, x, cond, gen)
-                capacity = objective.capacity(log.steps / max(total - 1, 1))
+                progress_now = log.steps / max(total - 1, 1)
+                capacity = objective.capacity(progress_now)
                 loss = recon + objective.beta * (kl - capacity).abs()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
