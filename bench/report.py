@@ -113,18 +113,19 @@ def _batching(s: dict[str, Any]) -> list[str]:
                                       "concurrent_vs_sequential_ratio",
                                       "service_vs_inprocess_ratio")]
     policy = s.get("policy") or {}
-    policy_rows = [(name, (policy.get(name) or {}).get("sequential_p50_ms"),
-                    (policy.get(name) or {}).get("sequential_ips"),
-                    (policy.get(name) or {}).get("concurrent_ips"),
-                    (policy.get(name) or {}).get("concurrent_p50_ms"))
-                   for name in ("adaptive", "fixed_delay")]
+    columns = ("sequential_p50_ms", "sequential_ips", "sequential_cpu_ms_per_request",
+               "concurrent_ips", "concurrent_p50_ms", "concurrent_cpu_ms_per_request")
+    policy_rows = [(name, *((policy.get(name) or {}).get(c) for c in columns))
+                   for name in ("adaptive", "fixed_delay", "spinning") if name in policy]
     return ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
             "client n=1, `inprocess` onnxruntime session.run on the same 64-row batches in the "
             "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios),
-            f"Batching policy: adaptive (default: no timer) vs a fixed "
-            f"{policy.get('fixed_delay_ms', '?')} ms window (`LATENTSERVE_BATCH_MAX_DELAY_MS`).",
-            "", *table(["policy", "lone n=1 p50 ms", "lone n=1 ips", "64×n=1 ips",
-                        "64×n=1 p50 ms"], policy_rows)]
+            f"Service variants: `adaptive` (the default: no timer, spinning off), "
+            f"`fixed_delay` (a {policy.get('fixed_delay_ms', '?')} ms window, "
+            "`LATENTSERVE_BATCH_MAX_DELAY_MS`), `spinning` (`LATENTSERVE_INTRA_OP_SPINNING=true`). "
+            "CPU ms/request: the service process, all threads.",
+            "", *table(["variant", "lone n=1 p50 ms", "lone n=1 ips", "lone CPU ms/req",
+                        "64×n=1 ips", "64×n=1 p50 ms", "64×n=1 CPU ms/req"], policy_rows)]
 
 
 def _triton(s: dict[str, Any]) -> list[str]:

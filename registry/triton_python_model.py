@@ -3,7 +3,9 @@
 Runs inside Triton's python backend stub (not imported by the service). Each dynamic batch runs
 as ONE `session.run` over the concatenated requests and is split back per request; if that run
 fails, every request is retried alone so one bad request fails alone. Reads `1/model.onnx` beside
-this file; config parameter `intra_op_threads` (0: onnxruntime's default).
+this file; config parameters `intra_op_threads` (0: onnxruntime's default) and
+`intra_op_spinning` ("1" lets onnxruntime's threads busy-wait between calls; off by default,
+because on shared CPUs the spinning takes cycles from Triton's own threads).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         options = ort.SessionOptions()
-        threads = config.get("parameters", {}).get("intra_op_threads", {}).get("string_value")
+        parameters = config.get("parameters", {})
+        threads = parameters.get("intra_op_threads", {}).get("string_value")
+        spinning = parameters.get("intra_op_spinning", {}).get("string_value") or "0"
         options.intra_op_num_threads = int(threads or 0)
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}

@@ -1,4 +1,5 @@
-"""The adaptive batcher: idle → run at once; busy → next batch takes what queued; isolation."""
+"""The adaptive batcher: idle → run at once; busy → next batch takes what queued; isolation.
+Also the ONNX Runtime sessions it feeds (thread options)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+from latentserve.registry.bundle import Bundle
+from latentserve.service.backends.embedded import make_session
 from latentserve.service.batching import AdaptiveBatcher, Arrays
 from latentserve.service.errors import ResourceExhausted
 
@@ -148,3 +151,12 @@ def test_oversized_request_is_refused() -> None:
     batcher = AdaptiveBatcher(GatedModel(), max_batch_size=2, max_queue_items=64)
     with pytest.raises(ValueError, match="max_batch_size"):
         asyncio.run(batcher.submit(rows(1, 2, 3)))
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_sessions_spin_only_when_asked(tiny_bundle: Bundle, spinning: bool) -> None:
+    session = make_session(tiny_bundle.decoder_path, 1, spinning=spinning)
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == (
+        "1" if spinning else "0")
+    assert options.intra_op_num_threads == 1

@@ -32,10 +32,11 @@ TARGETS = {"concurrent_vs_batched_ratio": 0.8, "concurrent_vs_sequential_ratio":
            "service_vs_inprocess_ratio": 0.9}
 
 
-def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int) -> LoadResult:
+def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int,
+                     spinning: bool) -> LoadResult:
     """Decoder session.run on 64-row batches in this process for `seconds` (same latents)."""
     bundle = stack.model.bundle
-    session = make_session(bundle.decoder_path, intra_op_threads)
+    session = make_session(bundle.decoder_path, intra_op_threads, spinning=spinning)
     feed_name = bundle.spec.decoder.input
     batches = [sample_latents(seed, BATCH, bundle.spec.latent_dim) for seed in range(8)]
     session.run(None, {feed_name: batches[0]})  # warm
@@ -61,6 +62,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
     warmup = cfg.pick(0.5, 0.1)
     rounds = cfg.pick(3, 1)
     threads = int(svc.settings.get("INTRA_OP_THREADS", "0"))
+    spinning = svc.settings.get("INTRA_OP_SPINNING", "false").lower() in ("1", "true", "yes")
 
     async with AsyncClient(svc.address, retries=0, timeout_s=60) as client:
 
@@ -80,7 +82,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
                                      duration_s=seconds, warmup_s=warmup)
 
         async def inprocess() -> LoadResult:
-            return inprocess_runner(stack, seconds, threads)
+            return inprocess_runner(stack, seconds, threads, spinning)
 
         probe = Probe({"harness": lambda: [os.getpid()], "service": svc.pids},
                       service_metrics=svc.metrics_url)
@@ -120,21 +122,37 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
 
 async def compare_policies(stack: Stack, model: str, seconds: float,
                            warmup: float) -> dict[str, Any]:
-    """Adaptive (no timer) vs an opt-in fixed delay: lone-request latency and concurrent ips."""
+    """Service variants side by side: adaptive batching (the default), an opt-in fixed delay,
+    and ONNX Runtime thread spinning on. Lone-request latency, 64×n=1 throughput, and the
+    service's CPU milliseconds per request in each."""
     services = {"adaptive": stack.embedded(),
                 "fixed_delay": stack.start_service("embedded-delay", stack.service_settings(
-                    BATCH_MAX_DELAY_MS=str(FIXED_DELAY_MS)))}
+                    BATCH_MAX_DELAY_MS=str(FIXED_DELAY_MS))),
+                "spinning": stack.start_service("embedded-spinning", stack.service_settings(
+                    INTRA_OP_SPINNING="true"))}
     out: dict[str, Any] = {"fixed_delay_ms": FIXED_DELAY_MS}
     for name, svc in services.items():
+        probe = Probe({"service": svc.pids})
         async with AsyncClient(svc.address, retries=0, timeout_s=60) as client:
 
             async def one(i: int, c: AsyncClient = client) -> int:
                 return len(await c.sample(model, n=1, seed=i, output=OUTPUT))
 
-            lone = await closed_loop(one, concurrency=1, duration_s=seconds, warmup_s=warmup)
-            crowd = await closed_loop(one, concurrency=CONCURRENCY, duration_s=seconds,
-                                      warmup_s=warmup)
-        out[name] = {"sequential_p50_ms": lone.p(50), "sequential_ips": round(
-            lone.items_per_s, 1), "concurrent_ips": round(crowd.items_per_s, 1),
-            "concurrent_p50_ms": crowd.p(50)}
+            lone, lone_raw = await probe.measure(
+                closed_loop(one, concurrency=1, duration_s=seconds, warmup_s=warmup))
+            crowd, crowd_raw = await probe.measure(
+                closed_loop(one, concurrency=CONCURRENCY, duration_s=seconds, warmup_s=warmup))
+        out[name] = {"sequential_p50_ms": lone.p(50),
+                     "sequential_ips": round(lone.items_per_s, 1),
+                     "sequential_cpu_ms_per_request": cpu_ms_per_request(lone, lone_raw),
+                     "concurrent_ips": round(crowd.items_per_s, 1),
+                     "concurrent_p50_ms": crowd.p(50),
+                     "concurrent_cpu_ms_per_request": cpu_ms_per_request(crowd, crowd_raw)}
     return out
+
+
+def cpu_ms_per_request(result: LoadResult, raw: dict[str, float]) -> float | None:
+    """Service CPU milliseconds (all threads) per request: the probe spans warm-up and the
+    measured window alike, so its CPU is divided by the measured rate times its wall time."""
+    served = result.requests_per_s * raw["wall_s"]
+    return round(raw["cpu_s.service"] * 1000.0 / served, 3) if served else None

@@ -24,10 +24,18 @@ from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 
 
-def make_session(path: Path, intra_op_threads: int) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session with the configured intra-op thread count."""
+def make_session(
+    path: Path, intra_op_threads: int, *, spinning: bool = False
+) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with the configured intra-op thread count.
+
+    Spinning is off unless asked for: ONNX Runtime's pool otherwise busy-waits after every call,
+    which on a shared CPU takes cycles from the event loop that feeds the batcher (measured on
+    2 cores: an n=1 decode cost 3.2 ms of CPU with spinning vs 0.8 ms without).
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -51,9 +59,9 @@ class EmbeddedBackend(Backend):
         paths: dict[Component, Path] = {"decoder": self.bundle.decoder_path}
         if self.bundle.encoder_path is not None:
             paths["encoder"] = self.bundle.encoder_path
-        threads = self._settings.intra_op_threads
+        threads, spinning = self._settings.intra_op_threads, self._settings.intra_op_spinning
         sessions = {
-            component: await asyncio.to_thread(make_session, path, threads)
+            component: await asyncio.to_thread(make_session, path, threads, spinning=spinning)
             for component, path in paths.items()
         }
         for component, session in sessions.items():
