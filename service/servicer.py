@@ -7,6 +7,7 @@ and hands them to `decode_response`, the single batched decode path every RPC sh
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -246,7 +247,7 @@ async def decode_response(lease: Lease, z: F32, labels: I64 | None, output: rq.O
     response = pb.GenerateResponse(model=resolved(lease), latents=to_tensor(z))
     if output == "latents":
         return response
-    per_item = int(np.prod(spec.output.shape)) * (4 if output == "float32" else 1)
+    per_item = math.prod(spec.output.shape) * (4 if output == "float32" else 1)
     estimate = len(z) * (per_item + 4 * spec.latent_dim)
     if estimate > limits.max_message_bytes:
         raise InvalidArgument(
@@ -257,9 +258,9 @@ async def decode_response(lease: Lease, z: F32, labels: I64 | None, output: rq.O
     if output == "png":
         response.png.extend(await off_loop(to_png, images, spec.output.range))
     elif output == "uint8":
-        response.images.CopyFrom(to_tensor(to_uint8(images, spec.output.range)))
+        to_tensor(to_uint8(images, spec.output.range), out=response.images)
     else:
-        response.images.CopyFrom(to_tensor(images))
+        to_tensor(images, out=response.images)
     return response
 
 

@@ -142,3 +142,13 @@ def test_huge_declared_shape_fails_on_length_not_memory() -> None:
     t = pb.Tensor(dtype=pb.D_TYPE_FLOAT32, shape=[2**40, 2**20], data=b"\0" * 8)
     with pytest.raises(TensorError, match=r"latents.data has 8 bytes, shape \[1099511627776"):
         from_tensor(t, field="latents")
+
+
+def test_to_tensor_fills_a_message_field_in_place() -> None:
+    response = pb.GenerateResponse(images=to_tensor(np.ones((5, 2), np.uint8)))
+    images = np.arange(6, dtype=np.float64).reshape(2, 3)
+    filled = to_tensor(images, out=response.images)
+    assert filled is response.images
+    assert response.images.dtype == pb.D_TYPE_FLOAT32 and list(response.images.shape) == [2, 3]
+    back = from_tensor(response.images, field="images", dtype=np.float32, ndim=2)
+    np.testing.assert_array_equal(back, images.astype(np.float32))

@@ -45,17 +45,27 @@ def _wire_dtype_of(arr: npt.NDArray[Any], field: str) -> pb.DType.ValueType:
     )
 
 
-def to_tensor(array: npt.ArrayLike, *, field: str = "tensor") -> pb.Tensor:
+def to_tensor(
+    array: npt.ArrayLike, *, field: str = "tensor", out: pb.Tensor | None = None
+) -> pb.Tensor:
     """Pack an array into a Tensor: uint8 stays uint8, any float becomes float32 (little-endian).
 
-    Example::
+    `out` fills a Tensor that is already part of a message (e.g. `response.images`) in place,
+    which saves copying the data again with CopyFrom. Example::
 
         to_tensor(np.ones((1, 3), np.float32)).shape   # [1, 3]
+        to_tensor(images, out=response.images)
     """
     arr = np.asarray(array)
     dtype = _wire_dtype_of(arr, field)
     data = np.ascontiguousarray(arr, dtype=_WIRE_DTYPES[dtype]).tobytes()
-    return pb.Tensor(dtype=dtype, shape=arr.shape, data=data)
+    if out is None:
+        return pb.Tensor(dtype=dtype, shape=arr.shape, data=data)
+    out.Clear()
+    out.dtype = dtype
+    out.shape.extend(arr.shape)
+    out.data = data
+    return out
 
 
 def _check_shape(

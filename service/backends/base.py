@@ -127,4 +127,6 @@ class Backend(abc.ABC):
         )
         if not parts:
             raise ValueError("nothing to run: 0 rows")
+        if len(parts) == 1:  # the common case: no concatenation copy
+            return np.asarray(parts[0][output]).astype(np.float32, copy=False)
         return np.concatenate([p[output] for p in parts]).astype(np.float32, copy=False)
