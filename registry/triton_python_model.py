@@ -4,7 +4,7 @@ Runs inside Triton's python backend stub (not imported by the service). Each dyn
 as ONE `session.run` over the concatenated requests and is split back per request; if that run
 fails, every request is retried alone so one bad request fails alone. Reads `1/model.onnx` beside
 this file; config parameters `intra_op_threads` (0: onnxruntime's default) and
-`intra_op_spinning` ("1" lets onnxruntime's threads busy-wait between calls; off by default,
+`intra_op_spinning` ("1"/"true" lets onnxruntime's threads busy-wait between calls; off by default,
 because on shared CPUs the spinning takes cycles from Triton's own threads).
 """
 
@@ -29,6 +29,7 @@ class TritonPythonModel:
         parameters = config.get("parameters", {})
         threads = parameters.get("intra_op_threads", {}).get("string_value")
         spinning = parameters.get("intra_op_spinning", {}).get("string_value") or "0"
+        spinning = "1" if spinning.strip().lower() in ("1", "true", "yes") else "0"
         options.intra_op_num_threads = int(threads or 0)
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.inter_op_num_threads = 1
