@@ -1,7 +1,7 @@
 """Parts of a trained bundle besides the networks: the preview grid, the provenance record,
-and the output-folder check done before training starts. Example::
+and the checks done before training starts. Example::
 
-    check_out_dir(Path("generators/zoo/sprites-vae"))     # fail fast, before training
+    cfg = prepare_run(SpritesConfig(), Path("generators/zoo/sprites-vae"), epochs=None, seed=0)
     png = grid_png(images, cols=8)           # images float32 [n, 1, H, W] in [0, 1]
     provenance(dataset="...", seed=0, epochs=20, train_seconds=512.3)
 """
@@ -12,8 +12,9 @@ import io
 import os
 import platform
 import subprocess
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,29 @@ import torch
 from PIL import Image
 
 from latentserve.registry.spec import SPEC_FILE
+
+
+class RunConfig(Protocol):
+    """What `prepare_run` needs of a training config (a dataclass such as SpritesConfig)."""
+
+    @property
+    def epochs(self) -> int: ...
+
+
+C = TypeVar("C", bound=RunConfig)
+
+
+def prepare_run(cfg: C, out_dir: Path, *, epochs: int | None, seed: int) -> C:
+    """The config with `epochs` applied, after failing fast (before any training) on a bad
+    epoch count, a negative seed or an output folder that is not a fresh bundle folder."""
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)  # type: ignore[type-var]  # C is a dataclass
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    check_out_dir(out_dir)
+    return cfg
 
 
 def grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int = 2) -> bytes:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from latentserve.generators.bundle_parts import check_out_dir, grid_png, provenance
+from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
 from latentserve.generators.digits import (
     DATASET,
     IMAGE_SIZE,
@@ -42,12 +42,7 @@ from latentserve.generators.inference import (
     run_batched,
     torch_threads,
 )
-from latentserve.generators.metrics import (
-    METRIC_NOTES,
-    midpoint_norm_ratios,
-    path_length,
-    recon_mse,
-)
+from latentserve.generators.metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.generators.models import DigitsCVAE, DigitsDecoder, DigitsEncoder
 from latentserve.generators.training import Objective, fit_vae
 from latentserve.registry.bundle import Bundle, write_bundle
@@ -91,14 +86,7 @@ def train_digits_cvae(
     config: DigitsConfig | None = None,
 ) -> Bundle:
     """Train, find directions, export to ONNX, measure, and write the bundle to `out_dir`."""
-    cfg = config or DigitsConfig()
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if cfg.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    check_out_dir(out_dir)
+    cfg = prepare_run(config or DigitsConfig(), out_dir, epochs=epochs, seed=seed)
     with torch_threads(cfg.threads):
         return _train(out_dir, seed, cfg, progress)
 
@@ -164,15 +152,12 @@ def _train(out_dir: Path, seed: int, cfg: DigitsConfig, progress: bool) -> Bundl
         lambda t, y: decoder(vae.encode(t, y)[0], y), data.test_images, data.test_labels
     )
     metrics["recon_mse"] = recon_mse(data.test_images, recon)
-    metrics |= midpoint_norm_ratios(cfg.latent_dim, pairs=cfg.metric_samples, seed=seed)
-    for method in ("lerp", "slerp"):
-        metrics[f"path_length_{method}"] = path_length(
-            lambda z, items: run_batched(decode64, z, item_labels[items], dtype=torch.float64),
-            cfg.latent_dim,
-            method,
-            samples=cfg.metric_samples,
-            seed=seed,
-        )
+    metrics |= interpolation_metrics(
+        lambda z, items: run_batched(decode64, z, item_labels[items], dtype=torch.float64),
+        cfg.latent_dim,
+        samples=cfg.metric_samples,
+        seed=seed,
+    )
     notes["path_length_lerp"] = METRIC_NOTES["path_length_lerp"] + "; one random label per pair"
 
     with tempfile.TemporaryDirectory(prefix="digits-cvae-onnx-") as tmp:

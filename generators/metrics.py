@@ -1,8 +1,8 @@
 """Latent-quality metrics every shipped generator records: reconstruction error, interpolation
 midpoint norms and PPL-style path lengths (image-space MSE in place of LPIPS). Example::
 
-    metrics = {**midpoint_norm_ratios(dim=10, seed=0),
-               "path_length_slerp": path_length(decode64, dim=10, method="slerp", seed=0)}
+    metrics = interpolation_metrics(decode64, dim=10, seed=0)   # both ratios, both lengths
+    metrics["path_length_slerp"] == path_length(decode64, dim=10, method="slerp", seed=0)
 """
 
 from __future__ import annotations
@@ -85,6 +85,18 @@ def path_length(
     lo, hi = np.percentile(dist, [1, 99])
     kept = dist[(dist >= lo) & (dist <= hi)]
     return float(np.mean(kept))
+
+
+def interpolation_metrics(
+    decode: Decode, dim: int, *, samples: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """`lerp_/slerp_midpoint_norm_ratio` and `path_length_lerp/_slerp` of one generator."""
+    metrics = midpoint_norm_ratios(dim, pairs=samples, seed=seed)
+    for method in ("lerp", "slerp"):
+        metrics[f"path_length_{method}"] = path_length(
+            decode, dim, method, samples=samples, seed=seed
+        )
+    return metrics
 
 
 def _pairs(dim: int, n: int, seed: int) -> tuple[F32, F32]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from latentserve.generators.bundle_parts import check_out_dir, grid_png, provenance
+from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
 from latentserve.generators.directions import as_arrays, fit_metrics
 from latentserve.generators.export import export_onnx, onnx_parity
 from latentserve.generators.inference import (
@@ -24,12 +24,7 @@ from latentserve.generators.inference import (
     run_batched,
     torch_threads,
 )
-from latentserve.generators.metrics import (
-    METRIC_NOTES,
-    midpoint_norm_ratios,
-    path_length,
-    recon_mse,
-)
+from latentserve.generators.metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.generators.models import SpritesDecoder, SpritesEncoder, SpritesVAE
 from latentserve.generators.sprites import IMAGE_SIZE, render_indices, sample_factor_indices
 from latentserve.generators.sprites_eval import sprites_directions, sprites_disentanglement
@@ -84,14 +79,7 @@ def train_sprites_vae(
     config: SpritesConfig | None = None,
 ) -> Bundle:
     """Render data, train, find directions, export to ONNX, measure, and write the bundle."""
-    cfg = config or SpritesConfig()
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if cfg.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    check_out_dir(out_dir)
+    cfg = prepare_run(config or SpritesConfig(), out_dir, epochs=epochs, seed=seed)
     with torch_threads(cfg.threads):
         return _train(out_dir, seed, cfg, progress)
 
@@ -139,15 +127,12 @@ def _train(out_dir: Path, seed: int, cfg: SpritesConfig, progress: bool) -> Bund
     decode64 = float64_copy(decoder)
     recon = run_batched(lambda t: decoder(vae.encode(t)[0]), test_x)
     metrics["recon_mse"] = recon_mse(test_x, recon)
-    metrics |= midpoint_norm_ratios(cfg.latent_dim, pairs=cfg.metric_samples, seed=seed)
-    for method in ("lerp", "slerp"):
-        metrics[f"path_length_{method}"] = path_length(
-            lambda z, _items: run_batched(decode64, z, dtype=torch.float64).astype(np.float64),
-            cfg.latent_dim,
-            method,
-            samples=cfg.metric_samples,
-            seed=seed,
-        )
+    metrics |= interpolation_metrics(
+        lambda z, _items: run_batched(decode64, z, dtype=torch.float64).astype(np.float64),
+        cfg.latent_dim,
+        samples=cfg.metric_samples,
+        seed=seed,
+    )
 
     with tempfile.TemporaryDirectory(prefix="sprites-vae-onnx-") as tmp:
         dec_path, enc_path = Path(tmp) / "decoder.onnx", Path(tmp) / "encoder.onnx"
