@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, ratio
@@ -62,7 +63,8 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
     warmup = cfg.pick(0.5, 0.1)
     rounds = cfg.pick(3, 1)
     threads = int(svc.settings.get("INTRA_OP_THREADS", "0"))
-    spinning = svc.settings.get("INTRA_OP_SPINNING", "false").lower() in ("1", "true", "yes")
+    # parsed as the service parses it (pydantic's bool), so "on"/"off" agree too
+    spinning = TypeAdapter(bool).validate_python(svc.settings.get("INTRA_OP_SPINNING", "false"))
 
     async with AsyncClient(svc.address, retries=0, timeout_s=60) as client:
 
