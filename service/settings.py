@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     triton_load_timeout_s: float = Field(
         120.0, gt=0, description="How long loading one model on Triton may take before UNAVAILABLE."
     )
+    triton_max_queue_delay_us: int = Field(
+        100,
+        ge=0,
+        description="Triton dynamic batching: how long a request may wait for others to join "
+        "its batch (max_queue_delay_microseconds of the models the service loads in explicit "
+        "mode).",
+    )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."
     )

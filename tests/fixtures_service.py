@@ -36,7 +36,8 @@ def backend_overrides(request: pytest.FixtureRequest, backend: str) -> dict[str,
         return {"backend": "embedded"}
     triton = request.getfixturevalue("triton_settings")
     return {k: getattr(triton, k) for k in
-            ("backend", "triton_url", "triton_flavor", "triton_model_control")}
+            ("backend", "triton_url", "triton_flavor", "triton_model_control",
+             "triton_max_queue_delay_us")}
 
 
 @pytest.fixture(scope="session", params=["embedded", "triton"])

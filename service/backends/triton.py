@@ -153,7 +153,10 @@ class TritonBackend(Backend):
         flavor = self.settings.triton_flavor
 
         async def load_one(component: Component, name: str) -> None:
-            config = triton_model_config(self.bundle, component, flavor, name=name)
+            config = triton_model_config(
+                self.bundle, component, flavor, name=name,
+                max_queue_delay_us=self.settings.triton_max_queue_delay_us,
+            )  # fmt: skip
             files = await asyncio.to_thread(triton_load_files, self.bundle, component, flavor)
             await self._call(
                 self.client.load_model(name, config=config, files=files, client_timeout=timeout_s),
