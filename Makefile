@@ -40,9 +40,12 @@ run-triton: registry-init
 
 # mypy sees the package-dir mapping through a tree of links (latentserve.service → service/ ...).
 TYPECHECK := .typecheck/latentserve
-$(TYPECHECK):
+$(TYPECHECK): Makefile
 	mkdir -p $(TYPECHECK)
+	ln -sfn ../../core $(TYPECHECK)/core
 	ln -sfn ../../service $(TYPECHECK)/service
+	ln -sfn ../../promotion $(TYPECHECK)/promotion
+	ln -sfn ../../clients/cli $(TYPECHECK)/cli
 	ln -sfn ../../registry $(TYPECHECK)/registry
 	ln -sfn ../../clients/python $(TYPECHECK)/client
 	ln -sfn ../../generators $(TYPECHECK)/generators

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.config import REPO_ROOT
 from bench.profiling import SpyRecorder, py_spy, write_pstats_summary
-from latentserve.service.triton_local import free_port
+from latentserve.service.devtools.triton_local import free_port
 
 BASE_ENV = {
     "HOST": "127.0.0.1",

@@ -19,7 +19,7 @@ from typing import Any
 from bench.config import REPO_ROOT, RunConfig
 from bench.models import ChosenModel, Registries, choose_bundle
 from bench.processes import ServiceProcess
-from latentserve.service.triton_local import TritonProcess, ensure_triton_venv
+from latentserve.service.devtools.triton_local import TritonProcess, ensure_triton_venv
 
 MODEL_VERSION = 1
 """The registry version every shared service serves (production → v1)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentserve.core.latent_ops import edit_latents, sample_latents
 from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
 from latentserve.generators.digits import (
     DATASET,
@@ -54,7 +55,6 @@ from latentserve.registry.spec import (
     EncoderSpec,
     OutputSpec,
 )
-from latentserve.service.latent_ops import edit_latents, sample_latents
 
 NAME = "digits-cvae"
 ATTRIBUTES = {"thickness": ink_mass, "slant": slant}

@@ -19,7 +19,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import mutual_info_score
 from torch import nn
 
-from latentserve.service.latent_ops import edit_latents, orthogonalize
+from latentserve.core.latent_ops import edit_latents, orthogonalize
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from latentserve.service.latent_ops import lerp, sample_latents, slerp
+from latentserve.core.latent_ops import lerp, sample_latents, slerp
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

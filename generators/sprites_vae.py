@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentserve.core.latent_ops import sample_latents
 from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
 from latentserve.generators.directions import as_arrays, fit_metrics
 from latentserve.generators.export import export_onnx, onnx_parity
@@ -37,7 +38,6 @@ from latentserve.registry.spec import (
     EncoderSpec,
     OutputSpec,
 )
-from latentserve.service.latent_ops import sample_latents
 
 NAME = "sprites-vae"
 EVAL_SEED = 7

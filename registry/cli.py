@@ -1,11 +1,13 @@
 """`latentserve registry …`: put bundles into the MLflow registry, list them, fetch them.
 
-Example::
+The `latentserve` root mounts this group together with the promotion commands
+(`latentserve.promotion.cli`: promote, rollback) under one `registry` name. Example::
 
     latentserve registry init                      # register the shipped generators (idempotent)
     latentserve registry register out/my-vae --name my-vae --alias staging
     latentserve registry list
     latentserve registry download my-vae --alias staging --out /tmp/bundles
+    latentserve registry export-triton my-vae --alias staging --out triton-repo
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from latentserve.registry.triton_export_cli import export_triton_command
+
 app = typer.Typer(
     help="Register generator bundles in the MLflow registry, list them and download them.",
     no_args_is_help=True,
@@ -27,6 +31,7 @@ app = typer.Typer(
 )
 
 PRODUCTION = "production"
+"""The serving alias `registry init` sets and promotion moves by default."""
 _URI_HELP = "MLflow registry URI (default: $LATENTSERVE_REGISTRY_URI, else the local sqlite one)."
 RegistryUriOption = Annotated[str | None, typer.Option("--registry-uri", help=_URI_HELP)]
 
@@ -34,22 +39,33 @@ RegistryUriOption = Annotated[str | None, typer.Option("--registry-uri", help=_U
 @contextmanager
 def _clean_errors() -> Iterator[None]:
     """Print a LatentServeError as one line on stderr and exit 1 (no traceback)."""
-    from latentserve.service.errors import LatentServeError
+    from latentserve.core.errors import LatentServeError
 
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_registry_logs()
     try:
         yield
     except LatentServeError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", highlight=False,
-                                   soft_wrap=True)
+        error_line(exc.message)
         raise typer.Exit(1) from None
 
 
-def _uri(registry_uri: str | None) -> str:
-    from latentserve.service.settings import Settings
+def quiet_registry_logs() -> None:
+    """Keep MLflow's and alembic's INFO lines out of command output."""
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    return registry_uri or Settings().registry_uri  # type: ignore[call-arg]  # env-sourced
+
+def error_line(message: str) -> None:
+    """Print one `error: …` line on stderr (no traceback)."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True,
+                               markup=True)
+
+
+def registry_uri_or_default(registry_uri: str | None) -> str:
+    """The given `--registry-uri`, else `LATENTSERVE_REGISTRY_URI`, else the local sqlite one."""
+    from latentserve.registry.settings import RegistrySettings
+
+    return registry_uri or RegistrySettings().registry_uri  # type: ignore[call-arg]  # env
 
 
 @app.command("init")
@@ -66,13 +82,13 @@ def init_command(
     Safe to run again: a bundle already registered (same content hash) is reused,
     and an existing `production` alias is never moved.
     """
+    from latentserve.core.errors import NotFound
     from latentserve.registry.bundle import load_bundle, shipped_bundles
     from latentserve.registry.spec import SPEC_FILE
     from latentserve.registry.store import RegistryClient
-    from latentserve.service.errors import NotFound
 
     with _clean_errors():
-        uri = _uri(registry_uri)
+        uri = registry_uri_or_default(registry_uri)
         if bundles_dir is not None:
             if not bundles_dir.is_dir():
                 raise typer.BadParameter(f"{bundles_dir} is not a folder",
@@ -127,7 +143,7 @@ def register_command(
     from latentserve.registry.store import RegistryClient
 
     with _clean_errors():
-        client = RegistryClient(_uri(registry_uri), create=True)
+        client = RegistryClient(registry_uri_or_default(registry_uri), create=True)
         bundle = load_bundle(bundle_dir)
         model = name or bundle.spec.name
         existing = [] if force else client.versions_with_hash(model, bundle.content_hash)
@@ -143,7 +159,7 @@ def list_command(registry_uri: RegistryUriOption = None) -> None:
     from latentserve.registry.store import RegistryClient
 
     with _clean_errors():
-        uri = _uri(registry_uri)
+        uri = registry_uri_or_default(registry_uri)
         records = RegistryClient(uri).list_models()
         console = Console()
         if not records:
@@ -172,108 +188,10 @@ def download_command(
         raise typer.BadParameter("give exactly one of --version and --alias",
                                  param_hint="--version")
     with _clean_errors():
-        client = RegistryClient(_uri(registry_uri))
+        client = RegistryClient(registry_uri_or_default(registry_uri))
         resolved = version if version is not None else client.resolve(name, str(alias))
         path = client.download(name, resolved, out)
         typer.echo(str(path))
 
 
-# ---------------------------------------------------------------- promotion
-
-_PROMOTE_EPILOG = (
-    "Gates, in order, each recorded as version tags gate.<name> = pass|fail|skip (with .value, "
-    "and .detail when it fails): bundle (schema, ONNX checker, spec/ONNX IO agreement), "
-    "onnx_parity, quality.<metric> (vs the holder of the baseline alias, or absolute thresholds "
-    "when it has none), smoke (Sample/Interpolate/Edit on the embedded backend) and latency (p50 "
-    "of a batch decode vs the holder). On promotion the version records the alias's previous "
-    "holder, which `latentserve registry rollback` restores.\n\n"
-    "Exit codes: 0 promoted (or already the holder, or a dry run whose gates all pass); "
-    "1 a gate failed, the alias did not move; 2 infrastructure or usage error (registry "
-    "unreachable, unknown model or version, bad gates file), the alias did not move."
-)
-
-
-@app.command("promote", epilog=_PROMOTE_EPILOG)
-def promote_command(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[int, typer.Option("--version", min=1, help="Version to promote.")],
-    alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = PRODUCTION,
-    baseline_alias: Annotated[str | None, typer.Option(
-        "--baseline-alias", help="Compare with this alias's holder (default: --alias).")] = None,
-    gates: Annotated[Path | None, typer.Option(
-        "--gates", help="Gates file, TOML (default: the packaged gates.toml).")] = None,
-    report: Annotated[Path | None, typer.Option(
-        "--report", help="Write a Markdown report here (also on failure).")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Run the gates only: record no tags, move no alias.")] = False,
-    registry_uri: RegistryUriOption = None,
-) -> None:
-    """Run the promotion gates on a version and move the alias only if all pass."""
-    from latentserve.registry import gates_report
-    from latentserve.registry.gates import load_gates
-    from latentserve.registry.promote import EXIT_ERROR, promote
-
-    _quiet_registry_logs()
-    console = Console()
-    try:
-        result = promote(_uri(registry_uri), name, version, alias, baseline_alias=baseline_alias,
-                         gates=load_gates(gates), dry_run=dry_run,
-                         on_gate=lambda g: console.print(gates_report.gate_line(g)))
-    except Exception as exc:
-        message = _error_text(exc)
-        if report is not None:
-            _write_report(report, gates_report.error_report(name, version, alias, message))
-        raise typer.Exit(EXIT_ERROR) from None
-    if result.gates:
-        console.print(gates_report.gates_table(result))
-    console.print(gates_report.summary(result), highlight=False)
-    if report is not None:
-        _write_report(report, gates_report.markdown_report(result))
-        console.print(f"report written to {report}", highlight=False)
-    raise typer.Exit(result.exit_code)
-
-
-@app.command("rollback", epilog="Exit codes: 0 rolled back; 2 nothing recorded to roll back "
-             "to, or an infrastructure or usage error.")
-def rollback_command(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    alias: Annotated[str, typer.Option("--alias", help="Alias to move back.")] = PRODUCTION,
-    registry_uri: RegistryUriOption = None,
-) -> None:
-    """Point the alias back at the version it held before its last promotion."""
-    from latentserve.registry.promote import EXIT_ERROR, rollback
-
-    _quiet_registry_logs()
-    try:
-        done = rollback(_uri(registry_uri), name, alias)
-    except Exception as exc:
-        _error_text(exc)
-        raise typer.Exit(EXIT_ERROR) from None
-    Console().print(f"{name}: {alias} → v{done.to_version} (was v{done.from_version})",
-                    highlight=False)
-
-
-def _error_text(exc: Exception) -> str:
-    """Print an error as one line on stderr (no traceback) and return its text."""
-    from latentserve.service.errors import LatentServeError
-
-    message = exc.message if isinstance(exc, LatentServeError) else f"{type(exc).__name__}: {exc}"
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return message
-
-
-def _quiet_registry_logs() -> None:
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _write_report(path: Path, text: str) -> None:
-    from latentserve.registry.promote import EXIT_ERROR
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] cannot write report {path}: {exc}",
-                                   highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_ERROR) from None
+app.command("export-triton")(export_triton_command)

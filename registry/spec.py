@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from latentserve.service.errors import LatentServeError
+from latentserve.core.errors import LatentServeError
 
 SCHEMA_VERSION = 1
 SPEC_FILE = "latentserve.json"

@@ -40,14 +40,14 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from latentserve.registry.bundle import Bundle, content_hash, load_bundle
-from latentserve.registry.spec import SPEC_FILE, BundleError
-from latentserve.service.errors import (
+from latentserve.core.errors import (
     InvalidArgument,
     LatentServeError,
     NotFound,
     Unavailable,
 )
+from latentserve.registry.bundle import Bundle, content_hash, load_bundle
+from latentserve.registry.spec import SPEC_FILE, BundleError
 
 EXPERIMENT = "latentserve"
 """The MLflow experiment holding the registering runs and logged models."""
@@ -88,7 +88,7 @@ class RegistryClient:
 
     Example::
 
-        client = RegistryClient(Settings().registry_uri)
+        client = RegistryClient(RegistrySettings().registry_uri)
         version = client.resolve("sprites-vae", "production")
     """
 

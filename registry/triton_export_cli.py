@@ -48,17 +48,17 @@ def export_triton_command(
     ] = None,
 ) -> None:
     """Write NAME's version (or alias) into --out as `<name>__v<version>[__encoder]` models."""
+    from latentserve.core.errors import LatentServeError
     from latentserve.registry.bundle import load_bundle
+    from latentserve.registry.settings import RegistrySettings
     from latentserve.registry.store import RegistryClient
     from latentserve.registry.triton_export import export_triton
-    from latentserve.service.errors import LatentServeError
-    from latentserve.service.settings import Settings
 
     if (version is None) == (alias is None):
         raise typer.BadParameter(
             "give exactly one of --version and --alias", param_hint="--version"
         )
-    settings = Settings()  # type: ignore[call-arg]  # fields come from LATENTSERVE_* env vars
+    settings = RegistrySettings()  # type: ignore[call-arg]  # from LATENTSERVE_* env vars
     client = RegistryClient(registry_uri or settings.registry_uri)
     try:
         resolved = version if version is not None else client.resolve(name, cast(str, alias))

@@ -1,7 +1,8 @@
-"""The `latentserve` command: serve, client commands, registry, training, local Triton.
+"""`latentserve serve`: run the gRPC service with every Settings field as an option.
 
 `latentserve serve --help` lists one option per Settings field; each option's env var is
-`LATENTSERVE_<NAME>`, and an option given on the command line wins over the env var.
+`LATENTSERVE_<NAME>`, and an option given on the command line wins over the env var. The
+`latentserve` root (`latentserve.cli`) mounts this command.
 """
 
 from __future__ import annotations
@@ -69,36 +70,6 @@ def serve(**given: Any) -> None:
 serve.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]
 
 app = typer.Typer(
-    name="latentserve",
-    help="Serve latent-space generators over gRPC: sample, interpolate, edit.",
-    no_args_is_help=True,
-    add_completion=False,
+    help="Run the gRPC service.", no_args_is_help=True, add_completion=False
 )
-
-
 app.command("serve")(serve)
-
-
-def _mount() -> typer.Typer:
-    from latentserve.client.cli import register as register_client_commands
-    from latentserve.registry.cli import app as registry_app
-    from latentserve.registry.triton_export_cli import export_triton_command
-
-    register_client_commands(app)
-    registry_app.command("export-triton")(export_triton_command)
-    app.add_typer(registry_app, name="registry")
-    try:
-        from latentserve.generators.cli import app as train_app
-    except ImportError:  # the [train] extra (torch) is not installed
-        pass
-    else:
-        app.add_typer(train_app, name="train")
-    from latentserve.service.triton_cli import app as triton_app
-
-    app.add_typer(triton_app, name="triton")
-    return app
-
-
-def main() -> None:
-    """Console-script entry point."""
-    _mount()()

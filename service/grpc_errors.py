@@ -25,8 +25,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from structlog.contextvars import bound_contextvars
 
+from latentserve.core.errors import DeadlineExceeded, InvalidArgument, LatentServeError
 from latentserve.service.backends.base import request_deadline
-from latentserve.service.errors import DeadlineExceeded, InvalidArgument, LatentServeError
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 
@@ -55,7 +55,7 @@ class Outcome:
 
 def rich_status(exc: LatentServeError) -> status_pb2.Status:
     """The google.rpc.Status for an error (BadRequest details for InvalidArgument)."""
-    status = status_pb2.Status(code=exc.status.value[0], message=exc.message)
+    status = status_pb2.Status(code=int(exc.status), message=exc.message)
     if isinstance(exc, InvalidArgument) and exc.violations:
         detail = any_pb2.Any()
         detail.Pack(

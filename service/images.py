@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from latentserve.service.errors import InvalidArgument
+from latentserve.core.errors import InvalidArgument
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]

@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from latentserve.core.errors import LatentServeError, NotFound, Unavailable
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.store import ModelRecord, RegistryClient
 from latentserve.service.backends.base import Backend
 from latentserve.service.backends.factory import BackendFactory
-from latentserve.service.errors import LatentServeError, NotFound, Unavailable
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings

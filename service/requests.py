@@ -19,9 +19,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from latentserve.client.tensors import TensorError, from_tensor
+from latentserve.core.errors import FailedPrecondition, InvalidArgument
+from latentserve.core.tensors import TensorError, from_tensor
 from latentserve.registry.spec import BundleSpec
-from latentserve.service.errors import FailedPrecondition, InvalidArgument
 from latentserve.service.settings import Settings
 from latentserve.v1 import generator_pb2 as pb
 

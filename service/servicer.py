@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from latentserve.client.tensors import to_tensor
+from latentserve.core import latent_ops
+from latentserve.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from latentserve.core.tensors import to_tensor
 from latentserve.registry.bundle import Bundle
-from latentserve.service import latent_ops
 from latentserve.service import requests as rq
-from latentserve.service.errors import FailedPrecondition, InvalidArgument, NotFound
 from latentserve.service.grpc_errors import Outcome, rpc, rpc_stream
 from latentserve.service.images import from_png, to_png, to_uint8
 from latentserve.service.metrics import ServiceMetrics

@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-DEFAULT_STATE_DIR = Path(".latentserve")
-"""Where `make run` keeps the embedded registry and the bundle cache (relative to the cwd)."""
+from latentserve.registry.settings import (
+    DEFAULT_STATE_DIR,
+    RegistrySettings,
+    default_registry_uri,
+)
+
+__all__ = ["DEFAULT_STATE_DIR", "HEALTH_SERVICE_NAME", "Settings", "default_registry_uri"]
 
 
-def default_registry_uri(state_dir: Path = DEFAULT_STATE_DIR) -> str:
-    """The embedded sqlite MLflow registry under the state dir, as an absolute `sqlite:///` URI."""
-    return f"sqlite:///{(state_dir / 'registry' / 'mlflow.db').resolve()}"
-
-
-class Settings(BaseSettings):
-    """All service settings; env prefix `LATENTSERVE_`."""
+class Settings(RegistrySettings):
+    """All service settings (the registry's first); env prefix `LATENTSERVE_`."""
 
     model_config = SettingsConfigDict(env_prefix="LATENTSERVE_", extra="ignore")
 
@@ -36,11 +36,6 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free port)."
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on metrics_port.")
-    registry_uri: str = Field(
-        default_factory=default_registry_uri,
-        description="MLflow tracking/registry URI; default: the embedded sqlite registry "
-        "under .latentserve/registry.",
-    )
     default_model: str = Field(
         "sprites-vae", description="Model served when a request leaves ModelRef.name empty."
     )
@@ -73,9 +68,6 @@ class Settings(BaseSettings):
     )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."
-    )
-    cache_dir: Path = Field(
-        DEFAULT_STATE_DIR / "cache", description="Where downloaded bundles are kept."
     )
     max_loaded_versions: int = Field(
         4, ge=1, description="Model versions kept loaded at once (LRU beyond that)."

@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from latentserve.service.background import BackgroundServer
+from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.settings import Settings
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from latentserve.service.settings import Settings
-from latentserve.service.triton_local import (
+from latentserve.service.devtools.triton_local import (
     TritonProcess,
     TritonSetupError,
     ensure_triton_venv,
 )
+from latentserve.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

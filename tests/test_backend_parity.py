@@ -10,7 +10,7 @@ import pytest
 
 from fixtures_service import service_settings
 from latentserve.client import Client
-from latentserve.service.background import BackgroundServer
+from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.settings import Settings
 
 

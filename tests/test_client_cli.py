@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from latentserve.client.cli import app, register
+from latentserve.cli import app as root_app
+from latentserve.client.cli import app
 
 runner = CliRunner()
 
@@ -33,20 +33,18 @@ def bare_server() -> Iterator[str]:
     server.stop(grace=None)
 
 
-def test_commands_mount_flat_on_another_app() -> None:
-    parent = typer.Typer()
-
-    @parent.command()
-    def serve() -> None:
-        """Stand-in for the service's own command."""
-
-    register(parent)
-    result = runner.invoke(parent, ["--help"])
+def test_root_mounts_the_client_commands_flat() -> None:
+    result = runner.invoke(root_app, ["--help"])
     assert result.exit_code == 0
-    for name in ("serve", "models", "info", "sample", "interpolate", "edit"):
+    for name in ("serve", "models", "info", "sample", "interpolate", "edit", "registry"):
         assert name in result.output
-    help_text = runner.invoke(parent, ["edit", "--help"]).output
+    help_text = runner.invoke(root_app, ["edit", "--help"]).output
     assert "--conditional-on" in help_text and "--strengths" in help_text
+
+
+def test_sample_help_shows_the_seed_rule() -> None:
+    help_text = runner.invoke(root_app, ["sample", "--help"], env={"COLUMNS": "200"}).output
+    assert "SeedSequence((seed, i))" in help_text
 
 
 def test_unreachable_service_prints_one_line_and_exits_1() -> None:
@@ -58,6 +56,7 @@ def test_unreachable_service_prints_one_line_and_exits_1() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UNAVAILABLE: ")
     assert address.split(":")[1] in lines[0]
+    assert "latentserve serve" in lines[0]  # says how to start a server
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from PIL import Image
 
 from latentserve.client import messages as m
 from latentserve.client.refs import ModelRef
-from latentserve.client.tensors import from_tensor
+from latentserve.core.tensors import from_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 REF = ModelRef("sprites-vae", alias="production")

@@ -16,7 +16,7 @@ from latentserve.client.results import (
     model_info_from_proto,
     model_summary_from_proto,
 )
-from latentserve.client.tensors import TensorError, to_tensor
+from latentserve.core.tensors import TensorError, to_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 MODEL = pb.ResolvedModel(name="sprites-vae", version=3, alias="production")

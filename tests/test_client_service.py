@@ -24,7 +24,7 @@ from latentserve.client import (
     NotFoundError,
 )
 from latentserve.client.cli import app
-from latentserve.service.background import BackgroundServer
+from latentserve.service.devtools.background import BackgroundServer
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from latentserve.client.tensors import TensorError, from_tensor, to_tensor
+from latentserve.core.tensors import TensorError, from_tensor, to_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 DTYPES: list[Any] = [np.dtype("<f4"), np.dtype(">f4"), np.dtype("u1")]

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from fixtures_deploy import DOCKER, REPO
-from latentserve.service.triton_local import (
+from latentserve.service.devtools.triton_local import (
     TritonLayout,
     TritonSetupError,
     ensure_triton_venv,

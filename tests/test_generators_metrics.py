@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from latentserve.core.latent_ops import sample_latents
 from latentserve.generators.digits import ink_mass, minus_class_mean, slant
 from latentserve.generators.disentanglement import (
     fit_probe,
@@ -14,7 +15,6 @@ from latentserve.generators.disentanglement import (
     spearman,
 )
 from latentserve.generators.metrics import midpoint_norm_ratios, path_length, recon_mse
-from latentserve.service.latent_ops import sample_latents
 
 
 def test_path_length_of_a_linear_decoder_is_exact() -> None:

@@ -18,7 +18,7 @@ from latentserve.client import AsyncClient
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.store import RegistryClient, register_bundle, sqlite_path
 from latentserve.registry.tiny import TinyWeights, build_tiny_bundle
-from latentserve.service.background import BackgroundServer
+from latentserve.service.devtools.background import BackgroundServer
 
 POLL_S = {"embedded": 1.0, "triton": 4.0}
 """Registry poll interval per backend (a Triton load takes seconds: stub start + warm-up)."""

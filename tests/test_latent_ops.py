@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from latentserve.service.latent_ops import (
+from latentserve.core.latent_ops import (
     MAX_SEED,
     Method,
     edit_latents,
@@ -444,7 +444,7 @@ def test_edit_rejects_bad_inputs() -> None:
 
 def test_module_needs_only_numpy() -> None:
     code = (
-        "import sys, latentserve.service.latent_ops\n"
+        "import sys, latentserve.core.latent_ops\n"
         "heavy = {'grpc', 'onnxruntime', 'mlflow', 'torch', 'pydantic', 'google.protobuf'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )

@@ -15,9 +15,9 @@ from fixtures_promote import (
     register_unvalidated,
     tiny_with_decoder,
 )
-from latentserve.registry import cli
-from latentserve.registry.gates import GatesConfig, load_gates
-from latentserve.registry.promote import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, promote
+from latentserve.promotion import cli
+from latentserve.promotion.gates import GatesConfig, load_gates
+from latentserve.promotion.promote import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, promote
 from latentserve.registry.store import RegistryClient, register_bundle
 from latentserve.registry.tiny import build_tiny_bundle
 

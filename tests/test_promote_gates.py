@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_promote import GOOD_METRICS, corrupt_decoder_dir, tiny_with_decoder
-from latentserve.registry.gates import (
+from latentserve.promotion.gates import (
     GateResult,
     GatesFileError,
     LatencyConfig,
@@ -21,7 +21,7 @@ from latentserve.registry.gates import (
     quality_gates,
     version_metrics,
 )
-from latentserve.registry.gates_runtime import latency_gate, smoke_gate
+from latentserve.promotion.gates_runtime import latency_gate, smoke_gate
 from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.service.settings import Settings
 

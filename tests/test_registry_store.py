@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 
+from latentserve.core.errors import InvalidArgument, NotFound
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.spec import SPEC_FILE, BundleError
 from latentserve.registry.store import (
@@ -24,7 +25,6 @@ from latentserve.registry.store import (
     sqlite_path,
 )
 from latentserve.registry.tiny import build_tiny_bundle
-from latentserve.service.errors import InvalidArgument, NotFound
 
 
 def test_session_registry_holds_the_tiny_models(

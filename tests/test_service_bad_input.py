@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fixtures_service import field_violations
-from latentserve.client.tensors import to_tensor
+from latentserve.core.tensors import to_tensor
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from fixtures_service import metric_value
 from latentserve.client import AsyncClient, Client
-from latentserve.service import latent_ops
-from latentserve.service.background import BackgroundServer
+from latentserve.core import latent_ops
+from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.settings import HEALTH_SERVICE_NAME
 
 

@@ -26,7 +26,7 @@ def _serve(registry_uri: str, cache: Path) -> tuple[subprocess.Popen[str], str, 
            "LATENTSERVE_MAX_QUEUE_ITEMS": "65536",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from latentserve.service.cli import main; main()", "serve"],
+        [sys.executable, "-c", "from latentserve.cli import main; main()", "serve"],
         env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen = []

@@ -13,13 +13,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from latentserve.core.errors import BackendError, Unavailable
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.registry.triton_export import triton_load_files, triton_model_config
 from latentserve.service.backends.triton import TritonBackend, shared_client
-from latentserve.service.errors import BackendError, Unavailable
+from latentserve.service.devtools.triton_local import TritonProcess, free_port
 from latentserve.service.settings import Settings
-from latentserve.service.triton_local import TritonProcess, free_port
 
 pytestmark = [pytest.mark.triton, pytest.mark.asyncio(loop_scope="session")]
 

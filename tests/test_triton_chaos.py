@@ -9,13 +9,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from latentserve.core.errors import DeadlineExceeded, Unavailable
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.service.backends.base import request_deadline
 from latentserve.service.backends.triton import TritonBackend
-from latentserve.service.errors import DeadlineExceeded, Unavailable
+from latentserve.service.devtools.triton_local import TritonProcess
 from latentserve.service.settings import Settings
-from latentserve.service.triton_local import TritonProcess
 
 pytestmark = [pytest.mark.triton, pytest.mark.asyncio(loop_scope="session")]
 Z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)

@@ -20,7 +20,7 @@ from latentserve.registry.triton_export import (
 )
 from latentserve.registry.triton_export_cli import app
 from latentserve.service.backends.triton import shared_client
-from latentserve.service.triton_local import TritonProcess
+from latentserve.service.devtools.triton_local import TritonProcess
 
 
 def parse_pbtxt(path: Path) -> mc.ModelConfig:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from latentserve.service.triton_cli import app
-from latentserve.service.triton_local import (
+from latentserve.service.devtools.triton_cli import app
+from latentserve.service.devtools.triton_local import (
     STAMP_FILE,
     TRITON_PINS,
     TritonProcess,
@@ -62,7 +62,8 @@ def test_fresh_server_log_is_kept(fresh_triton: TritonProcess, tmp_path: Path) -
 def test_triton_up_serves_until_interrupted(triton_venv: Path, tmp_path: Path) -> None:
     ports = [str(free_port()) for _ in range(3)]
     cmd = [
-        sys.executable, "-c", "from latentserve.service.triton_cli import app; app()", "up",
+        sys.executable, "-c", "from latentserve.service.devtools.triton_cli import app; app()",
+        "up",
         "--venv", str(triton_venv), "--model-repository", str(tmp_path / "repo"),
         "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2],
         "--log-file", str(tmp_path / "triton.log"),

@@ -24,8 +24,8 @@ from bench.load import LoadResult, Request, closed_loop, ratio, rounded
 from bench.probes import Probe, add, derived, group_pids
 from bench.stack import Stack
 from latentserve.client import AsyncClient
+from latentserve.core.latent_ops import sample_latents
 from latentserve.service.backends.triton import CHANNEL_ARGS
-from latentserve.service.latent_ops import sample_latents
 
 OUTPUT = "float32"
 TARGETS = {"service_vs_direct_ratio": 0.85, "p50_overhead_ms": 1.0}

@@ -15,6 +15,8 @@ image helpers (`to_pil`, `grid`, PIL/uint8 encode input). Example::
         again = client.decode("sprites-vae", z)
 """
 
+from latentserve.core.tensors import TensorError, from_tensor, to_tensor
+
 from .aio import AsyncClient
 from .client import Client
 from .errors import (
@@ -37,7 +39,6 @@ from .results import (
     ModelSummary,
     ResolvedModel,
 )
-from .tensors import TensorError, from_tensor, to_tensor
 
 __all__ = [
     "AsyncClient",

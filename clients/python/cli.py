@@ -1,7 +1,7 @@
 """Client commands of the `latentserve` CLI: models, info, sample, interpolate, edit.
 
-Mounted flat on the top-level app by `register(app)`; needs typer, rich and Pillow (the
-`[server]` extra). Example::
+The `latentserve` root (`latentserve.cli`) mounts them as top-level commands. They run on the
+base install (typer and rich are base dependencies); writing PNGs needs Pillow. Example::
 
     latentserve sample --model sprites-vae --n 16 --seed 0 --out grid.png
     latentserve edit --model sprites-vae --seeds 1,2 --direction scale \\
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .client import Client
-from .errors import LatentServeClientError
+from .errors import LatentServeClientError, UnavailableError
 from .results import GenerateResult, ModelInfo
 from .transport import DEFAULT_ADDRESS
 
@@ -64,12 +64,15 @@ def _floats(text: str, option: str) -> list[float]:
 
 
 @contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn service and argument errors into one line on stderr and exit status 1."""
+def _reporting(address: str) -> Iterator[None]:
+    """Turn service, argument and missing-dependency errors into one line on stderr, exit 1."""
     try:
         yield
-    except (LatentServeClientError, ValueError, TypeError) as err:
+    except (LatentServeClientError, ValueError, TypeError, ImportError) as err:
         text = str(err) if isinstance(err, LatentServeClientError) else f"error: {err}"
+        if isinstance(err, UnavailableError):
+            text += (f" — is a latentserve service running at {address}? Start one with "
+                     "`latentserve serve` (or `make run` in a checkout), or pass --address.")
         _err.print(" ".join(text.split()), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -88,7 +91,7 @@ def _save(result: GenerateResult, out: Path, ncols: int | None, what: str) -> No
 @app.command("models")
 def models(address: Address = DEFAULT_ADDRESS, timeout_s: Timeout = 30.0) -> None:
     """List the generators the service serves, with versions and aliases."""
-    with _reporting(), Client(address, timeout_s=timeout_s) as client:
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         found = client.list_models()
     table = Table("model", "versions", "aliases", "loaded")
     for m in found:
@@ -121,7 +124,7 @@ def info(
     timeout_s: Timeout = 30.0,
 ) -> None:
     """Describe one generator version: dims, output, classes, directions, metrics."""
-    with _reporting(), Client(address, timeout_s=timeout_s) as client:
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         found = client.get_model(model)
     _out.print(_info_table(found))
     directions = Table("direction", "method", "factor", "σ", "unit", title="directions")
@@ -139,7 +142,8 @@ def info(
 def sample(
     model: Model = "",
     n: Annotated[int, typer.Option("--n", min=1, help="Number of samples.")] = 16,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed (item i: [seed, i]).")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, help="Seed; item i is drawn from SeedSequence((seed, i)).")] = 0,
     psi: Psi = None,
     labels: Labels = None,
     out: Out = Path("grid.png"),
@@ -148,7 +152,7 @@ def sample(
 ) -> None:
     """Sample a grid of images from the prior and write it as one PNG."""
     class_labels = _ints(labels, "--labels") if labels else None
-    with _reporting(), Client(address, timeout_s=timeout_s) as client:
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         result = client.sample(
             model, n=n, seed=seed, truncation_psi=psi, class_labels=class_labels, output="uint8"
         )
@@ -170,7 +174,7 @@ def interpolate(
     """Interpolate between seeds and write the frames as one strip PNG."""
     keys = _ints(seeds, "--seeds")
     class_labels = _ints(labels, "--labels") if labels else None
-    with _reporting(), Client(address, timeout_s=timeout_s) as client:
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         result = client.interpolate(
             model,
             seeds=keys,
@@ -208,7 +212,7 @@ def edit(
     values = _floats(strengths, "--strengths")
     held = [name for item in conditional_on or [] for name in item.split(",") if name]
     class_labels = _ints(labels, "--labels") if labels else None
-    with _reporting(), Client(address, timeout_s=timeout_s) as client:
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         result = client.edit(
             model,
             seeds=keys,
@@ -220,12 +224,3 @@ def edit(
             output="uint8",
         )
         _save(result, out, max(len(values), 1), "images")
-
-
-def register(parent: typer.Typer) -> None:
-    """Add the client commands to `parent` as top-level commands (`latentserve sample ...`)."""
-    parent.registered_commands.extend(app.registered_commands)
-
-
-if __name__ == "__main__":
-    app()

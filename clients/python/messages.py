@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.tensors import to_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 from . import images as _images
 from .refs import ModelRef
-from .tensors import to_tensor
 
 OutputArg = str | int | None
 """`output=`: "float32" | "uint8" | "png" | "latents", or an `OutputFormat` enum value."""

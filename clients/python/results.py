@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.tensors import from_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 from . import images as _images
-from .tensors import from_tensor
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from latentserve.core.errors import BackendError, Unavailable
 from latentserve.registry.bundle import Bundle
 from latentserve.service.backends.base import Arrays, Backend, Component
-from latentserve.service.batching import AdaptiveBatcher, BatchObserver, RunBatch
-from latentserve.service.errors import BackendError, Unavailable
+from latentserve.service.backends.batching import AdaptiveBatcher, BatchObserver, RunBatch
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 

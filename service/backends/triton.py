@@ -27,6 +27,12 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from latentserve.core.errors import (
+    BackendError,
+    DeadlineExceeded,
+    LatentServeError,
+    Unavailable,
+)
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.triton_export import (
     component_io,
@@ -42,12 +48,6 @@ from latentserve.service.backends.base import (
     remaining_deadline_s,
 )
 from latentserve.service.backends.triton_shm import OutputShmPool
-from latentserve.service.errors import (
-    BackendError,
-    DeadlineExceeded,
-    LatentServeError,
-    Unavailable,
-)
 from latentserve.service.logs import get_logger
 from latentserve.service.settings import Settings
 

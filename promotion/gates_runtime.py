@@ -21,17 +21,17 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.gates import GateResult, LatencyConfig, SmokeConfig
-from latentserve.service.backends.embedded import EmbeddedBackend
-from latentserve.service.errors import LatentServeError
-from latentserve.service.latent_ops import (
+from latentserve.core.errors import LatentServeError
+from latentserve.core.latent_ops import (
     edit_latents,
     interpolate_path,
     orthogonalize,
     sample_latents,
     truncate,
 )
+from latentserve.promotion.gates import GateResult, LatencyConfig, SmokeConfig
+from latentserve.registry.bundle import Bundle
+from latentserve.service.backends.embedded import EmbeddedBackend
 from latentserve.service.settings import Settings
 
 F32 = npt.NDArray[np.float32]

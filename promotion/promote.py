@@ -1,6 +1,6 @@
 """Promotion and rollback of registered versions: run the gates, then move an alias.
 
-`promote` runs the gates of `latentserve.registry.gates` on a version against the current
+`promote` runs the gates of `latentserve.promotion.gates` on a version against the current
 holder of the baseline alias, records each as version tags (`gate.<name>` = pass|fail|skip,
 `gate.<name>.value`, and `gate.<name>.detail` for a failed gate) and moves the alias only when
 no gate failed. On promotion the new version records where the alias came from, so `rollback`
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from latentserve.registry.bundle import Bundle, load_bundle
-from latentserve.registry.gates import (
+from latentserve.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from latentserve.promotion.gates import (
     GateResult,
     GatesConfig,
     bundle_gate,
@@ -36,9 +36,9 @@ from latentserve.registry.gates import (
     skipped,
     version_metrics,
 )
+from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.spec import BundleError
 from latentserve.registry.store import RegistryClient
-from latentserve.service.errors import FailedPrecondition, InvalidArgument, NotFound
 from latentserve.service.settings import Settings
 
 EXIT_OK = 0
@@ -244,7 +244,7 @@ def _run_gates(client: RegistryClient, name: str, version: int, holder: int | No
             why = "not run: the bundle gate failed"
             add(skipped("smoke", why), skipped("latency", why))
             return found
-        from latentserve.registry.gates_runtime import latency_gate, smoke_gate
+        from latentserve.promotion.gates_runtime import latency_gate, smoke_gate
 
         add(smoke_gate(bundle, settings, config.smoke))
         held, note = _holder_bundle(client, name, holder, Path(work) / "holder")

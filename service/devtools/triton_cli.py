@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from latentserve.service.triton_local import DEFAULT_VENV
+from latentserve.service.devtools.triton_local import DEFAULT_VENV
 
 app = typer.Typer(help="A local CPU Triton server (python backend) in its own venv.")
 
@@ -28,7 +28,7 @@ VenvOption = Annotated[Path, typer.Option("--venv", help="The Triton venv folder
 @app.command("venv")
 def venv_command(venv: VenvOption = DEFAULT_VENV) -> None:
     """Build the Triton venv (pinned nvidia-pytriton, numpy < 2, onnxruntime) if needed."""
-    from latentserve.service.triton_local import TritonSetupError, ensure_triton_venv
+    from latentserve.service.devtools.triton_local import TritonSetupError, ensure_triton_venv
 
     started = time.monotonic()
     try:
@@ -67,7 +67,7 @@ def up_command(
     venv: VenvOption = DEFAULT_VENV,
 ) -> None:
     """Run tritonserver on 127.0.0.1 in the foreground until Ctrl-C (or SIGTERM)."""
-    from latentserve.service.triton_local import (
+    from latentserve.service.devtools.triton_local import (
         TritonProcess,
         TritonSetupError,
         ensure_triton_venv,

@@ -1,18 +1,17 @@
-"""Promotion results for people: a rich table for the terminal and a Markdown report for CI.
+"""Promotion results for people: one line per gate for the terminal, a Markdown report for CI.
 
 Example::
 
-    result = promote(uri, "tiny", 2, "production")
-    Console().print(gates_table(result))
+    result = promote(uri, "tiny", 2, "production", on_gate=lambda g: print(gate_line(g)))
     Path("promotion.md").write_text(markdown_report(result))
 """
 
 from __future__ import annotations
 
-from rich.table import Column, Table
+from rich.markup import escape
 
-from latentserve.registry.gates import GateResult
-from latentserve.registry.promote import EXIT_ERROR, PromotionResult
+from latentserve.promotion.gates import GateResult
+from latentserve.promotion.promote import EXIT_ERROR, PromotionResult
 
 _STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭️ skip"}
@@ -33,21 +32,12 @@ def summary(result: PromotionResult) -> str:
     return f"{target} was not promoted to {result.alias}: gates failed: {failed}"
 
 
-def gates_table(result: PromotionResult) -> Table:
-    """The gates as a rich table (one row per gate, failures in red)."""
-    holder = "no holder" if result.holder is None else f"v{result.holder}"
-    table = Table(Column("gate", overflow="fold"), "result", Column("value", overflow="fold"),
-                  "detail", title=f"{result.name} v{result.version} → {result.alias} "
-                                  f"(baseline {result.baseline_alias}: {holder})")
-    for gate in result.gates:
-        table.add_row(gate.name, f"[{_STYLE[gate.outcome]}]{gate.outcome}[/]", gate.value,
-                      gate.detail)
-    return table
-
-
 def gate_line(gate: GateResult) -> str:
-    """One progress line for a gate (rich markup)."""
-    return f"[{_STYLE[gate.outcome]}]{gate.outcome:>4}[/] {gate.name}: {gate.value}"
+    """One line for a decided gate (rich markup): outcome, name, value, and why it failed."""
+    line = f"[{_STYLE[gate.outcome]}]{gate.outcome:>4}[/] {escape(gate.name)}: {escape(gate.value)}"
+    if gate.outcome == "fail" and gate.detail:
+        line += f" — {escape(gate.detail)}"
+    return line
 
 
 def markdown_report(result: PromotionResult) -> str:

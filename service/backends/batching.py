@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from latentserve.service.errors import ResourceExhausted
+from latentserve.core.errors import ResourceExhausted
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 RunBatch = Callable[[Arrays], Arrays]

@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from latentserve.core.errors import InvalidArgument
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.spec import BundleError
 from latentserve.registry.store import TAG_METRIC_PREFIX
-from latentserve.service.errors import InvalidArgument
 
 DEFAULT_GATES_FILE = "gates.toml"
 """The default gates file, shipped inside the `latentserve.registry` package."""
