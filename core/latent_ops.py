@@ -21,6 +21,8 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.arrays import F32, F64
+
 __all__ = [
     "F32",
     "MAX_SEED",
@@ -36,8 +38,6 @@ __all__ = [
     "vp_lerp",
 ]
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 Method = Literal["lerp", "slerp", "vp_lerp"]
 
 MAX_SEED = 2**64 - 1

@@ -17,9 +17,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
+from latentserve.core.arrays import F32, F64, I64
 
 IMAGE_SIZE = 32
 NUM_CLASSES = 10

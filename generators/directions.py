@@ -20,10 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from latentserve.core.arrays import F32, F64
 from latentserve.registry.spec import DirectionSpec
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
 _MIN_SIGMA = 1e-6
 

@@ -19,11 +19,8 @@ from scipy.stats import rankdata
 from sklearn.metrics import mutual_info_score
 from torch import nn
 
+from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import edit_latents, orthogonalize
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 Roundtrip = Callable[[F32], F32]
 """latents [B, N] → encoder mean of decoder(latents) [B, N]: what an edit did to the image."""

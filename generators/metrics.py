@@ -13,11 +13,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.arrays import F32, I64
 from latentserve.core.latent_ops import lerp, sample_latents, slerp
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 Floats = npt.NDArray[np.floating[Any]]
 Decode = Callable[[F32, I64], Floats]

@@ -18,9 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
+from latentserve.core.arrays import F32, F64, I64
 
 IMAGE_SIZE = 64
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")

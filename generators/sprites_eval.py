@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-import numpy.typing as npt
 
+from latentserve.core.arrays import F32, F64, I64
 from latentserve.generators.directions import (
     FoundDirection,
     pca_directions,
@@ -31,10 +31,6 @@ from latentserve.generators.sprites import (
     SYMMETRY_ORDER,
     indices_to_values,
 )
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 _SAMPLES = "posterior samples of encoded renders"
 _MEANING = {

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
+from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import LatentServeError
 from latentserve.core.latent_ops import (
     edit_latents,
@@ -34,8 +34,6 @@ from latentserve.registry.bundle import Bundle
 from latentserve.service.backends.embedded import EmbeddedBackend
 from latentserve.service.settings import Settings
 
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 _T = TypeVar("_T")
 _MODEL_ERRORS = (LatentServeError, RuntimeError, ValueError, OSError)
 """What a broken model raises from onnxruntime or the backend (ORT's Fail is a RuntimeError)."""

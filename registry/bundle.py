@@ -1,8 +1,9 @@
 """Generator bundles on disk: load and validate one, or write one, with its content hash.
 
 A bundle is a folder holding `latentserve.json`, `decoder.onnx`, an optional `encoder.onnx`,
-`directions.npz` and `preview.png` — plain files, never pickles. `load_bundle` checks
-everything DESIGN §3 promises and raises `BundleError` naming the file or field at fault::
+`directions.npz` and `preview.png` — plain files, never pickles. `load_bundle` checks the
+spec schema, the files, the ONNX IO against the spec and the direction vectors (README,
+"Generator bundles") and raises `BundleError` naming the file or field at fault::
 
     bundle = load_bundle(Path("generators/zoo/sprites-vae"))
     bundle.decoder_path, bundle.directions["pc0"].sigma, bundle.content_hash
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.arrays import F32
 from latentserve.registry.onnx_checks import check_decoder, check_encoder
 from latentserve.registry.spec import (
     DIRECTIONS_FILE,
@@ -35,7 +37,6 @@ from latentserve.registry.spec import (
     DirectionSpec,
 )
 
-F32 = npt.NDArray[np.float32]
 UNIT_NORM_TOLERANCE = 1e-3
 """A direction vector is accepted as unit-norm when |‖d‖ − 1| ≤ this."""
 PICKLE_SUFFIXES = (".pkl", ".pickle")

@@ -22,7 +22,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from latentserve.registry.bundle import F32, Bundle, write_bundle
+from latentserve.core.arrays import F32
+from latentserve.registry.bundle import Bundle, write_bundle
 from latentserve.registry.spec import (
     SCHEMA_VERSION,
     BundleSpec,

@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from structlog.contextvars import bound_contextvars
 
 from latentserve.core.errors import DeadlineExceeded, InvalidArgument, LatentServeError
-from latentserve.service.backends.base import request_deadline
+from latentserve.service.deadline import request_deadline
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 

@@ -13,13 +13,10 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from latentserve.core.arrays import F32, U8
 from latentserve.core.errors import InvalidArgument
-
-F32 = npt.NDArray[np.float32]
-U8 = npt.NDArray[np.uint8]
 
 
 def to_uint8(images: F32, value_range: tuple[float, float]) -> U8:

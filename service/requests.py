@@ -11,22 +11,24 @@ here does latent math or talks to a backend. Example::
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import FailedPrecondition, InvalidArgument
 from latentserve.core.tensors import TensorError, from_tensor
 from latentserve.registry.spec import BundleSpec
+from latentserve.service.images import from_png
 from latentserve.service.settings import Settings
 from latentserve.v1 import generator_pb2 as pb
 
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 Method = Literal["lerp", "slerp", "vp_lerp"]
 Output = Literal["float32", "uint8", "png", "latents"]
 
@@ -64,6 +66,27 @@ class KeyframeSeeds:
 
     seeds: list[int]
     psi: float | None
+
+
+@dataclass(frozen=True)
+class PathRequest:
+    """A checked InterpolateRequest (labels aside): keyframes, steps between them, frame count."""
+
+    keyframes: F32 | KeyframeSeeds
+    steps: int
+    frames: int
+    method: Method
+    output: Output
+
+
+@dataclass(frozen=True)
+class DirectionChoice:
+    """An Edit's direction: a bundle direction by name, or a caller vector (non-zero, raw)."""
+
+    name: str
+    """The bundle direction; "" when `vector` is given."""
+    vector: F32 | None
+    conditional_on: list[str]
 
 
 def model_ref(ref: pb.ModelRef) -> dict[str, Any]:
@@ -192,3 +215,59 @@ def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: s
             f"{field} must hold 1 label or one per {per} ({count}), got {len(arr)}", field=field
         )
     return np.repeat(arr, rows // count) if groups is not None else arr
+
+
+def path(request: pb.InterpolateRequest, spec: BundleSpec, max_frames: int) -> PathRequest:
+    """An InterpolateRequest's path: 2+ keyframes, 2+ steps, at most `max_frames` frames."""
+    chosen = method(request.method)
+    output = output_format(request.output)
+    keys = keyframes(request.keyframes, "keyframes", spec, max_frames, min_count=2)
+    steps = check_count(request.steps, "steps", max_frames, low=2)
+    count = len(keys.seeds) if isinstance(keys, KeyframeSeeds) else len(keys)
+    frames = (count - 1) * (steps - 1) + 1
+    if frames > max_frames:
+        raise InvalidArgument(
+            f"the path would have {frames} frames, over the limit of "
+            f"{max_frames}; use fewer keyframes or steps", field="steps")
+    return PathRequest(keys, steps, frames, chosen, output)
+
+
+def edit_direction(request: pb.EditRequest, spec: BundleSpec) -> DirectionChoice:
+    """An EditRequest's direction: a name, or a finite non-zero vector of the latent size."""
+    which = request.WhichOneof("direction")
+    conditional_on = list(request.conditional_on)
+    if which == "direction_name":
+        return DirectionChoice(request.direction_name, None, conditional_on)
+    if which == "direction_vector":
+        raw = tensor(request.direction_vector, "direction_vector", dtype=np.float32,
+                     shape=(spec.latent_dim,), finite=True)
+        if float(np.linalg.norm(raw)) < 1e-12:
+            raise InvalidArgument("direction_vector has zero norm", field="direction_vector")
+        return DirectionChoice("", raw, conditional_on)
+    raise InvalidArgument("Edit needs direction_name or direction_vector", field="direction")
+
+
+async def encode_images(request: pb.EncodeRequest, spec: BundleSpec, limit: int) -> F32:
+    """An EncodeRequest's images: float32 [n, C, H, W] in range, or PNGs decoded off the loop."""
+    which = request.WhichOneof("input")
+    if which == "images":
+        images = tensor(request.images, "images", dtype=np.float32,
+                        shape=(None, *spec.output.shape), finite=True)
+        check_count(len(images), "images.shape[0]", limit)
+        return np.asarray(images, dtype=np.float32)
+    if which == "png":
+        check_count(len(request.png.images), "png.images", limit)
+        return await asyncio.to_thread(partial(from_png, field="png.images"),
+                                       request.png.images, spec.output.shape, spec.output.range)
+    raise InvalidArgument("Encode needs images or png", field="input")
+
+
+def check_response_size(rows: int, spec: BundleSpec, output: Output, limit: int) -> None:
+    """A generated response of `rows` items as `output` must fit in `limit` bytes (estimate)."""
+    per_item = math.prod(spec.output.shape) * (4 if output == "float32" else 1)
+    estimate = rows * (per_item + 4 * spec.latent_dim)
+    if estimate > limit:
+        raise InvalidArgument(
+            f"the response would be about {estimate >> 20} MiB, over the "
+            f"{limit >> 20} MiB message limit; ask for fewer items or "
+            "output UINT8/PNG", field="output")

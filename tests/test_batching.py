@@ -9,9 +9,10 @@ import threading
 import numpy as np
 import pytest
 
+from latentserve.core.arrays import Arrays
 from latentserve.core.errors import ResourceExhausted
 from latentserve.registry.bundle import Bundle
-from latentserve.service.backends.batching import AdaptiveBatcher, Arrays
+from latentserve.service.backends.batching import AdaptiveBatcher
 from latentserve.service.backends.embedded import make_session
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,14 @@ def test_service_image_is_multi_stage_slim_and_has_no_torch() -> None:
     assert json.loads(final.all("ENTRYPOINT")[-1]) == ["latentserve", "serve"]
     env = " ".join(final.all("ENV"))
     assert "LATENTSERVE_HOST=0.0.0.0" in env
+
+
+def test_service_image_copies_every_package_folder() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    folders = {f.split("/")[0] for f in config["tool"]["setuptools"]["package-dir"].values()}
+    build = dockerfile_stages(DOCKER / "service.Dockerfile")[0]
+    copied = {a.split()[0].rstrip("/") for a in build.all("COPY") if "--from=" not in a}
+    assert folders <= copied, f"service.Dockerfile does not copy {sorted(folders - copied)}"
 
 
 def test_triton_image_is_a_recent_ngc_tritonserver() -> None:

@@ -12,8 +12,8 @@ import pytest
 from latentserve.core.errors import DeadlineExceeded, Unavailable
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.tiny import build_tiny_bundle
-from latentserve.service.backends.base import request_deadline
 from latentserve.service.backends.triton import TritonBackend
+from latentserve.service.deadline import request_deadline
 from latentserve.service.devtools.triton_local import TritonProcess
 from latentserve.service.settings import Settings
 

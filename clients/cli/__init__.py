@@ -5,8 +5,8 @@
 | `models`, `info`, `sample`, `interpolate`, `edit` | `latentserve.client.cli` | none |
 | `serve` | `latentserve.service.cli` | `server` |
 | `registry …` | `latentserve.registry.cli` + `latentserve.promotion.cli` | `server` |
-| `triton …` | `latentserve.service.devtools.triton_cli` | `server` |
-| `train …` | `latentserve.generators.cli` | `train` |
+| `triton …` | `latentserve.service.devtools.triton_cli` | none (it builds its own venv) |
+| `train …` | `latentserve.generators.cli` | `server,train` (bundles are written by the registry) |
 
 A group is imported only when it runs (or its help is shown); when its extra is not installed
 the command prints one line naming the extra instead of a traceback. Example::

@@ -51,9 +51,9 @@ MOUNTS: dict[str, Mount] = {
                       ("latentserve.registry.cli:app", "latentserve.promotion.cli:app"),
                       "server"),
     "triton": Mount("A local CPU Triton server (python backend) in its own venv.",
-                    ("latentserve.service.devtools.triton_cli:app",), "server"),
+                    ("latentserve.service.devtools.triton_cli:app",), None),
     "train": Mount("Train a shipped generator (CPU, fixed seed) and write its bundle.",
-                   ("latentserve.generators.cli:app",), "train"),
+                   ("latentserve.generators.cli:app",), "server,train"),
 }
 
 

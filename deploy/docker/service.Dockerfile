@@ -17,9 +17,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY deploy/constraints.txt deploy/constraints.txt
 COPY proto/ proto/
-COPY clients/ clients/
-COPY service/ service/
+COPY core/ core/
 COPY registry/ registry/
+COPY service/ service/
+COPY promotion/ promotion/
+COPY clients/ clients/
 COPY generators/ generators/
 # Install, then prove the image is what it claims: no torch, and the console script starts.
 # Dependencies are pinned by deploy/constraints.txt (the same pins `make` uses).

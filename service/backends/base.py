@@ -14,45 +14,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
-import time
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 
+from latentserve.core.arrays import F32, I64, Arrays
 from latentserve.registry.bundle import Bundle
 
 Component = Literal["decoder", "encoder"]
-_deadline: ContextVar[float | None] = ContextVar("latentserve_request_deadline", default=None)
-Arrays = dict[str, npt.NDArray[np.generic]]
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
-
-
-@contextlib.contextmanager
-def request_deadline(timeout_s: float | None) -> Iterator[None]:
-    """Backend calls inside the block must finish within `timeout_s` from now (None: default).
-
-    The servicer sets it per RPC; remote backends pass what is left on to their server.
-    Example::
-
-        with request_deadline(context.time_remaining()):
-            images = await backend.decode(z)
-    """
-    token = _deadline.set(None if timeout_s is None else time.monotonic() + timeout_s)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
-def remaining_deadline_s() -> float | None:
-    """Seconds left of the current request's deadline (None: no deadline set)."""
-    deadline = _deadline.get()
-    return None if deadline is None else deadline - time.monotonic()
 
 
 class Backend(abc.ABC):

@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
+from latentserve.core.arrays import Arrays
 from latentserve.core.errors import ResourceExhausted
 
-Arrays = dict[str, npt.NDArray[np.generic]]
 RunBatch = Callable[[Arrays], Arrays]
 """Blocking call that runs one batch (called in the batcher's worker thread)."""
 BatchObserver = Callable[[int, float], None]

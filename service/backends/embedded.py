@@ -16,9 +16,10 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from latentserve.core.arrays import Arrays
 from latentserve.core.errors import BackendError, Unavailable
 from latentserve.registry.bundle import Bundle
-from latentserve.service.backends.base import Arrays, Backend, Component
+from latentserve.service.backends.base import Backend, Component
 from latentserve.service.backends.batching import AdaptiveBatcher, BatchObserver, RunBatch
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings

@@ -9,7 +9,7 @@ models, the next request reloads them. Example::
 
     backend = TritonBackend(bundle, settings, version=3)
     await backend.load()
-    with request_deadline(2.0):  # from latentserve.service.backends.base
+    with request_deadline(2.0):  # from latentserve.service.deadline
         images = await backend.decode(z)
     await backend.unload()
 """
@@ -27,6 +27,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from latentserve.core.arrays import Arrays
 from latentserve.core.errors import (
     BackendError,
     DeadlineExceeded,
@@ -41,13 +42,9 @@ from latentserve.registry.triton_export import (
     triton_model_config,
     triton_model_name,
 )
-from latentserve.service.backends.base import (
-    Arrays,
-    Backend,
-    Component,
-    remaining_deadline_s,
-)
+from latentserve.service.backends.base import Backend, Component
 from latentserve.service.backends.triton_shm import OutputShmPool
+from latentserve.service.deadline import remaining_deadline_s
 from latentserve.service.logs import get_logger
 from latentserve.service.settings import Settings
 

@@ -1,0 +1,79 @@
+"""The domain steps of generation: latents from seeds, edit directions, backend decode.
+
+Takes checked values from `requests` and the leased version; returns arrays for `responses`.
+Example::
+
+    z = sample(bundle, seed=7, n=4, psi=0.7)
+    images = await decode(lease, z, None, "png", limits.max_message_bytes)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentserve.core import latent_ops
+from latentserve.core.arrays import F32, I64
+from latentserve.core.errors import InvalidArgument, NotFound
+from latentserve.registry.bundle import Bundle
+from latentserve.service import requests as rq
+from latentserve.service.model_manager import Lease
+
+
+def sample(bundle: Bundle, seed: int, n: int, psi: float | None) -> F32:
+    """Items 0..n-1 of `seed` drawn from the prior, truncated toward the bundle's center by ψ."""
+    return _truncated(bundle, latent_ops.sample_latents(seed, n, bundle.spec.latent_dim), psi)
+
+
+def keyframes(bundle: Bundle, source: F32 | rq.KeyframeSeeds) -> F32:
+    """Caller latents as given, or one latent per seed (item 0 of that seed, then truncated)."""
+    if not isinstance(source, rq.KeyframeSeeds):
+        return source
+    dim = bundle.spec.latent_dim
+    z = np.stack([latent_ops.sample_latents(s, 1, dim)[0] for s in source.seeds])
+    return _truncated(bundle, z, source.psi)
+
+
+def _truncated(bundle: Bundle, z: F32, psi: float | None) -> F32:
+    return z if psi is None else latent_ops.truncate(z, psi, bundle.truncation_center)
+
+
+def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
+    """The unit edit direction, held orthogonal to `conditional_on`, and strength 1's length."""
+    name = bundle.spec.name
+    if choice.vector is None:
+        found = bundle.directions.get(choice.name)
+        if found is None:
+            known = ", ".join(bundle.directions) or "none"
+            raise NotFound(f"{name} has no direction {choice.name!r} (known: {known})")
+        vector, sigma = found.vector, found.sigma
+    else:
+        norm = float(np.linalg.norm(choice.vector))
+        vector, sigma = (choice.vector / norm).astype(np.float32), 1.0
+    held = []
+    for i, other_name in enumerate(choice.conditional_on):
+        if other_name == choice.name:
+            raise InvalidArgument(f"conditional_on[{i}] is the edited direction {other_name!r}",
+                                  field=f"conditional_on[{i}]")
+        other = bundle.directions.get(other_name)
+        if other is None:
+            raise NotFound(f"conditional_on[{i}]: {name} has no direction {other_name!r}")
+        held.append(other.vector)
+    if held:
+        try:
+            vector = latent_ops.orthogonalize(vector, held)
+        except ValueError as exc:
+            raise InvalidArgument(f"conditional_on makes the edit degenerate: {exc}",
+                                  field="conditional_on") from None
+    return vector, sigma
+
+
+async def decode(lease: Lease, z: F32, labels: I64 | None, output: rq.Output,
+                 max_message_bytes: int) -> F32 | None:
+    """Images of z on the lease's backend, or None for latents-only output.
+
+    The response size is checked first, so an oversized request never reaches the backend.
+    """
+    if output == "latents":
+        return None
+    rq.check_response_size(len(z), lease.bundle.spec, output, max_message_bytes)
+    return await lease.backend.decode(z, labels)

@@ -1,0 +1,81 @@
+"""Response building: domain values → latentserve.v1 response messages, nothing else.
+
+Pure message building: no validation, no latent math, no backend calls (the servicer and
+`generation` produce the values; PNG encoding runs in a worker thread to keep the loop free).
+Example::
+
+    return await generate_response(lease, z, images, "png")
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from latentserve.core.arrays import F32
+from latentserve.core.tensors import to_tensor
+from latentserve.registry.store import ModelRecord
+from latentserve.service.images import to_png, to_uint8
+from latentserve.service.model_manager import Lease
+from latentserve.service.requests import Output
+from latentserve.v1 import generator_pb2 as pb
+
+
+def resolved(lease: Lease) -> pb.ResolvedModel:
+    """The version that served a request, and the alias that chose it."""
+    return pb.ResolvedModel(name=lease.served.name, version=lease.served.version,
+                            alias=lease.alias)
+
+
+def list_models(entries: list[tuple[ModelRecord, int]]) -> pb.ListModelsResponse:
+    """ListModels: each registered model with the version its default alias serves (0: none)."""
+    return pb.ListModelsResponse(models=[
+        pb.ModelSummary(name=r.name, versions=r.versions, aliases=r.aliases,
+                        loaded_version=loaded)
+        for r, loaded in entries
+    ])
+
+
+def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
+    """ModelInfo of the leased version."""
+    bundle, spec = lease.bundle, lease.bundle.spec
+    return pb.ModelInfo(
+        model=resolved(lease),
+        latent_dim=spec.latent_dim,
+        prior=spec.prior,
+        output_shape=spec.output.shape,
+        output_min=spec.output.range[0],
+        output_max=spec.output.range[1],
+        has_encoder=spec.encoder is not None,
+        num_classes=spec.num_classes,
+        class_names=spec.condition.labels if spec.condition else [],
+        directions=[
+            pb.DirectionInfo(name=d.name, method=d.spec.method, unit=d.spec.unit,
+                             factor=d.spec.factor or "", sigma=d.sigma)
+            for d in bundle.directions.values()
+        ],
+        max_batch_size=spec.max_batch_size,
+        metrics=spec.metrics,
+        aliases=aliases,
+        description=spec.description,
+    )
+
+
+async def generate_response(lease: Lease, z: F32, images: F32 | None,
+                            output: Output) -> pb.GenerateResponse:
+    """GenerateResponse of latents z and their decoded images (None: latents only) as `output`."""
+    response = pb.GenerateResponse(model=resolved(lease), latents=to_tensor(z))
+    if images is None:
+        return response
+    value_range = lease.bundle.spec.output.range
+    if output == "png":
+        response.png.extend(await asyncio.to_thread(to_png, images, value_range))
+    elif output == "uint8":
+        to_tensor(to_uint8(images, value_range), out=response.images)
+    else:
+        to_tensor(images, out=response.images)
+    return response
+
+
+def encode_response(lease: Lease, z: F32) -> pb.EncodeResponse:
+    """EncodeResponse of the posterior means z."""
+    return pb.EncodeResponse(model=resolved(lease), latents=to_tensor(z))
