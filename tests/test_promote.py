@@ -81,6 +81,9 @@ def test_good_version_promotes_records_tags_and_writes_report(
     code, out = _promote(holder_uri, v2, "--report", str(report), gates=gates_file)
     assert code == EXIT_OK, out
     assert "promoted tiny v2 to production (was v1)" in out
+    gate_lines = [line.split(":")[0].split() for line in out.splitlines() if ":" in line]
+    gates_printed = [words[1] for words in gate_lines if len(words) == 2]
+    assert "smoke" in gates_printed and len(gates_printed) == len(set(gates_printed)), out
     assert _holder(holder_uri) == v2
     tags = _gate_tags(holder_uri, v2)
     for gate in ("bundle", "onnx_parity", "quality.recon_mse", "quality.monotonicity_d0",
@@ -108,6 +111,7 @@ def test_metrics_worse_than_the_holder_block_promotion(
     code, out = _promote(holder_uri, v2, "--report", str(report), gates=gates_file)
     assert code == EXIT_GATE_FAILED, out
     assert "not promoted" in out and "quality.recon_mse" in out
+    assert "fail quality.recon_mse: 0.02 — " in out and "holder 0.01" in out  # why, once
     assert _holder(holder_uri) == 1
     tags = _gate_tags(holder_uri, v2)
     assert tags["gate.quality.recon_mse"] == "fail"
