@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from latentserve.registry.triton_export_cli import export_triton_command
+from latentserve.registry.triton_export import Flavor, InstanceKind
 
 app = typer.Typer(
     help="Register generator bundles in the MLflow registry, list them and download them.",
@@ -184,9 +184,7 @@ def download_command(
     """Download one version's bundle and print where it is."""
     from latentserve.registry.store import RegistryClient
 
-    if (version is None) == (alias is None):
-        raise typer.BadParameter("give exactly one of --version and --alias",
-                                 param_hint="--version")
+    _check_one_of(version, alias)
     with _clean_errors():
         client = RegistryClient(registry_uri_or_default(registry_uri))
         resolved = version if version is not None else client.resolve(name, str(alias))
@@ -194,4 +192,40 @@ def download_command(
         typer.echo(str(path))
 
 
-app.command("export-triton")(export_triton_command)
+@app.command("export-triton")
+def export_triton_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    out: Annotated[Path, typer.Option("--out", help="Triton model repository folder to write.")],
+    version: Annotated[int | None, typer.Option("--version", help="Version to export.")] = None,
+    alias: Annotated[str | None, typer.Option("--alias",
+                                              help="Export the aliased version.")] = None,
+    flavor: Annotated[Flavor, typer.Option(
+        "--flavor", help="onnxruntime (NGC image, GPU) or python (onnxruntime in the python "
+        "backend).")] = "onnxruntime",
+    registry_uri: RegistryUriOption = None,
+    instance_kind: Annotated[InstanceKind | None, typer.Option(
+        "--instance-kind", help="Triton instance_group kind (default: KIND_GPU if onnxruntime, "
+        "else KIND_CPU).")] = None,
+) -> None:
+    """Write NAME's version (or alias) into --out as `<name>__v<version>[__encoder]` models."""
+    from latentserve.registry.bundle import load_bundle
+    from latentserve.registry.settings import RegistrySettings
+    from latentserve.registry.store import RegistryClient
+    from latentserve.registry.triton_export import export_triton
+
+    _check_one_of(version, alias)
+    with _clean_errors():
+        client = RegistryClient(registry_uri_or_default(registry_uri))
+        resolved = version if version is not None else client.resolve(name, str(alias))
+        client.check_version(name, resolved)
+        cache_dir = RegistrySettings().cache_dir  # type: ignore[call-arg]  # env
+        bundle = load_bundle(client.download(name, resolved, cache_dir))
+        written = export_triton(bundle, resolved, out, flavor=flavor, instance_kind=instance_kind)
+    for model in written:
+        typer.echo(f"{out / model}")
+
+
+def _check_one_of(version: int | None, alias: str | None) -> None:
+    if (version is None) == (alias is None):
+        raise typer.BadParameter("give exactly one of --version and --alias",
+                                 param_hint="--version")

@@ -12,13 +12,13 @@ from tritonclient.grpc import model_config_pb2 as mc
 from typer.testing import CliRunner
 
 from latentserve.registry.bundle import Bundle
+from latentserve.registry.cli import app
 from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.registry.triton_export import (
     export_triton,
     triton_load_files,
     triton_model_config,
 )
-from latentserve.registry.triton_export_cli import app
 from latentserve.service.backends.triton import shared_client
 from latentserve.service.devtools.triton_local import TritonProcess
 
@@ -119,7 +119,8 @@ def test_export_triton_command(
     monkeypatch.setenv("LATENTSERVE_CACHE_DIR", str(tmp_path / "cache"))
     runner = CliRunner()
     out = tmp_path / "repo"
-    args = ["tiny", "--alias", "production", "--flavor", "python", "--out", str(out)]
+    args = ["export-triton", "tiny", "--alias", "production", "--flavor", "python",
+            "--out", str(out)]
     result = runner.invoke(app, [*args, "--registry-uri", registry_uri])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["tiny__v1", "tiny__v1__encoder"]
@@ -129,6 +130,7 @@ def test_export_triton_command(
     both = runner.invoke(app, [*args, "--version", "1", "--registry-uri", registry_uri])
     assert both.exit_code == 2 and "exactly one of --version and --alias" in both.output
     missing = runner.invoke(
-        app, ["nope", "--version", "1", "--out", str(out), "--registry-uri", registry_uri]
+        app, ["export-triton", "nope", "--version", "1", "--out", str(out),
+              "--registry-uri", registry_uri]
     )
     assert missing.exit_code == 1 and "nope" in missing.output
