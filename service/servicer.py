@@ -91,6 +91,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                 lease.bundle, rq.keyframes(request.base, "base", spec, self.limits.max_items))
             rows = len(bases) * len(strengths)
             self._admit(lease, outcome, rows)
+            rq.check_count(rows, "items (rows produced)", self.limits.max_items)
             direction, sigma = generation.direction(lease.bundle,
                                                     rq.edit_direction(request, spec))
             z = latent_ops.edit_latents(bases, direction, strengths, sigma)
@@ -130,17 +131,12 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             return responses.encode_response(lease, z)
 
     # ------------------------------------------------------------------ helpers
-    def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None, *,
-               limit: int | None = None) -> BundleSpec:
-        """Record the serving version and row count on `outcome`, the one place every RPC does.
-
-        `rows` (the items the request produces) must be within `limit` (default: max_items).
-        """
+    def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None) -> BundleSpec:
+        """Record the serving version and the rows produced on `outcome` (metrics and logs):
+        the one place every RPC does."""
         outcome.model, outcome.version = lease.served.name, lease.served.version
         if rows is not None:
             outcome.items = rows
-            limit = self.limits.max_items if limit is None else limit
-            rq.check_count(rows, "items (rows produced)", limit)
         return lease.bundle.spec
 
     def _path(self, request: pb.InterpolateRequest, lease: Lease,
@@ -150,7 +146,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         path = rq.path(request, spec, self.limits.max_frames)
         keys = generation.keyframes(lease.bundle, path.keyframes)
         z = latent_ops.interpolate_path(keys, path.steps, path.method)
-        self._admit(lease, outcome, path.frames, limit=self.limits.max_frames)
+        self._admit(lease, outcome, path.frames)
         labels = rq.class_labels(request.class_labels, spec, rows=path.frames,
                                  field="class_labels", per="frame")
         return z, labels, path.output
