@@ -1,8 +1,8 @@
 """The generator under test and the throw-away MLflow registries the benchmark services read.
 
-The shipped `sprites-vae` (generators/zoo/sprites-vae) is used when it exists; otherwise a tiny
-analytic generator of the same size (latent 10, 1×64×64, max batch 256) stands in, and the
-results say so. Example::
+The shipped `sprites-vae` (generators/zoo/sprites-vae) is used when it exists and is
+unconditional (the scenarios send no class labels); otherwise a tiny analytic generator of the
+same size (latent 10, 1×64×64, max batch 256) stands in, and the results say so. Example::
 
     choice = choose_bundle(cfg)               # ChosenModel: bundle + where it came from
     uri = Registries(work / "registries").create("main", {choice.name: [choice.bundle.root]})
@@ -56,13 +56,16 @@ class ChosenModel:
 
 
 def choose_bundle(cfg: RunConfig, *, seed: int = 0, name: str | None = None) -> ChosenModel:
-    """The zoo sprites-vae when present (or forced), else the tiny stand-in built in work_dir."""
-    zoo_ready = (ZOO_SPRITES / SPEC_FILE).is_file()
-    if cfg.model == "zoo" or (cfg.model == "auto" and zoo_ready):
-        if not zoo_ready:
-            raise FileNotFoundError(f"{ZOO_SPRITES / SPEC_FILE}: --model zoo needs the trained "
-                                    "sprites-vae bundle")
-        return ChosenModel(load_bundle(ZOO_SPRITES), "zoo")
+    """The zoo sprites-vae when present and unconditional (or forced), else the tiny stand-in
+    built in work_dir."""
+    zoo = load_bundle(ZOO_SPRITES) if (ZOO_SPRITES / SPEC_FILE).is_file() else None
+    usable = zoo is not None and zoo.spec.condition is None
+    if cfg.model == "zoo" or (cfg.model == "auto" and usable):
+        if zoo is None or not usable:
+            raise FileNotFoundError(f"{ZOO_SPRITES / SPEC_FILE}: --model zoo needs a trained, "
+                                    "unconditional sprites-vae bundle (the scenarios send no "
+                                    "class labels)")
+        return ChosenModel(zoo, "zoo")
     tiny_name = name or "tiny-sprites"
     out = cfg.work_dir / "bundles" / f"{tiny_name}-{seed}"
     bundle = build_tiny_bundle(out, name=tiny_name, seed=seed, latent_dim=STANDIN_LATENT_DIM,

@@ -1,7 +1,7 @@
 """Parts of a trained bundle besides the networks: the preview grid, the provenance record,
 and the checks done before training starts. Example::
 
-    cfg = prepare_run(SpritesConfig(), Path("generators/zoo/sprites-vae"), epochs=None, seed=0)
+    cfg = prepare_run(FactorConfig(), Path("generators/zoo/sprites-vae"), epochs=None, seed=0)
     png = grid_png(images, cols=8)           # images float32 [n, 1, H, W] in [0, 1]
     provenance(dataset="...", seed=0, epochs=20, train_seconds=512.3)
 """
@@ -25,7 +25,7 @@ from latentserve.registry.spec import SPEC_FILE
 
 
 class RunConfig(Protocol):
-    """What `prepare_run` needs of a training config (a dataclass such as SpritesConfig)."""
+    """What `prepare_run` needs of a training config (a dataclass such as FactorConfig)."""
 
     @property
     def epochs(self) -> int: ...
@@ -52,16 +52,25 @@ def grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int = 2
     x = np.asarray(images, np.float32)
     if x.ndim != 4 or x.shape[1] != 1 or len(x) == 0:
         raise ValueError(f"images: expected [n, 1, H, W] with n > 0, got shape {x.shape}")
+    return rgb_grid_png(x, cols, upscale=upscale, pad=pad)
+
+
+def rgb_grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int = 2) -> bytes:
+    """Tile images [n, C, H, W] (C = 1 or 3) in [0, 1] into a PNG (gray gaps between tiles)."""
+    x = np.asarray(images, np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
+        raise ValueError(f"images: expected [n, 1 or 3, H, W] with n > 0, got shape {x.shape}")
     if cols < 1:
         raise ValueError(f"cols must be >= 1, got {cols}")
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     rows = -(-n // cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.5, np.float32)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.5, np.float32)
     for i in range(n):
-        r, c = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        canvas[top : top + h, left : left + w] = np.clip(x[i, 0], 0.0, 1.0)
-    img = Image.fromarray(np.round(canvas * 255).astype(np.uint8), mode="L")
+        r, col = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[top : top + h, left : left + w] = np.clip(x[i].transpose(1, 2, 0), 0.0, 1.0)
+    pixels = np.round(canvas * 255).astype(np.uint8)
+    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels, mode="L" if c == 1 else "RGB")
     if upscale > 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.Resampling.NEAREST)
     buf = io.BytesIO()

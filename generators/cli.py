@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ class Model(StrEnum):
     """The generators this project trains."""
 
     sprites_vae = "sprites-vae"
+    shapes3d = "shapes3d"
     digits_cvae = "digits-cvae"
 
 
@@ -45,6 +47,9 @@ _Epochs = Annotated[
 _Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of data, init and noise")]
 _Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar")]
 _Threads = Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads")]
+_Checkpoint = Annotated[Path | None, typer.Option(
+    "--checkpoint", help="Save the trained networks here; a rerun with the same config and "
+    "seed loads them and redoes only directions, export and measurement")]
 
 
 def train(
@@ -54,6 +59,7 @@ def train(
     seed: int = 0,
     quiet: bool = False,
     threads: int = 2,
+    checkpoint: Path | None = None,
 ) -> Bundle:
     """Train `model`, write its bundle to `out`, print the metrics; exit code 1 on bad input.
 
@@ -66,10 +72,18 @@ def train(
     target = out if out is not None else Path("generators/zoo") / model.value
     try:
         if model is Model.sprites_vae:
-            from latentserve.generators.sprites_vae import SpritesConfig, train_sprites_vae
+            from latentserve.generators.factor_pipeline import FactorConfig
+            from latentserve.generators.sprites_vae import train_sprites_vae
 
-            sprites = SpritesConfig(threads=threads)
-            bundle = train_sprites_vae(target, epochs, seed, progress=not quiet, config=sprites)
+            sprites = FactorConfig(threads=threads)
+            bundle = train_sprites_vae(target, epochs, seed, progress=not quiet, config=sprites,
+                                       checkpoint=checkpoint)
+        elif model is Model.shapes3d:
+            from latentserve.generators.shapes3d_generator import CONFIG, train_shapes3d
+
+            scenes = replace(CONFIG, threads=threads)
+            bundle = train_shapes3d(target, epochs, seed, progress=not quiet, config=scenes,
+                                    checkpoint=checkpoint)
         else:
             from latentserve.generators.digits_cvae import DigitsConfig, train_digits_cvae
 
@@ -89,9 +103,23 @@ def sprites_vae(
     seed: _Seed = 0,
     quiet: _Quiet = False,
     threads: _Threads = 2,
+    checkpoint: _Checkpoint = None,
 ) -> None:
-    """β-VAE on dSprites-spec renders (latent_dim 10, encoder, supervised/PCA/SeFa directions)."""
-    train(Model.sprites_vae, out, epochs, seed, quiet, threads)
+    """Shape-conditional sprites generator (latent = scale, orientation, pos_x, pos_y)."""
+    train(Model.sprites_vae, out, epochs, seed, quiet, threads, checkpoint)
+
+
+@app.command("shapes3d")
+def shapes3d(
+    out: _Out = None,
+    epochs: _Epochs = None,
+    seed: _Seed = 0,
+    quiet: _Quiet = False,
+    threads: _Threads = 2,
+    checkpoint: _Checkpoint = None,
+) -> None:
+    """Object-conditional Shapes3D-spec scenes (RGB; latent = 3 hues, scale, orientation)."""
+    train(Model.shapes3d, out, epochs, seed, quiet, threads, checkpoint)
 
 
 @app.command("digits-cvae")
@@ -104,6 +132,34 @@ def digits_cvae(
 ) -> None:
     """Class-conditional VAE on scikit-learn digits (latent_dim 8, label input)."""
     train(Model.digits_cvae, out, epochs, seed, quiet, threads)
+
+
+@app.command("report")
+def report(
+    readme: Annotated[Path, typer.Option("--readme", help="README to rewrite")] = Path("README.md"),
+    gallery: Annotated[Path, typer.Option("--gallery", help="Folder for the pictures")] = Path(
+        "generators/gallery"),
+    zoo: Annotated[Path | None, typer.Option(
+        "--zoo", help="Folder of the shipped bundles [default: generators/zoo]")] = None,
+) -> None:
+    """Rewrite the README's "Latent space, measured" section and redraw its pictures from the
+    shipped bundles (numbers as the bundles recorded them, pictures decoded by onnxruntime)."""
+    from latentserve.generators.latent_report import (
+        ZOO,
+        draw_pictures,
+        replace_section,
+        report_markdown,
+    )
+
+    where = zoo or ZOO
+    try:
+        text = replace_section(readme.read_text(encoding="utf-8"), report_markdown(where))
+        readme.write_text(text, encoding="utf-8")
+        files = draw_pictures(where, gallery)
+    except (ValueError, BundleError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{readme}: section rewritten; {len(files)} pictures in {gallery}")
 
 
 def _report(bundle: Bundle) -> None:

@@ -1,10 +1,9 @@
-"""The torch networks of the shipped generators: a conv β-VAE for sprites and a conditional VAE
-for digits, plus the thin wrappers exported to ONNX (decoder → image in [0, 1], encoder → μ,
-log σ²). Example::
+"""The torch networks of `digits-cvae`: a conditional VAE for digits, plus the thin wrappers
+exported to ONNX (decoder → image in [0, 1], encoder → μ, log σ²). Example::
 
-    vae = SpritesVAE(latent_dim=10)
-    mu, logvar = vae.encode(torch.zeros(2, 1, 64, 64))
-    images = torch.sigmoid(vae.decode_logits(mu))          # [2, 1, 64, 64]
+    vae = DigitsCVAE(latent_dim=8)
+    mu, logvar = vae.encode(torch.zeros(2, 1, 32, 32), torch.tensor([3, 7]))
+    images = torch.sigmoid(vae.decode_logits(mu, torch.tensor([3, 7])))   # [2, 1, 32, 32]
 """
 
 from __future__ import annotations
@@ -21,64 +20,6 @@ def _init_output_bias(body: nn.Sequential, logit: float | None) -> None:
     last = body[-1]
     assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
     nn.init.constant_(last.bias, logit)
-
-
-class SpritesVAE(nn.Module):
-    """Conv VAE for 64×64×1 sprites (Burgess et al. layout, four stride-2 convs each way).
-
-    The decoder starts with `decoder_fc = Linear(N → 256)`: the layer SeFa factorises.
-    """
-
-    def __init__(self, latent_dim: int = 10, output_bias: float | None = None) -> None:
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.encoder_conv = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1),
-            nn.ReLU(),  # 32×32
-            nn.Conv2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 16×16
-            nn.Conv2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 8×8
-            nn.Conv2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 4×4
-            nn.Flatten(),
-            nn.Linear(32 * 4 * 4, 256),
-            nn.ReLU(),
-        )
-        self.encoder_head = nn.Sequential(
-            nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2 * latent_dim)
-        )
-        self.decoder_fc = nn.Linear(latent_dim, 256)
-        self.decoder_body = nn.Sequential(
-            nn.ReLU(),
-            nn.Linear(256, 256),
-            nn.ReLU(),
-            nn.Linear(256, 32 * 4 * 4),
-            nn.ReLU(),
-            nn.Unflatten(1, (32, 4, 4)),
-            nn.ConvTranspose2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 8×8
-            nn.ConvTranspose2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 16×16
-            nn.ConvTranspose2d(32, 32, 4, 2, 1),
-            nn.ReLU(),  # 32×32
-            nn.ConvTranspose2d(32, 1, 4, 2, 1),  # 64×64 logits
-        )
-        _init_output_bias(self.decoder_body, output_bias)
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Images [B, 1, 64, 64] in [0, 1] → (μ, log σ²), each [B, N]."""
-        mu, logvar = self.encoder_head(self.encoder_conv(x)).chunk(2, dim=1)
-        return mu, logvar
-
-    def decode_logits(self, z: Tensor) -> Tensor:
-        """Latents [B, N] → Bernoulli logits [B, 1, 64, 64]."""
-        out: Tensor = self.decoder_body(self.decoder_fc(z))
-        return out
-
-    def first_decoder_weight(self) -> Tensor:
-        """The weight A [256, N] of the decoder's first linear layer (for SeFa)."""
-        return self.decoder_fc.weight
 
 
 class DigitsCVAE(nn.Module):
@@ -140,28 +81,6 @@ class DigitsCVAE(nn.Module):
     def first_decoder_weight(self) -> Tensor:
         """The weight A [hidden, N] of the decoder's first linear layer on z (for SeFa)."""
         return self.decoder_fc.weight
-
-
-class SpritesDecoder(nn.Module):
-    """ONNX view of SpritesVAE's decoder: z [B, N] → x [B, 1, 64, 64] in [0, 1]."""
-
-    def __init__(self, vae: SpritesVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z: Tensor) -> Tensor:
-        return torch.sigmoid(self.vae.decode_logits(z))
-
-
-class SpritesEncoder(nn.Module):
-    """ONNX view of SpritesVAE's encoder: x [B, 1, 64, 64] → (mu, logvar) [B, N]."""
-
-    def __init__(self, vae: SpritesVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.vae.encode(x)
 
 
 class DigitsDecoder(nn.Module):

@@ -86,6 +86,19 @@ class EncoderSpec(_Strict):
     condition_input: str | None = None
 
 
+class DirectionQualitySpec(_Strict):
+    """How well a direction moves what it names, measured on decoded images (edits −3…3 σ
+    from fixed seeds, scored by image measures); the proto's DirectionQuality."""
+
+    measure: str = Field(description="The image measure the direction should move")
+    spearman_within: float = Field(ge=-1.0, le=1.0)
+    spearman_pooled: float = Field(ge=-1.0, le=1.0)
+    leak_measure: str = Field(description="The other measure a plain edit moves most")
+    leak_plain: float = Field(ge=0.0)
+    leak_conditional: float = Field(ge=0.0)
+    reliable: bool = Field(description="spearman_within >= 0.95 and spearman_pooled >= 0.9")
+
+
 class DirectionSpec(_Strict):
     """A named latent direction; its unit vector and σ live in directions.npz."""
 
@@ -93,6 +106,7 @@ class DirectionSpec(_Strict):
     method: Literal["supervised", "pca", "sefa", "user"]
     unit: str = Field(description="What strength 1.0 means, e.g. '1 σ of latent codes along d'")
     factor: str | None = None
+    quality: DirectionQualitySpec | None = None
 
 
 class BundleSpec(_Strict):

@@ -13,6 +13,7 @@ import asyncio
 
 from latentserve.core.arrays import F32
 from latentserve.core.tensors import to_tensor
+from latentserve.registry.spec import DirectionQualitySpec
 from latentserve.registry.store import ModelRecord
 from latentserve.service.images import to_png, to_uint8
 from latentserve.service.model_manager import Lease
@@ -50,7 +51,8 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         class_names=spec.condition.labels if spec.condition else [],
         directions=[
             pb.DirectionInfo(name=d.name, method=d.spec.method, unit=d.spec.unit,
-                             factor=d.spec.factor or "", sigma=d.sigma)
+                             factor=d.spec.factor or "", sigma=d.sigma,
+                             quality=direction_quality(d.spec.quality))
             for d in bundle.directions.values()
         ],
         max_batch_size=spec.max_batch_size,
@@ -58,6 +60,13 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         aliases=aliases,
         description=spec.description,
     )
+
+
+def direction_quality(quality: DirectionQualitySpec | None) -> pb.DirectionQuality | None:
+    """The proto form of a direction's measured quality (None when the bundle has none)."""
+    if quality is None:
+        return None
+    return pb.DirectionQuality(**quality.model_dump())
 
 
 async def generate_response(lease: Lease, z: F32, images: F32 | None,

@@ -9,28 +9,18 @@ import pytest
 
 from latentserve.registry.bundle import Bundle
 
-MINI_SPRITES = dict(
-    train_size=1_500,
-    test_size=300,
-    eval_size=1_000,
-    epochs=1,
-    batch_size=64,
-    edit_bases=6,
-    metric_samples=100,
-    n_pca=3,
-    n_sefa=3,
-    threads=1,
-)
+MINI_SPRITES = dict(train_size=1_500, eval_size=500, epochs=1, metric_samples=100, threads=1)
 MINI_DIGITS = dict(epochs=1, edit_bases=6, metric_samples=100, n_pca=3, n_sefa=3, threads=1)
 
 
 @pytest.fixture(scope="session")
 def mini_sprites_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    """A one-epoch sprites-vae on 1,500 renders, written as a real bundle."""
-    from latentserve.generators.sprites_vae import SpritesConfig, train_sprites_vae
+    """A one-epoch sprites-vae on 1,500 renders, written as a real, measured bundle."""
+    from latentserve.generators.factor_pipeline import FactorConfig
+    from latentserve.generators.sprites_vae import train_sprites_vae
 
     out = tmp_path_factory.mktemp("gen") / "sprites-vae"
-    return train_sprites_vae(out, seed=0, progress=False, config=SpritesConfig(**MINI_SPRITES))  # type: ignore[arg-type]
+    return train_sprites_vae(out, seed=0, progress=False, config=FactorConfig(**MINI_SPRITES))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from latentserve.generators.export import check_onnx, export_onnx, onnx_parity
-from latentserve.generators.models import (
-    DigitsCVAE,
-    DigitsDecoder,
-    DigitsEncoder,
-    SpritesDecoder,
-    SpritesEncoder,
-    SpritesVAE,
-)
+from latentserve.generators.factor_models import FactorEncoder, SceneDecoder, SpritesDecoder
+from latentserve.generators.models import DigitsCVAE, DigitsDecoder, DigitsEncoder
+from latentserve.generators.shapes3d_generator import LAYOUT as SCENE_LAYOUT
+from latentserve.generators.sprites_vae import LAYOUT as SPRITES_LAYOUT
 
 
 def _batch_dim(model: onnx.ModelProto, which: str) -> str:
@@ -25,34 +21,32 @@ def _batch_dim(model: onnx.ModelProto, which: str) -> str:
     return values[0].type.tensor_type.shape.dim[0].dim_param
 
 
-def test_sprites_networks_export_with_a_dynamic_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("world", ["sprites", "scenes"])
+def test_factor_networks_export_with_a_dynamic_batch(tmp_path: Path, world: str) -> None:
     torch.manual_seed(0)
-    vae = SpritesVAE(latent_dim=10).eval()
-    dec_path = export_onnx(
-        SpritesDecoder(vae),
-        (torch.zeros(2, 10),),
-        tmp_path / "d.onnx",
-        input_names=["z"],
-        output_names=["x"],
-    )
-    enc_path = export_onnx(
-        SpritesEncoder(vae),
-        (torch.zeros(2, 1, 64, 64),),
-        tmp_path / "e.onnx",
-        input_names=["x"],
-        output_names=["mu", "logvar"],
-    )
+    layout = SPRITES_LAYOUT if world == "sprites" else SCENE_LAYOUT
+    classes, channels = (3, 1) if world == "sprites" else (4, 3)
+    decoder = (SpritesDecoder(layout) if world == "sprites"
+               else SceneDecoder(layout, num_classes=classes)).eval()  # fmt: skip
+    encoder = FactorEncoder(layout, channels, classes).eval()
+    labels = torch.tensor([0, 1])
+    dec_path = export_onnx(decoder, (torch.zeros(2, layout.dim), labels), tmp_path / "d.onnx",
+                           input_names=["z", "label"], output_names=["x"])  # fmt: skip
+    enc_path = export_onnx(encoder, (torch.zeros(2, channels, 64, 64), labels),
+                           tmp_path / "e.onnx", input_names=["x", "label"],
+                           output_names=["mu", "logvar"])  # fmt: skip
     dec = check_onnx(dec_path)
-    assert [i.name for i in dec.graph.input] == ["z"] and _batch_dim(dec, "input") == "batch"
-    assert [o.name for o in dec.graph.output] == ["x"] and _batch_dim(dec, "output") == "batch"
+    assert [i.name for i in dec.graph.input] == ["z", "label"]
+    assert _batch_dim(dec, "input") == "batch" and _batch_dim(dec, "output") == "batch"
     assert [o.name for o in check_onnx(enc_path).graph.output] == ["mu", "logvar"]
     assert dec_path.stat().st_size < 10 * 2**20 and enc_path.stat().st_size < 10 * 2**20
     rng = np.random.default_rng(0)
-    for n in (1, 7, 256):  # any batch size runs and matches torch
-        z = rng.standard_normal((n, 10)).astype(np.float32)
-        assert onnx_parity(SpritesDecoder(vae), dec_path, {"z": z}) <= 1e-4
-    x = rng.uniform(0, 1, (5, 1, 64, 64)).astype(np.float32)
-    assert onnx_parity(SpritesEncoder(vae), enc_path, {"x": x}) <= 1e-4
+    for n in (1, 7, 256):  # any batch size runs and matches torch (latents far out too)
+        z = (3 * rng.standard_normal((n, layout.dim))).astype(np.float32)
+        y = rng.integers(0, classes, n)
+        assert onnx_parity(decoder, dec_path, {"z": z, "label": y}) <= 1e-4
+    x = rng.uniform(0, 1, (5, channels, 64, 64)).astype(np.float32)
+    assert onnx_parity(encoder, enc_path, {"x": x, "label": rng.integers(0, classes, 5)}) <= 1e-4
 
 
 def test_conditional_networks_take_an_int64_label(tmp_path: Path) -> None:

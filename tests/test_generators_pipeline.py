@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from latentserve.generators.cli import app
 from latentserve.generators.digits_cvae import train_digits_cvae
-from latentserve.generators.models import SpritesVAE
-from latentserve.generators.sprites import render_indices, sample_factor_indices
-from latentserve.generators.sprites_vae import train_sprites_vae
+from latentserve.generators.factor_models import FactorEncoder, SpritesDecoder
+from latentserve.generators.factor_pipeline import FactorConfig, training_data
+from latentserve.generators.factor_training import fit_factor_model
+from latentserve.generators.models import DigitsCVAE
+from latentserve.generators.sprites_vae import LAYOUT, WORLD, train_sprites_vae
 from latentserve.generators.training import Objective, fit_vae
 from latentserve.registry.bundle import Bundle, load_bundle
 
@@ -30,15 +32,7 @@ COMMON_METRICS = {
     "path_length_lerp",
     "path_length_slerp",
 }
-SPRITES_SUPERVISED = [
-    "scale",
-    "pos_x",
-    "pos_y",
-    "orientation",
-    "shape_square",
-    "shape_ellipse",
-    "shape_heart",
-]
+SPRITES_DIRECTIONS = ["scale", "orientation", "pos_x", "pos_y"]
 
 
 def _check_common(bundle: Bundle) -> None:
@@ -66,29 +60,39 @@ def test_mini_sprites_bundle_is_complete(mini_sprites_bundle: Bundle) -> None:
     bundle = mini_sprites_bundle
     _check_common(bundle)
     spec = bundle.spec
-    assert spec.name == "sprites-vae" and spec.latent_dim == 10 and spec.condition is None
+    assert spec.name == "sprites-vae" and spec.latent_dim == 4
+    assert spec.condition is not None and spec.condition.labels == ["square", "ellipse", "heart"]
+    assert spec.decoder.condition_input == "label" and spec.encoder is not None
     assert spec.output.shape == [1, 64, 64]
-    names = [d.name for d in spec.directions]
-    assert names == [*SPRITES_SUPERVISED, "pc0", "pc1", "pc2", "sefa0", "sefa1", "sefa2"]
-    methods = {d.name: d.method for d in spec.directions}
-    assert (
-        methods["pc0"] == "pca" and methods["sefa0"] == "sefa" and methods["scale"] == "supervised"
-    )
-    factors = {d.name: d.factor for d in spec.directions}
-    assert factors["shape_heart"] == "shape" and factors["orientation"] == "orientation"
-    for d in SPRITES_SUPERVISED:
-        assert f"monotonicity_{d}" in spec.metrics
-        assert f"leakage_{d}_plain" in spec.metrics and f"leakage_{d}_conditional" in spec.metrics
-        assert -1.0 <= spec.metrics[f"monotonicity_{d}"] <= 1.0
-    assert 0.0 <= spec.metrics["mig"] <= 1.0
-    assert "leakage_top_pair_ratio" in spec.metrics
+    assert [d.name for d in spec.directions] == SPRITES_DIRECTIONS
+    for d in spec.directions:  # every direction carries its quality measured on images
+        assert d.method == "supervised" and d.factor == d.name and d.quality is not None
+        for what in ("spearman_within", "spearman_pooled", "leak_plain", "leak_conditional"):
+            assert f"direction.{d.name}.{what}" in spec.metrics
+            assert f"direction.{d.name}.{what}" in spec.metric_notes
+    for key in ("prior_holes", "condition_accuracy", "roundtrip_class_accuracy",
+                "roundtrip_orientation_error_deg", "path_max_step_ratio_slerp"):  # fmt: skip
+        assert key in spec.metrics and key in spec.metric_notes
     # the shipped files run in onnxruntime at any batch size
     decoder = ort.InferenceSession(str(bundle.decoder_path), providers=["CPUExecutionProvider"])
-    x = decoder.run(None, {"z": np.zeros((3, 10), np.float32)})[0]
+    labels = np.array([0, 1, 2], np.int64)
+    x = decoder.run(None, {"z": np.zeros((3, 4), np.float32), "label": labels})[0]
     assert x.shape == (3, 1, 64, 64) and x.min() >= 0.0 and x.max() <= 1.0
     encoder = ort.InferenceSession(str(bundle.encoder_path), providers=["CPUExecutionProvider"])
-    mu, logvar = encoder.run(None, {"x": x})
-    assert mu.shape == logvar.shape == (3, 10)
+    mu, logvar = encoder.run(None, {"x": x, "label": labels})
+    assert mu.shape == logvar.shape == (3, 4)
+
+
+def test_a_checkpoint_skips_training_and_gives_the_same_bundle(tmp_path: Path) -> None:
+    cfg = FactorConfig(epochs=1, train_size=256, eval_size=200, metric_samples=20, threads=1)
+    ckpt = tmp_path / "run.pt"
+    first = train_sprites_vae(tmp_path / "a", seed=0, progress=False, config=cfg, checkpoint=ckpt)
+    second = train_sprites_vae(tmp_path / "b", seed=0, progress=False, config=cfg,
+                               checkpoint=ckpt)  # fmt: skip
+    assert (first.decoder_path.read_bytes() == second.decoder_path.read_bytes())
+    assert first.spec.directions == second.spec.directions
+    with pytest.raises(ValueError, match="another run"):
+        train_sprites_vae(tmp_path / "c", seed=1, progress=False, config=cfg, checkpoint=ckpt)
 
 
 def test_mini_digits_bundle_is_conditional(mini_digits_bundle: Bundle) -> None:
@@ -110,16 +114,14 @@ def test_mini_digits_bundle_is_conditional(mini_digits_bundle: Bundle) -> None:
 
 
 def test_training_is_reproducible_from_the_seed() -> None:
-    images = torch.from_numpy(
-        np.round(render_indices(sample_factor_indices(256, seed=0)) * 16).astype(np.uint8)
-    )
+    data = training_data(WORLD, FactorConfig(train_size=128), seed=0)
     weights = []
     for _ in range(2):
         torch.manual_seed(0)
-        vae = SpritesVAE()
-        fit_vae(vae, images, None, epochs=1, objective=Objective(), seed=5, levels=16,
-                batch_size=64, progress=False)  # fmt: skip
-        weights.append(torch.cat([p.detach().flatten() for p in vae.parameters()]))
+        decoder, encoder = SpritesDecoder(LAYOUT), FactorEncoder(LAYOUT, 1, 3)
+        fit_factor_model(decoder, encoder, data, epochs=1, seed=5, progress=False)
+        weights.append(torch.cat([p.detach().flatten()
+                                  for p in [*decoder.parameters(), *encoder.parameters()]]))
     assert torch.equal(weights[0], weights[1])
 
 
@@ -138,7 +140,7 @@ def test_bad_training_input_fails_fast_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seed"):
         train_digits_cvae(tmp_path / "new", seed=-1, progress=False)
     with pytest.raises(ValueError, match="labels"):
-        fit_vae(SpritesVAE(), torch.zeros(4, 1, 64, 64), torch.zeros(3, dtype=torch.int64),
+        fit_vae(DigitsCVAE(), torch.zeros(4, 1, 32, 32), torch.zeros(3, dtype=torch.int64),
                 epochs=1, objective=Objective(), seed=0)  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from .errors import (
 from .refs import ModelRef, parse_model_ref
 from .results import (
     DirectionInfo,
+    DirectionQuality,
     EncodeResult,
     GenerateResult,
     ModelInfo,
@@ -45,6 +46,7 @@ __all__ = [
     "Client",
     "DeadlineExceededError",
     "DirectionInfo",
+    "DirectionQuality",
     "EncodeResult",
     "FailedPreconditionError",
     "FieldViolation",

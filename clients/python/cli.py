@@ -21,7 +21,7 @@ from rich.table import Table
 
 from .client import Client
 from .errors import LatentServeClientError, UnavailableError
-from .results import GenerateResult, ModelInfo
+from .results import DirectionInfo, GenerateResult, ModelInfo
 from .transport import DEFAULT_ADDRESS
 
 app = typer.Typer(
@@ -117,6 +117,15 @@ def _info_table(info: ModelInfo) -> Table:
     return table
 
 
+def _quality_cell(d: DirectionInfo) -> str:
+    """'ink ρ 0.99/0.97 ✓' (within-seed/pooled Spearman, reliable?) or 'not measured'."""
+    q = d.quality
+    if q is None:
+        return "not measured"
+    verdict = "reliable" if q.reliable else "UNRELIABLE"
+    return f"{q.measure} ρ {q.spearman_within:.2f}/{q.spearman_pooled:.2f} {verdict}"
+
+
 @app.command("info")
 def info(
     model: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
@@ -127,9 +136,10 @@ def info(
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         found = client.get_model(model)
     _out.print(_info_table(found))
-    directions = Table("direction", "method", "factor", "σ", "unit", title="directions")
+    directions = Table("direction", "method", "factor", "σ", "measured on images", "unit",
+                       title="directions")
     for d in found.directions:
-        directions.add_row(d.name, d.method, d.factor, f"{d.sigma:.4g}", d.unit)
+        directions.add_row(d.name, d.method, d.factor, f"{d.sigma:.4g}", _quality_cell(d), d.unit)
     _out.print(directions)
     if found.metrics:
         metrics = Table("metric", "value", title="metrics")

@@ -85,15 +85,30 @@ class EncodeResult:
 
 
 @dataclass(frozen=True)
+class DirectionQuality:
+    """How well a direction moves what it names, measured on decoded images when its bundle
+    was built (see the proto's DirectionQuality)."""
+
+    measure: str
+    spearman_within: float
+    spearman_pooled: float
+    leak_measure: str
+    leak_plain: float
+    leak_conditional: float
+    reliable: bool
+
+
+@dataclass(frozen=True)
 class DirectionInfo:
     """A named latent direction; strength 1.0 moves a latent `sigma` along it (`unit` says what
-    that means)."""
+    that means); `quality` is None when nothing was measured."""
 
     name: str
     method: str
     unit: str
     factor: str
     sigma: float
+    quality: DirectionQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +207,8 @@ def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
         num_classes=int(msg.num_classes),
         class_names=tuple(msg.class_names),
         directions=tuple(
-            DirectionInfo(d.name, d.method, d.unit, d.factor, float(d.sigma))
+            DirectionInfo(d.name, d.method, d.unit, d.factor, float(d.sigma),
+                          _quality(d.quality) if d.HasField("quality") else None)
             for d in msg.directions
         ),
         max_batch_size=int(msg.max_batch_size),
@@ -210,3 +226,10 @@ def model_summary_from_proto(msg: pb.ModelSummary) -> ModelSummary:
         aliases=dict(sorted(msg.aliases.items())),
         loaded_version=int(msg.loaded_version),
     )
+
+
+def _quality(msg: pb.DirectionQuality) -> DirectionQuality:
+    return DirectionQuality(
+        msg.measure, float(msg.spearman_within), float(msg.spearman_pooled), msg.leak_measure,
+        float(msg.leak_plain), float(msg.leak_conditional), bool(msg.reliable),
+    )  # fmt: skip

@@ -758,6 +758,7 @@ class DirectionInfo(_message.Message):
     UNIT_FIELD_NUMBER: _builtins.int
     FACTOR_FIELD_NUMBER: _builtins.int
     SIGMA_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name used in EditRequest.direction_name and conditional_on."""
     method: _builtins.str
@@ -770,6 +771,12 @@ class DirectionInfo(_message.Message):
     """Added so clients can relate strengths to latent distances: the latent-space length of
     strength 1.0 (the edit moves z by strength * sigma along the unit direction).
     """
+    @_builtins.property
+    def quality(self) -> Global___DirectionQuality:
+        """Added so clients know whether the direction does what its name says: its quality
+        measured on decoded images when the bundle was built; unset when nothing was measured.
+        """
+
     def __init__(
         self,
         *,
@@ -778,14 +785,68 @@ class DirectionInfo(_message.Message):
         unit: _builtins.str = ...,
         factor: _builtins.str = ...,
         sigma: _builtins.float = ...,
+        quality: Global___DirectionQuality | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quality", b"quality"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "method", b"method", "name", b"name", "sigma", b"sigma", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "method", b"method", "name", b"name", "quality", b"quality", "sigma", b"sigma", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DirectionInfo: _TypeAlias = DirectionInfo  # noqa: Y015
+
+@_typing.final
+class DirectionQuality(_message.Message):
+    """How well a direction moves what it names, measured on decoded images: edits of strength
+    -3 ... 3 (13 steps) from a fixed set of seeds, each image scored by the generator's image
+    measures (pixels only, no model).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEASURE_FIELD_NUMBER: _builtins.int
+    SPEARMAN_WITHIN_FIELD_NUMBER: _builtins.int
+    SPEARMAN_POOLED_FIELD_NUMBER: _builtins.int
+    LEAK_MEASURE_FIELD_NUMBER: _builtins.int
+    LEAK_PLAIN_FIELD_NUMBER: _builtins.int
+    LEAK_CONDITIONAL_FIELD_NUMBER: _builtins.int
+    RELIABLE_FIELD_NUMBER: _builtins.int
+    measure: _builtins.str
+    """The image measure the direction should move (e.g. "ink" for scale, "pos_x")."""
+    spearman_within: _builtins.float
+    """Mean over seeds of Spearman rho between strength and the measure."""
+    spearman_pooled: _builtins.float
+    """Spearman rho between strength and the measure's change from each seed's unedited
+    image, pooled over seeds (the same strength means the same change on every seed).
+    """
+    leak_measure: _builtins.str
+    """The other measure a plain edit moves most."""
+    leak_plain: _builtins.float
+    """Mean |change| of leak_measure along a plain edit, in its spread over the seeds."""
+    leak_conditional: _builtins.float
+    """The same with conditional_on every other named direction."""
+    reliable: _builtins.bool
+    """spearman_within >= 0.95 and spearman_pooled >= 0.9; false means the direction does not
+    reliably move its measure (shipped, but do not rely on it).
+    """
+    def __init__(
+        self,
+        *,
+        measure: _builtins.str = ...,
+        spearman_within: _builtins.float = ...,
+        spearman_pooled: _builtins.float = ...,
+        leak_measure: _builtins.str = ...,
+        leak_plain: _builtins.float = ...,
+        leak_conditional: _builtins.float = ...,
+        reliable: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leak_conditional", b"leak_conditional", "leak_measure", b"leak_measure", "leak_plain", b"leak_plain", "measure", b"measure", "reliable", b"reliable", "spearman_pooled", b"spearman_pooled", "spearman_within", b"spearman_within"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectionQuality: _TypeAlias = DirectionQuality  # noqa: Y015
 
 @_typing.final
 class ModelInfo(_message.Message):

@@ -1,0 +1,106 @@
+"""A bundle's networks in onnxruntime with the service's latent math: what evaluations use so
+their numbers are those of the served model. Example::
+
+    gen = OnnxGenerator(load_bundle(Path("generators/zoo/sprites-vae")))
+    z = gen.seed_latents([1, 2, 3])                  # item 0 of Sample(seed = s) per seed
+    images = gen.decode(z, labels=[0, 1, 2])
+    sweep = gen.edit(z, [0, 1, 2], "scale", [-1.0, 0.0, 1.0], conditional_on=["pos_y"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from latentserve.core import latent_ops
+from latentserve.core.arrays import F32, I64
+from latentserve.registry.bundle import Bundle
+
+
+class OnnxGenerator:
+    """Decode, encode, sample and edit a bundle the way the embedded backend does."""
+
+    def __init__(self, bundle: Bundle, *, threads: int = 2) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        root = bundle.root
+        self._decoder = ort.InferenceSession(str(root / self.spec.decoder.file), opts,
+                                             providers=["CPUExecutionProvider"])  # fmt: skip
+        enc = self.spec.encoder
+        self._encoder = (None if enc is None else ort.InferenceSession(
+            str(root / enc.file), opts, providers=["CPUExecutionProvider"]))  # fmt: skip
+        self._batch = self.spec.max_batch_size
+
+    @property
+    def latent_dim(self) -> int:
+        return self.spec.latent_dim
+
+    def seed_latents(self, seeds: Sequence[int]) -> F32:
+        """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule)."""
+        return np.concatenate([latent_ops.sample_latents(int(s), 1, self.latent_dim)
+                               for s in seeds])  # fmt: skip
+
+    def sample_latents(self, seed: int, n: int) -> F32:
+        """The latents of Sample(seed, n)."""
+        return latent_ops.sample_latents(seed, n, self.latent_dim)
+
+    def decode(self, z: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
+        """Latents [n, N] (+ class labels [n]) → images [n, C, H, W]."""
+        zz = np.asarray(z, np.float32)
+        y = self._labels(labels, len(zz))
+        dec = self.spec.decoder
+        out = []
+        for lo in range(0, len(zz), self._batch):
+            feed: dict[str, np.ndarray] = {dec.input: zz[lo : lo + self._batch]}
+            if dec.condition_input is not None and y is not None:
+                feed[dec.condition_input] = y[lo : lo + self._batch]
+            out.append(np.asarray(self._decoder.run([dec.output], feed)[0], np.float32))
+        return np.concatenate(out) if out else np.zeros((0, *self.spec.output.shape), np.float32)
+
+    def encode(self, x: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
+        """Images [n, C, H, W] (+ class labels [n]) → posterior means [n, N]."""
+        enc = self.spec.encoder
+        if self._encoder is None or enc is None:
+            raise ValueError(f"{self.spec.name} has no encoder")
+        xx = np.asarray(x, np.float32)
+        y = self._labels(labels, len(xx))
+        out = []
+        for lo in range(0, len(xx), self._batch):
+            feed: dict[str, np.ndarray] = {enc.input: xx[lo : lo + self._batch]}
+            if enc.condition_input is not None and y is not None:
+                feed[enc.condition_input] = y[lo : lo + self._batch]
+            out.append(np.asarray(self._encoder.run([enc.output_mean], feed)[0], np.float32))
+        return np.concatenate(out)
+
+    def edit_latents(self, bases: npt.ArrayLike, direction: str, strengths: Sequence[float],
+                     conditional_on: Sequence[str] = ()) -> F32:  # fmt: skip
+        """Edit rows [B·S, N] (base-major), as EditRequest with direction_name."""
+        found = self.bundle.directions[direction]
+        vector = found.vector
+        held = [self.bundle.directions[h].vector for h in conditional_on]
+        if held:
+            vector = latent_ops.orthogonalize(vector, held)
+        return latent_ops.edit_latents(bases, vector, np.asarray(strengths), found.sigma)
+
+    def edit(self, bases: npt.ArrayLike, labels: npt.ArrayLike | None, direction: str,
+             strengths: Sequence[float], conditional_on: Sequence[str] = ()) -> F32:  # fmt: skip
+        """Edited images [B, S, C, H, W] (labels: one per base)."""
+        z = np.asarray(bases, np.float32)
+        rows = self.edit_latents(z, direction, strengths, conditional_on)
+        y = None if labels is None else np.repeat(np.asarray(labels, np.int64), len(strengths))
+        images = self.decode(rows, y)
+        return images.reshape(len(z), len(strengths), *images.shape[1:])
+
+    def _labels(self, labels: npt.ArrayLike | None, n: int) -> I64 | None:
+        if self.spec.condition is None:
+            return None
+        if labels is None:
+            raise ValueError(f"{self.spec.name} is conditional: labels are required")
+        y = np.asarray(labels, np.int64)
+        return np.full(n, int(y), np.int64) if y.ndim == 0 else y
