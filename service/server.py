@@ -21,13 +21,13 @@ from grpc_reflection.v1alpha import reflection
 
 from latentserve.registry.store import RegistryClient
 from latentserve.service.backends.factory import BackendFactory, backend_factory
+from latentserve.service.grpc_errors import add_servicer
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import ModelManager
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
 from latentserve.v1 import generator_pb2 as pb
-from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 log = get_logger(__name__)
 _HEALTH = "grpc.health.v1.Health"
@@ -112,9 +112,8 @@ class LatentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        pb_grpc.add_GeneratorServiceServicer_to_server(
-            GeneratorServicer(s, self.manager, self.metrics), server
-        )
+        add_servicer(GeneratorServicer(s, self.manager, self.metrics), server,
+                     pb.DESCRIPTOR.services_by_name["GeneratorService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [pb.DESCRIPTOR.services_by_name["GeneratorService"].full_name,
