@@ -26,7 +26,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from structlog.contextvars import bound_contextvars
 
-from latentserve.core.errors import DeadlineExceeded, InvalidArgument, LatentServeError
+from latentserve.core.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    LatentServeError,
+    Unavailable,
+)
 from latentserve.service.deadline import request_deadline
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
@@ -35,12 +40,32 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 
+class Admission:
+    """Whether handlers may start, and how many run: the server's drain reads it.
+
+    Once `draining` is set, every handler that starts answers UNAVAILABLE at once (clients
+    retry elsewhere) instead of being cancelled unanswered when the server stops.
+    """
+
+    __slots__ = ("active", "draining", "started")
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.active = 0
+        self.started = 0
+
+    def check(self) -> None:
+        if self.draining:
+            raise Unavailable("the server is shutting down; retry (another replica will answer)")
+
+
 class HasObservability(Protocol):
     """What `rpc` needs from the servicer instance."""
 
     metrics: ServiceMetrics
     default_deadline_s: float
     access_log: bool
+    admission: Admission
 
 
 MAX_MESSAGE_BYTES = 512
@@ -163,6 +188,7 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
     if outcome.items:
         self.metrics.items.labels(rpc=name).observe(outcome.items)
     self.metrics.inflight.dec()
+    self.admission.active -= 1
     level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
     getattr(log, level)(
         "rpc", status=code, model=f"{model}@v{outcome.version}" if outcome.version else model,
@@ -190,9 +216,12 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()
+            self.admission.active += 1
+            self.admission.started += 1
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
                 try:
+                    self.admission.check()
                     if isinstance(request, Undecodable):
                         raise request.as_error()
                     async with asyncio.timeout(budget):
@@ -250,12 +279,15 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()
+            self.admission.active += 1
+            self.admission.started += 1
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + budget
                 chunks = handler(self, request, context, outcome)
                 try:
+                    self.admission.check()
                     if isinstance(request, Undecodable):
                         raise request.as_error()
                     while True:

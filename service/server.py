@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from latentserve.registry.store import RegistryClient
 from latentserve.service.backends.factory import BackendFactory, backend_factory
-from latentserve.service.grpc_errors import add_servicer
+from latentserve.service.grpc_errors import Admission, add_servicer
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import ModelManager
@@ -31,6 +31,8 @@ from latentserve.v1 import generator_pb2 as pb
 
 log = get_logger(__name__)
 _HEALTH = "grpc.health.v1.Health"
+_QUIET_S = 0.05
+"""Drain: how long no new handler may start before the gRPC server is stopped."""
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -84,6 +86,7 @@ class LatentServer:
         self._health_tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.metrics_port = 0
+        self.admission = Admission()
 
     def _set_health(self, service: str, serving: bool) -> None:
         status = (
@@ -112,8 +115,9 @@ class LatentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_servicer(GeneratorServicer(s, self.manager, self.metrics), server,
-                     pb.DESCRIPTOR.services_by_name["GeneratorService"])
+        servicer = GeneratorServicer(s, self.manager, self.metrics)
+        self.admission = servicer.admission
+        add_servicer(servicer, server, pb.DESCRIPTOR.services_by_name["GeneratorService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [pb.DESCRIPTOR.services_by_name["GeneratorService"].full_name,
@@ -143,14 +147,34 @@ class LatentServer:
                  registry=self.settings.registry_uri)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish, unload."""
+        """Drain: health NOT_SERVING, answer new RPCs UNAVAILABLE, let running ones finish,
+        then stop gRPC and unload.
+
+        RPCs gRPC has accepted but not yet handed to a handler would be cancelled unanswered
+        by an immediate `server.stop`; the drain keeps the server open until no handler runs
+        and none has started for `_QUIET_S`, so each of those gets UNAVAILABLE (which clients
+        retry) or its result. The whole stop stays within the grace period.
+        """
         grace = self.settings.grace_period_s if grace_s is None else grace_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.admission.draining = True
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._drain(deadline)
+            await self._server.stop(max(0.0, deadline - loop.time()))
         await self.manager.close()
         self.metrics.close()
         log.info("stopped")
+
+    async def _drain(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        seen = -1
+        while loop.time() < deadline:
+            if self.admission.active == 0 and self.admission.started == seen:
+                return
+            seen = self.admission.started
+            await asyncio.sleep(min(_QUIET_S, max(0.0, deadline - loop.time())))
 
     async def wait_for_shutdown_signal(self) -> None:
         """Return on SIGTERM or SIGINT."""

@@ -16,7 +16,7 @@ from latentserve.core.errors import FailedPrecondition, InvalidArgument
 from latentserve.registry.spec import BundleSpec
 from latentserve.service import generation, responses
 from latentserve.service import requests as rq
-from latentserve.service.grpc_errors import Outcome, rpc, rpc_stream
+from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import Lease, ModelManager
 from latentserve.service.settings import Settings
@@ -33,6 +33,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         self.limits = rq.Limits.from_settings(settings)
         self.default_deadline_s = settings.default_deadline_s
         self.access_log = settings.access_log
+        self.admission = Admission()
 
     # ------------------------------------------------------------------ catalogue
     @rpc("ListModels")
