@@ -75,6 +75,11 @@ class ServiceMetrics:
             "Unexpected errors in the alias watcher (it logs them and keeps polling).",
             registry=r,
         )
+        self.auth_failures = Counter(
+            "latentserve_auth_failures",
+            "RPCs refused UNAUTHENTICATED, by reason (missing, malformed, wrong token).",
+            ["reason"], registry=r,
+        )
         self.registry_errors = Counter(
             "latentserve_registry_errors", "Failed registry calls (unreachable, unreadable).",
             registry=r,

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from latentserve.core.errors import LatentServeError, NotFound, Unavailable
+from latentserve.core.errors import FailedPrecondition, LatentServeError, NotFound, Unavailable
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.store import ModelRecord, RegistryClient
 from latentserve.service.backends.base import Backend
@@ -130,6 +130,9 @@ class ModelManager:
         """(name, version, alias used) for a ModelRef; defaults from settings."""
         name = name or self._settings.default_model
         if version:
+            pins = self._settings.pin_aliases()
+            if pins:
+                await self._check_pin(name, version, pins)
             if (name, version) not in self._loaded:
                 await self._registry_call(self._registry.check_version, name, version)
             return name, version, ""
@@ -140,6 +143,21 @@ class ModelManager:
             self._aliases[(name, alias)] = known
             self._metrics.serving_version.labels(model=name, alias=alias).set(known)
         return name, known, alias
+
+    async def _check_pin(self, name: str, version: int, pins: list[str]) -> None:
+        """A pinned version must be one a pin alias points at (version_pin_aliases)."""
+        for alias in pins:
+            known = self._aliases.get((name, alias))
+            if known is None:
+                try:
+                    _name, known, _alias = await self.resolve(name, alias=alias)
+                except NotFound:
+                    continue
+            if known == version:
+                return
+        raise FailedPrecondition(
+            f"{name} version {version} cannot be pinned here: this service serves only the "
+            f"versions that {', '.join(pins)} point at; ask for the alias instead")
 
     @contextlib.asynccontextmanager
     async def lease(

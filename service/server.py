@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from latentserve.registry.store import RegistryClient
+from latentserve.service.auth import TokenAuthInterceptor, TokenFile
 from latentserve.service.backends.factory import BackendFactory, backend_factory
 from latentserve.service.grpc_errors import Admission, add_servicer
 from latentserve.service.logs import get_logger
@@ -30,36 +30,8 @@ from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
 from latentserve.v1 import generator_pb2 as pb
 
 log = get_logger(__name__)
-_HEALTH = "grpc.health.v1.Health"
 _QUIET_S = 0.05
 """Drain: how long no new handler may start before the gRPC server is stopped."""
-
-
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Requires `authorization: Bearer <token>` on every RPC except health and reflection."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method or ""
-        if method.startswith(f"/{_HEALTH}/") or "ServerReflection" in method:
-            return await continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        handler = await continuation(handler_call_details)
-        if metadata.get("authorization") == self._expected or handler is None:
-            return handler
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
 
 
 class LatentServer:
@@ -104,8 +76,8 @@ class LatentServer:
         s = self.settings
         interceptors = []
         if s.auth_token_file is not None:
-            token = s.auth_token_file.read_text().strip()
-            interceptors.append(TokenAuthInterceptor(token))
+            tokens = TokenFile(s.auth_token_file)  # an empty/unreadable file fails here
+            interceptors.append(TokenAuthInterceptor(tokens, self.metrics, s.exempt_services()))
         server = grpc.aio.server(
             interceptors=interceptors,
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
@@ -126,8 +98,11 @@ class LatentServer:
         )
         address = f"{s.host}:{s.port}"
         if s.tls_cert_file is not None and s.tls_key_file is not None:
+            client_ca = s.tls_client_ca_file.read_bytes() if s.tls_client_ca_file else None
             credentials = grpc.ssl_server_credentials(
-                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())]
+                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())],
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,
             )
             self.port = server.add_secure_port(address, credentials)
         else:
