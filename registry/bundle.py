@@ -14,10 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import io
+import math
 import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,8 @@ from latentserve.registry.spec import (
 UNIT_NORM_TOLERANCE = 1e-3
 """A direction vector is accepted as unit-norm when |‖d‖ − 1| ≤ this."""
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+NPY_HEADER_ALLOWANCE = 4096
+"""Bytes allowed for a .npy member's header (plus a scalar) on top of its vector data."""
 MLMODEL_FILE = "MLmodel"
 _HASH_CHUNK = 1 << 20
 GENERATORS_PACKAGE = "latentserve.generators"
@@ -286,6 +291,66 @@ def _check_metric_names(root: Path, spec: BundleSpec) -> None:
 # ---------------------------------------------------------------- directions
 
 
+def npz_member_limit(spec: BundleSpec) -> int:
+    """Largest uncompressed size accepted for one member of directions.npz: a float64 vector
+    of the latent size plus room for the .npy header."""
+    return 8 * spec.latent_dim + NPY_HEADER_ALLOWANCE
+
+
+def _read_npz(path: Path, spec: BundleSpec) -> dict[str, npt.NDArray[np.generic]]:
+    """The arrays of directions.npz, every size checked before anything is inflated.
+
+    The zip's central directory declares each member's uncompressed size: members over
+    `npz_member_limit` and archives with more members than the spec can use are refused
+    without decompressing (a 1.5 MB file can hold gigabytes of zeros). Reads stop at the
+    declared size, and each .npy header's shape is checked against the bytes it has before
+    an array is allocated.
+    """
+    limit = npz_member_limit(spec)
+    most = 2 * len(spec.directions) + 16  # a few extra: the key check names them
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > most:
+                raise BundleError(f"{path}: holds {len(members)} arrays; the spec's "
+                                  f"{len(spec.directions)} directions need "
+                                  f"{2 * len(spec.directions)}")
+            for info in members:
+                if info.file_size > limit:
+                    raise BundleError(
+                        f"{path}: member {info.filename[:64]!r} declares {info.file_size} bytes "
+                        f"uncompressed, over the {limit} bytes a direction of length "
+                        f"{spec.latent_dim} needs; refusing to decompress it")
+            arrays = {}
+            for info in members:
+                key = info.filename.removesuffix(".npy")
+                arrays[key] = _npy(archive.read(info), f"{path}: member {key[:64]!r}")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise BundleError(f"{path}: not a readable .npz of plain arrays ({exc})") from None
+    return arrays
+
+
+def _npy(data: bytes, where: str) -> npt.NDArray[np.generic]:
+    """One .npy member's array; its header must describe no more bytes than it has."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise BundleError(f"{where}: unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise BundleError(f"{where}: object arrays are not allowed")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > len(data) - stream.tell():
+        raise BundleError(f"{where}: header declares shape {list(shape)} ({needed} bytes) but "
+                          f"only {len(data) - stream.tell()} bytes follow")
+    stream.seek(0)
+    array: npt.NDArray[np.generic] = np.lib.format.read_array(stream, allow_pickle=False)
+    return array
+
+
 def _load_directions(root: Path, spec: BundleSpec) -> dict[str, Direction]:
     path = root / DIRECTIONS_FILE
     if not spec.directions and not path.exists():
@@ -293,11 +358,7 @@ def _load_directions(root: Path, spec: BundleSpec) -> dict[str, Direction]:
     if not path.is_file():
         raise BundleError(f"{path}: directions file is missing (spec lists "
                           f"{[d.name for d in spec.directions]})")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BundleError(f"{path}: not a readable .npz of plain arrays ({exc})") from None
+    arrays = _read_npz(path, spec)
     want = {d.name for d in spec.directions} | {d.name + SIGMA_SUFFIX for d in spec.directions}
     if set(arrays) != want:
         extra, missing = sorted(set(arrays) - want), sorted(want - set(arrays))

@@ -13,6 +13,7 @@ The `latentserve` root mounts this group together with the promotion commands
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,13 @@ app = typer.Typer(
 PRODUCTION = "production"
 """The serving alias `registry init` sets and promotion moves by default."""
 _URI_HELP = "MLflow registry URI (default: $LATENTSERVE_REGISTRY_URI, else the local sqlite one)."
+
+
+def serving_aliases() -> set[str]:
+    """Aliases services serve: `production` and the service's default alias (env)."""
+    return {PRODUCTION, os.environ.get("LATENTSERVE_DEFAULT_ALIAS", PRODUCTION)}
+
+
 RegistryUriOption = Annotated[str | None, typer.Option("--registry-uri", help=_URI_HELP)]
 
 
@@ -135,13 +143,29 @@ def register_command(
     alias: Annotated[str | None, typer.Option("--alias", help="Point this alias at the "
                                               "version.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Register a new version even if this "
-                                        "exact bundle is already registered.")] = False,
+                                        "exact bundle is already registered, and allow --alias "
+                                        "to move a serving alias (skipping the promotion "
+                                        "gates).")] = False,
     registry_uri: RegistryUriOption = None,
 ) -> None:
-    """Validate a bundle and register it as a new version (idempotent unless --force)."""
+    """Validate a bundle and register it as a new version (idempotent unless --force).
+
+    --alias may not name a serving alias (production, or $LATENTSERVE_DEFAULT_ALIAS): moving
+    one is what `latentserve registry promote` does after its gates pass. --force overrides
+    this, with a warning.
+    """
     from latentserve.registry.bundle import load_bundle
     from latentserve.registry.store import RegistryClient
 
+    if alias and alias in serving_aliases():
+        if not force:
+            error_line(f"--alias {alias} is a serving alias: moving it skips the promotion "
+                       f"gates. Use `latentserve registry promote NAME --version V --alias "
+                       f"{alias}`, or pass --force to move it anyway.")
+            raise typer.Exit(1)
+        Console(stderr=True).print(
+            f"[yellow]warning:[/yellow] --force: moving serving alias {alias} without the "
+            "promotion gates (`latentserve registry promote` runs them)", highlight=False)
     with _clean_errors():
         client = RegistryClient(registry_uri_or_default(registry_uri), create=True)
         bundle = load_bundle(bundle_dir)

@@ -46,11 +46,18 @@ def settings_parameters() -> list[inspect.Parameter]:
 
 def serve(**given: Any) -> None:
     """Run the gRPC service until SIGTERM/SIGINT (then drain and exit 0)."""
+    from pydantic import ValidationError
+
+    from latentserve.service.auth import TokenFileError
     from latentserve.service.logs import configure_logging
     from latentserve.service.server import LatentServer
     from latentserve.service.server import serve as run_server
 
-    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
 
     def announce(server: LatentServer) -> None:
@@ -64,7 +71,11 @@ def serve(**given: Any) -> None:
             err=True,
         )
 
-    asyncio.run(run_server(settings, on_ready=announce))
+    try:
+        asyncio.run(run_server(settings, on_ready=announce))
+    except TokenFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 serve.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]

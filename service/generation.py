@@ -33,8 +33,35 @@ def keyframes(bundle: Bundle, source: F32 | rq.KeyframeSeeds) -> F32:
     return _truncated(bundle, z, source.psi)
 
 
+def edit(bases: F32, direction: F32, strengths: F32, sigma: float) -> F32:
+    """One row per base × strength: z + α σ d (overflow is left for `finite` to report)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return latent_ops.edit_latents(bases, direction, strengths, sigma)
+
+
+def finite(z: F32, field: str) -> F32:
+    """`z` if every value is finite; otherwise the request's `field` pushed it out of range."""
+    if not np.isfinite(z).all():
+        raise InvalidArgument(
+            f"{field} makes the latents overflow (non-finite values); use smaller values",
+            field=field)
+    return z
+
+
+def finite_output(values: F32, field: str, what: str) -> F32:
+    """A backend output checked finite: NaN/Inf comes from inputs far outside the prior."""
+    if not np.isfinite(values).all():
+        raise InvalidArgument(
+            f"the {what} computed from {field} are not finite (NaN or Inf); the input lies "
+            "far outside the model's range", field=field)
+    return values
+
+
 def _truncated(bundle: Bundle, z: F32, psi: float | None) -> F32:
-    return z if psi is None else latent_ops.truncate(z, psi, bundle.truncation_center)
+    if psi is None:
+        return z
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by `finite`
+        return latent_ops.truncate(z, psi, bundle.truncation_center)
 
 
 def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
@@ -44,19 +71,21 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
         found = bundle.directions.get(choice.name)
         if found is None:
             known = ", ".join(bundle.directions) or "none"
-            raise NotFound(f"{name} has no direction {choice.name!r} (known: {known})")
+            raise NotFound(f"{name} has no direction {rq.shown(choice.name)} (known: {known})")
         vector, sigma = found.vector, found.sigma
     else:
-        norm = float(np.linalg.norm(choice.vector))
-        vector, sigma = (choice.vector / norm).astype(np.float32), 1.0
+        wide = choice.vector.astype(np.float64)  # float32 squares overflow near 1.8e19
+        vector, sigma = (wide / float(np.linalg.norm(wide))).astype(np.float32), 1.0
     held = []
     for i, other_name in enumerate(choice.conditional_on):
         if other_name == choice.name:
-            raise InvalidArgument(f"conditional_on[{i}] is the edited direction {other_name!r}",
+            raise InvalidArgument(f"conditional_on[{i}] is the edited direction "
+                                  f"{rq.shown(other_name)}",
                                   field=f"conditional_on[{i}]")
         other = bundle.directions.get(other_name)
         if other is None:
-            raise NotFound(f"conditional_on[{i}]: {name} has no direction {other_name!r}")
+            raise NotFound(f"conditional_on[{i}]: {name} has no direction "
+                           f"{rq.shown(other_name)}")
         held.append(other.vector)
     if held:
         try:

@@ -21,11 +21,17 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from structlog.contextvars import bound_contextvars
 
-from latentserve.core.errors import DeadlineExceeded, InvalidArgument, LatentServeError
+from latentserve.core.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    LatentServeError,
+    Unavailable,
+)
 from latentserve.service.deadline import request_deadline
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
@@ -34,12 +40,81 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 
+class Admission:
+    """Whether handlers may start, and how many run: the server's drain reads it.
+
+    Once `draining` is set, every handler that starts answers UNAVAILABLE at once (clients
+    retry elsewhere) instead of being cancelled unanswered when the server stops.
+    """
+
+    __slots__ = ("active", "draining", "started")
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.active = 0
+        self.started = 0
+
+    def check(self) -> None:
+        if self.draining:
+            raise Unavailable("the server is shutting down; retry (another replica will answer)")
+
+
 class HasObservability(Protocol):
     """What `rpc` needs from the servicer instance."""
 
     metrics: ServiceMetrics
     default_deadline_s: float
     access_log: bool
+    admission: Admission
+
+
+MAX_MESSAGE_BYTES = 512
+"""Longest status message sent (UTF-8 bytes); the rest is elided. Status text travels in
+response trailers, whose size gRPC bounds (8 KiB by default): a longer one would turn the real
+status into RESOURCE_EXHAUSTED on the client."""
+MAX_DESCRIPTION_BYTES = 256
+"""Longest field-violation description (and field path) sent."""
+MAX_VIOLATIONS = 8
+"""Most field violations sent with one status."""
+
+
+class Undecodable:
+    """What a handler receives instead of a request whose bytes did not parse.
+
+    The wrapper turns it into INVALID_ARGUMENT (counted like any other status) instead of
+    gRPC's own UNKNOWN, which bypassed the handler, the metrics and the logs.
+    """
+
+    __slots__ = ("error", "message_type")
+
+    def __init__(self, message_type: str, error: str) -> None:
+        self.message_type = message_type
+        self.error = error
+
+    def as_error(self) -> InvalidArgument:
+        return InvalidArgument(f"the request bytes are not a valid {self.message_type} "
+                               f"({self.error})", field="request")
+
+
+def tolerant_deserializer(message_class: type[Message]) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises: bad bytes become an `Undecodable`."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except (DecodeError, ValueError, RuntimeError) as exc:
+            return Undecodable(name, str(exc) or type(exc).__name__)
+
+    return parse
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, marked with "…" when cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 8].decode("utf-8", "ignore") + " …(cut)"
 
 
 class Outcome:
@@ -55,16 +130,17 @@ class Outcome:
 
 def rich_status(exc: LatentServeError) -> status_pb2.Status:
     """The google.rpc.Status for an error (BadRequest details for InvalidArgument)."""
-    status = status_pb2.Status(code=int(exc.status), message=exc.message)
+    status = status_pb2.Status(code=int(exc.status), message=clip(exc.message, MAX_MESSAGE_BYTES))
     if isinstance(exc, InvalidArgument) and exc.violations:
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
+                        field=clip(v.field, MAX_DESCRIPTION_BYTES),
+                        description=clip(v.description, MAX_DESCRIPTION_BYTES),
                     )
-                    for v in exc.violations
+                    for v in exc.violations[:MAX_VIOLATIONS]
                 ]
             )
         )
@@ -77,10 +153,15 @@ def _remaining(context: grpc.aio.ServicerContext, default_s: float) -> float:
     return default_s if remaining is None else max(0.0, min(float(remaining), 1e6))
 
 
+def _log_internal(exc: BaseException) -> None:
+    """The log line of an INTERNAL answer: message and traceback (called inside `except`)."""
+    if not isinstance(exc, LatentServeError | asyncio.CancelledError):
+        log.exception("internal error", error_type=type(exc).__name__, error=str(exc))
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, rid: str) -> None:
     if isinstance(exc, LatentServeError):
         await context.abort_with_status(rpc_status.to_status(rich_status(exc)))
-    log.exception("internal error", error_type=type(exc).__name__)
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message=f"internal error (request id {rid}); see server logs"
     )
@@ -107,6 +188,7 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
     if outcome.items:
         self.metrics.items.labels(rpc=name).observe(outcome.items)
     self.metrics.inflight.dec()
+    self.admission.active -= 1
     level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
     getattr(log, level)(
         "rpc", status=code, model=f"{model}@v{outcome.version}" if outcome.version else model,
@@ -134,9 +216,14 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()
+            self.admission.active += 1
+            self.admission.started += 1
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
                 try:
+                    self.admission.check()
+                    if isinstance(request, Undecodable):
+                        raise request.as_error()
                     async with asyncio.timeout(budget):
                         with request_deadline(budget):
                             return await handler(self, request, context, outcome)
@@ -146,6 +233,7 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
                     error = exc
                     if isinstance(exc, asyncio.CancelledError):
                         raise
+                    _log_internal(exc)
                 finally:
                     _finish(self, name, outcome, started, error)
                 assert error is not None
@@ -155,6 +243,29 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
         return method
 
     return wrap
+
+
+def add_servicer(servicer: Any, server: grpc.aio.Server, service: Any) -> None:
+    """Register `servicer` for every method of `service` (a ServiceDescriptor), like the
+    generated `add_..._to_server`, but with `tolerant_deserializer`s so undecodable request
+    bytes reach the handler wrapper (INVALID_ARGUMENT, metrics, logs) instead of gRPC's UNKNOWN.
+    """
+    from google.protobuf import message_factory
+
+    handlers = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler)
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=tolerant_deserializer(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIterator[R]]]:
@@ -168,12 +279,17 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()
+            self.admission.active += 1
+            self.admission.started += 1
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + budget
                 chunks = handler(self, request, context, outcome)
                 try:
+                    self.admission.check()
+                    if isinstance(request, Undecodable):
+                        raise request.as_error()
                     while True:
                         try:
                             async with asyncio.timeout_at(deadline):
@@ -188,6 +304,7 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
                     error = exc
                     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                         raise
+                    _log_internal(exc)
                 finally:
                     await chunks.aclose()
                     _finish(self, name, outcome, started, error)

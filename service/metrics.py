@@ -70,6 +70,16 @@ class ServiceMetrics:
             "latentserve_model_load_failures", "Failed loads or warm-ups of a model version.",
             ["model"], registry=r,
         )
+        self.watch_errors = Counter(
+            "latentserve_alias_watch_errors",
+            "Unexpected errors in the alias watcher (it logs them and keeps polling).",
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "latentserve_auth_failures",
+            "RPCs refused UNAUTHENTICATED, by reason (missing, malformed, wrong token).",
+            ["reason"], registry=r,
+        )
         self.registry_errors = Counter(
             "latentserve_registry_errors", "Failed registry calls (unreachable, unreadable).",
             registry=r,

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from latentserve.core.errors import LatentServeError, NotFound, Unavailable
+from latentserve.core.errors import FailedPrecondition, LatentServeError, NotFound, Unavailable
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.store import ModelRecord, RegistryClient
 from latentserve.service.backends.base import Backend
@@ -89,6 +89,9 @@ class ModelManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._refreshing = asyncio.Lock()
+        self._backoff: dict[Key, tuple[int, float]] = {}
+        """Versions whose load failed: (failures so far, loop time before which not to retry)."""
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -127,6 +130,9 @@ class ModelManager:
         """(name, version, alias used) for a ModelRef; defaults from settings."""
         name = name or self._settings.default_model
         if version:
+            pins = self._settings.pin_aliases()
+            if pins:
+                await self._check_pin(name, version, pins)
             if (name, version) not in self._loaded:
                 await self._registry_call(self._registry.check_version, name, version)
             return name, version, ""
@@ -137,6 +143,21 @@ class ModelManager:
             self._aliases[(name, alias)] = known
             self._metrics.serving_version.labels(model=name, alias=alias).set(known)
         return name, known, alias
+
+    async def _check_pin(self, name: str, version: int, pins: list[str]) -> None:
+        """A pinned version must be one a pin alias points at (version_pin_aliases)."""
+        for alias in pins:
+            known = self._aliases.get((name, alias))
+            if known is None:
+                try:
+                    _name, known, _alias = await self.resolve(name, alias=alias)
+                except NotFound:
+                    continue
+            if known == version:
+                return
+        raise FailedPrecondition(
+            f"{name} version {version} cannot be pinned here: this service serves only the "
+            f"versions that {', '.join(pins)} point at; ask for the alias instead")
 
     @contextlib.asynccontextmanager
     async def lease(
@@ -212,6 +233,12 @@ class ModelManager:
             if isinstance(exc, NotFound | Unavailable):
                 raise
             raise Unavailable(f"{name} version {version} could not be loaded: {exc}") from exc
+        except Exception as exc:  # a backend library's own error (onnxruntime, tritonclient)
+            self._metrics.model_load_failures.labels(model=name).inc()
+            log.exception("model load failed", model=name, version=version,
+                          error_type=type(exc).__name__, error=str(exc))
+            raise Unavailable(f"{name} version {version} could not be loaded "
+                              f"({type(exc).__name__}); see server logs") from exc
         served = ServedVersion(name, version, bundle, backend)
         served.drained.set()
         self._loaded[(name, version)] = served
@@ -286,28 +313,71 @@ class ModelManager:
                 log.warning("preload failed", model=name, error=str(exc))
 
     async def _watch_loop(self) -> None:
+        """Poll the registry forever: no exception ends it (each is logged, counted, and the
+        next poll waits longer, up to 30 polls)."""
+        failures = 0
         while True:
-            await asyncio.sleep(self._settings.registry_poll_s)
-            await self.refresh()
+            poll = self._settings.registry_poll_s
+            await asyncio.sleep(poll * min(2 ** failures, 30))
+            try:
+                await self.refresh()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                self._metrics.watch_errors.inc()
+                log.exception("alias watch failed; retrying", error_type=type(exc).__name__,
+                              error=str(exc), failures=failures)
 
     async def refresh(self) -> None:
         """Re-resolve every alias in use and switch the ones that moved (webhook seam too)."""
-        for (name, alias), current in list(self._aliases.items()):
-            try:
-                latest = await self._registry_call(self._registry.resolve, name, alias)
-            except LatentServeError as exc:
-                log.warning("alias refresh failed", model=name, alias=alias, error=str(exc))
-                continue
-            if latest != current:
-                await self._switch(name, alias, current, latest)
+        async with self._refreshing:
+            for (name, alias), current in list(self._aliases.items()):
+                try:
+                    latest = await self._registry_call(self._registry.resolve, name, alias)
+                except LatentServeError as exc:
+                    log.warning("alias refresh failed", model=name, alias=alias, error=str(exc))
+                    continue
+                if latest != current and self._may_try(name, latest):
+                    await self._switch(name, alias, current, latest)
+
+    def _may_try(self, name: str, version: int) -> bool:
+        """False while a version that failed to load is in its retry backoff."""
+        failed = self._backoff.get((name, version))
+        return failed is None or asyncio.get_running_loop().time() >= failed[1]
+
+    def _failed(self, name: str, version: int) -> float:
+        """Record a failed load of (name, version); returns seconds until it is retried."""
+        count = self._backoff.get((name, version), (0, 0.0))[0] + 1
+        delay = min(self._settings.registry_poll_s * float(2 ** (count - 1)), 3600.0)
+        self._backoff[(name, version)] = (count, asyncio.get_running_loop().time() + delay)
+        return delay
 
     async def _switch(self, name: str, alias: str, old: int, new: int) -> None:
-        """Load + warm `new`, then point the alias at it; `old` drains and unloads."""
+        """Load + warm `new`, then point the alias at it if it still names `new`; `old` drains
+        and unloads. A failed load keeps `old` and retries `new` after a backoff."""
         try:
             await self._get_loaded(name, new)
         except LatentServeError as exc:
+            retry_s = self._failed(name, new)
             log.error("alias moved but new version failed; still serving old",
-                      model=name, alias=alias, old=old, new=new, error=str(exc))
+                      model=name, alias=alias, old=old, new=new, error=str(exc),
+                      retry_s=retry_s)
+            return
+        self._backoff.pop((name, new), None)
+        # The alias may have moved again (a rollback) while `new` loaded and warmed.
+        try:
+            now = await self._registry_call(self._registry.resolve, name, alias)
+        except LatentServeError as exc:
+            log.warning("alias re-check failed; switching at the next poll", model=name,
+                        alias=alias, error=str(exc))
+            now = -1
+        if now != new:
+            log.warning("alias moved again while the new version warmed; not switching",
+                        model=name, alias=alias, old=old, loaded=new, now=now)
+            served = self._loaded.get((name, new))
+            in_use = any(n == name and v == new for (n, _a), v in self._aliases.items())
+            if served is not None and not in_use:
+                self._retire(served)
             return
         self._aliases[(name, alias)] = new
         self._metrics.alias_swaps.labels(model=name, alias=alias).inc()

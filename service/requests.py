@@ -89,6 +89,54 @@ class DirectionChoice:
     conditional_on: list[str]
 
 
+MAX_TENSOR_RANK = 8
+"""Most dimensions a request tensor may declare (every API tensor has at most 4)."""
+SHOWN_NAME_CHARS = 64
+"""How much of a caller-given name an error message echoes (the rest is elided)."""
+
+_REPEATED_FIELDS = ("class_labels", "strengths", "conditional_on", "png.images",
+                    "base.seeds.seeds", "keyframes.seeds.seeds")
+"""Every repeated field of a request whose length the limits bound."""
+_TENSOR_FIELDS = ("latents", "images", "direction_vector", "base.latents", "keyframes.latents")
+
+
+def shown(name: str) -> str:
+    """A caller-given name as error messages echo it: quoted, at most SHOWN_NAME_CHARS long."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return repr(name[:SHOWN_NAME_CHARS]) + f"… ({len(name)} characters)"
+
+
+def _field(message: Any, path: str) -> Any:
+    """The value at a dotted field path, or None when the message has no such field."""
+    for part in path.split("."):
+        if part not in message.DESCRIPTOR.fields_by_name:
+            return None
+        message = getattr(message, part)
+    return message
+
+
+def check_sizes(request: Any, limit: int) -> None:
+    """Bound every repeated field (and tensor rank) of `request` before any per-element work.
+
+    Runs first in every handler: `len()` of a repeated field costs nothing, while converting
+    40 million labels to an array would hold the event loop for seconds. `limit` is the most
+    entries any of these fields may need (max_items, or max_frames for a path).
+    """
+    for path in _REPEATED_FIELDS:
+        values = _field(request, path)
+        if values is not None and len(values) > limit:
+            raise InvalidArgument(
+                f"{path} holds {len(values)} entries, over the limit of {limit}", field=path
+            )
+    for path in _TENSOR_FIELDS:
+        message = _field(request, path)
+        if message is not None and len(message.shape) > MAX_TENSOR_RANK:
+            raise InvalidArgument(
+                f"{path}.shape has {len(message.shape)} dimensions, at most "
+                f"{MAX_TENSOR_RANK} are accepted", field=f"{path}.shape")
+
+
 def model_ref(ref: pb.ModelRef) -> dict[str, Any]:
     """ModelRef → keyword arguments of ModelManager.lease/resolve."""
     which = ref.WhichOneof("selector")
@@ -180,10 +228,17 @@ def keyframes(source: pb.LatentSource, field: str, spec: BundleSpec, limit: int,
         check_count(len(z), f"{field}.latents.shape[0]", limit, low=min_count)
         return z
     if which == "seeds":
+        check_count(len(source.seeds.seeds), f"{field}.seeds.seeds", limit, low=min_count)
         seeds = list(source.seeds.seeds)
-        check_count(len(seeds), f"{field}.seeds.seeds", limit, low=min_count)
         return KeyframeSeeds(seeds, truncation_psi(source.seeds, f"{field}.seeds.truncation_psi"))
     raise InvalidArgument(f"{field} must give latents or seeds", field=field)
+
+
+def source_field(source: pb.LatentSource, field: str) -> str:
+    """The field that sets a LatentSource's values: its ψ for seeds, else its latents."""
+    if source.WhichOneof("source") == "seeds":
+        return f"{field}.seeds.truncation_psi"
+    return f"{field}.latents"
 
 
 def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: str,
@@ -241,7 +296,7 @@ def edit_direction(request: pb.EditRequest, spec: BundleSpec) -> DirectionChoice
     if which == "direction_vector":
         raw = tensor(request.direction_vector, "direction_vector", dtype=np.float32,
                      shape=(spec.latent_dim,), finite=True)
-        if float(np.linalg.norm(raw)) < 1e-12:
+        if float(np.linalg.norm(raw.astype(np.float64))) < 1e-12:
             raise InvalidArgument("direction_vector has zero norm", field="direction_vector")
         return DirectionChoice("", raw, conditional_on)
     raise InvalidArgument("Edit needs direction_name or direction_vector", field="direction")

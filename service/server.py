@@ -12,52 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from latentserve.registry.store import RegistryClient
+from latentserve.service.auth import TokenAuthInterceptor, TokenFile
 from latentserve.service.backends.factory import BackendFactory, backend_factory
+from latentserve.service.grpc_errors import Admission, add_servicer
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import ModelManager
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
 from latentserve.v1 import generator_pb2 as pb
-from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 log = get_logger(__name__)
-_HEALTH = "grpc.health.v1.Health"
-
-
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Requires `authorization: Bearer <token>` on every RPC except health and reflection."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method or ""
-        if method.startswith(f"/{_HEALTH}/") or "ServerReflection" in method:
-            return await continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        handler = await continuation(handler_call_details)
-        if metadata.get("authorization") == self._expected or handler is None:
-            return handler
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
+_QUIET_S = 0.05
+"""Drain: how long no new handler may start before the gRPC server is stopped."""
 
 
 class LatentServer:
@@ -84,6 +58,7 @@ class LatentServer:
         self._health_tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.metrics_port = 0
+        self.admission = Admission()
 
     def _set_health(self, service: str, serving: bool) -> None:
         status = (
@@ -101,8 +76,8 @@ class LatentServer:
         s = self.settings
         interceptors = []
         if s.auth_token_file is not None:
-            token = s.auth_token_file.read_text().strip()
-            interceptors.append(TokenAuthInterceptor(token))
+            tokens = TokenFile(s.auth_token_file)  # an empty/unreadable file fails here
+            interceptors.append(TokenAuthInterceptor(tokens, self.metrics, s.exempt_services()))
         server = grpc.aio.server(
             interceptors=interceptors,
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
@@ -112,9 +87,9 @@ class LatentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        pb_grpc.add_GeneratorServiceServicer_to_server(
-            GeneratorServicer(s, self.manager, self.metrics), server
-        )
+        servicer = GeneratorServicer(s, self.manager, self.metrics)
+        self.admission = servicer.admission
+        add_servicer(servicer, server, pb.DESCRIPTOR.services_by_name["GeneratorService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [pb.DESCRIPTOR.services_by_name["GeneratorService"].full_name,
@@ -123,8 +98,11 @@ class LatentServer:
         )
         address = f"{s.host}:{s.port}"
         if s.tls_cert_file is not None and s.tls_key_file is not None:
+            client_ca = s.tls_client_ca_file.read_bytes() if s.tls_client_ca_file else None
             credentials = grpc.ssl_server_credentials(
-                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())]
+                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())],
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,
             )
             self.port = server.add_secure_port(address, credentials)
         else:
@@ -144,14 +122,34 @@ class LatentServer:
                  registry=self.settings.registry_uri)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish, unload."""
+        """Drain: health NOT_SERVING, answer new RPCs UNAVAILABLE, let running ones finish,
+        then stop gRPC and unload.
+
+        RPCs gRPC has accepted but not yet handed to a handler would be cancelled unanswered
+        by an immediate `server.stop`; the drain keeps the server open until no handler runs
+        and none has started for `_QUIET_S`, so each of those gets UNAVAILABLE (which clients
+        retry) or its result. The whole stop stays within the grace period.
+        """
         grace = self.settings.grace_period_s if grace_s is None else grace_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.admission.draining = True
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._drain(deadline)
+            await self._server.stop(max(0.0, deadline - loop.time()))
         await self.manager.close()
         self.metrics.close()
         log.info("stopped")
+
+    async def _drain(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        seen = -1
+        while loop.time() < deadline:
+            if self.admission.active == 0 and self.admission.started == seen:
+                return
+            seen = self.admission.started
+            await asyncio.sleep(min(_QUIET_S, max(0.0, deadline - loop.time())))
 
     async def wait_for_shutdown_signal(self) -> None:
         """Return on SIGTERM or SIGINT."""

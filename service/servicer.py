@@ -16,7 +16,7 @@ from latentserve.core.errors import FailedPrecondition, InvalidArgument
 from latentserve.registry.spec import BundleSpec
 from latentserve.service import generation, responses
 from latentserve.service import requests as rq
-from latentserve.service.grpc_errors import Outcome, rpc, rpc_stream
+from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import Lease, ModelManager
 from latentserve.service.settings import Settings
@@ -33,6 +33,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         self.limits = rq.Limits.from_settings(settings)
         self.default_deadline_s = settings.default_deadline_s
         self.access_log = settings.access_log
+        self.admission = Admission()
 
     # ------------------------------------------------------------------ catalogue
     @rpc("ListModels")
@@ -52,56 +53,65 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Sample")
     async def Sample(self, request: pb.SampleRequest, context: Any,
                      outcome: Outcome) -> pb.GenerateResponse:
+        rq.check_sizes(request, self.limits.max_items)
         n = rq.check_count(request.n, "n", self.limits.max_items)
         psi = rq.truncation_psi(request, "truncation_psi")
         output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = self._admit(lease, outcome, n)
             labels = rq.class_labels(request.class_labels, spec, rows=n, field="class_labels")
-            z = generation.sample(lease.bundle, request.seed, n, psi)
-            return await self._respond(lease, z, labels, output)
+            z = generation.finite(generation.sample(lease.bundle, request.seed, n, psi),
+                                  "truncation_psi")
+            return await self._respond(lease, z, labels, output, source="truncation_psi")
 
     @rpc("Interpolate")
     async def Interpolate(self, request: pb.InterpolateRequest, context: Any,
                           outcome: Outcome) -> pb.GenerateResponse:
+        rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             z, labels, output = self._path(request, lease, outcome)
-            return await self._respond(lease, z, labels, output)
+            return await self._respond(lease, z, labels, output, source="keyframes")
 
     @rpc_stream("StreamInterpolate")
     async def StreamInterpolate(self, request: pb.InterpolateRequest, context: Any,
                                 outcome: Outcome) -> AsyncGenerator[pb.GenerateResponse, None]:
+        rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             z, labels, output = self._path(request, lease, outcome)
             step = lease.bundle.spec.max_batch_size
             for lo in range(0, len(z), step):
                 part = None if labels is None else labels[lo:lo + step]
-                chunk = await self._respond(lease, z[lo:lo + step], part, output)
+                chunk = await self._respond(lease, z[lo:lo + step], part, output,
+                                            source="keyframes")
                 chunk.offset = lo
                 yield chunk
 
     @rpc("Edit")
     async def Edit(self, request: pb.EditRequest, context: Any,
                    outcome: Outcome) -> pb.GenerateResponse:
+        rq.check_sizes(request, self.limits.max_items)
         strengths = rq.strengths(request.strengths)
         output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
-            bases = generation.keyframes(
-                lease.bundle, rq.keyframes(request.base, "base", spec, self.limits.max_items))
+            bases = generation.finite(generation.keyframes(
+                lease.bundle, rq.keyframes(request.base, "base", spec, self.limits.max_items)),
+                rq.source_field(request.base, "base"))
             rows = len(bases) * len(strengths)
             self._admit(lease, outcome, rows)
             rq.check_count(rows, "items (rows produced)", self.limits.max_items)
             direction, sigma = generation.direction(lease.bundle,
                                                     rq.edit_direction(request, spec))
-            z = latent_ops.edit_latents(bases, direction, strengths, sigma)
+            z = generation.finite(generation.edit(bases, direction, strengths, sigma),
+                                  "strengths")
             labels = rq.class_labels(request.class_labels, spec, rows=rows, field="class_labels",
                                      per="base", groups=len(bases))
-            return await self._respond(lease, z, labels, output)
+            return await self._respond(lease, z, labels, output, source="strengths")
 
     @rpc("Decode")
     async def Decode(self, request: pb.DecodeRequest, context: Any,
                      outcome: Outcome) -> pb.GenerateResponse:
+        rq.check_sizes(request, self.limits.max_items)
         output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
@@ -114,6 +124,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context: Any,
                      outcome: Outcome) -> pb.EncodeResponse:
+        rq.check_sizes(request, self.limits.max_items)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
             if spec.encoder is None:
@@ -127,7 +138,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             elif request.class_labels:
                 raise InvalidArgument(f"{spec.name}'s encoder takes no class labels",
                                       field="class_labels")
-            z = await lease.backend.encode(images, labels)
+            field = "png.images" if request.WhichOneof("input") == "png" else "images"
+            z = generation.finite_output(await lease.backend.encode(images, labels), field,
+                                         "latents")
             return responses.encode_response(lease, z)
 
     # ------------------------------------------------------------------ helpers
@@ -144,15 +157,21 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         """An interpolation request's frames, recorded on `outcome`, with their labels."""
         spec = lease.bundle.spec
         path = rq.path(request, spec, self.limits.max_frames)
-        keys = generation.keyframes(lease.bundle, path.keyframes)
-        z = latent_ops.interpolate_path(keys, path.steps, path.method)
+        source = rq.source_field(request.keyframes, "keyframes")
+        keys = generation.finite(generation.keyframes(lease.bundle, path.keyframes), source)
+        z = generation.finite(latent_ops.interpolate_path(keys, path.steps, path.method), source)
         self._admit(lease, outcome, path.frames)
         labels = rq.class_labels(request.class_labels, spec, rows=path.frames,
                                  field="class_labels", per="frame")
         return z, labels, path.output
 
     async def _respond(self, lease: Lease, z: F32, labels: I64 | None,
-                       output: rq.Output) -> pb.GenerateResponse:
-        """The one decode path: size check, backend decode, then the response as `output`."""
+                       output: rq.Output, *, source: str = "latents") -> pb.GenerateResponse:
+        """The one decode path: size check, backend decode, then the response as `output`.
+
+        `source` is the request field the latents came from (named if the images are not
+        finite)."""
         images = await generation.decode(lease, z, labels, output, self.limits.max_message_bytes)
+        if images is not None:
+            generation.finite_output(images, source, "images")
         return await responses.generate_response(lease, z, images, output)

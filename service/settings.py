@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from latentserve.registry.settings import (
@@ -120,11 +120,52 @@ class Settings(RegistrySettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="console: human-readable lines; json: one JSON object per line."
     )
-    tls_cert_file: Path | None = Field(None, description="PEM certificate; enables TLS with key.")
-    tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file.")
-    auth_token_file: Path | None = Field(
-        None, description="File holding a bearer token every RPC must present (health exempt)."
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate; TLS needs it and tls_key_file (one without "
+        "the other is refused at start)."
     )
+    tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set (with TLS), clients must present a "
+        "certificate it signed (mutual TLS)."
+    )
+    auth_token_file: Path | None = Field(
+        None, description="File of accepted bearer tokens, one per line (several during a "
+        "rotation; re-read when it changes). Every RPC outside auth_exempt_services must send "
+        "`authorization: Bearer <token>`. An empty file is refused at start."
+    )
+    auth_exempt_services: str = Field(
+        "grpc.health.v1.Health,grpc.reflection.v1alpha.ServerReflection,"
+        "grpc.reflection.v1.ServerReflection",
+        description="Comma-separated gRPC services reachable without a token when "
+        "auth_token_file is set (empty: none).",
+    )
+    version_pin_aliases: str = Field(
+        "",
+        description="Comma-separated aliases (e.g. production,staging): when set, a request "
+        "may pin only a version one of them points at (FAILED_PRECONDITION otherwise). "
+        "Empty: any registered version may be pinned.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            given = "tls_cert_file" if self.tls_key_file is None else "tls_key_file"
+            raise ValueError(f"{given} is set without its pair (tls_cert_file needs "
+                             "tls_key_file and the other way round); refusing to serve "
+                             "plaintext by accident")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and "
+                             "tls_key_file")
+        return self
+
+    def exempt_services(self) -> list[str]:
+        """auth_exempt_services as a list."""
+        return [s.strip() for s in self.auth_exempt_services.split(",") if s.strip()]
+
+    def pin_aliases(self) -> list[str]:
+        """version_pin_aliases as a list (empty: pins unrestricted)."""
+        return [s.strip() for s in self.version_pin_aliases.split(",") if s.strip()]
 
     @field_validator("log_level")
     @classmethod

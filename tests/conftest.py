@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures_service",
     "fixtures_triton",
     "fixtures_generators",
+    "fixtures_attack",
 ]

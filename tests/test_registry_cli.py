@@ -50,7 +50,7 @@ def test_init_twice_changes_nothing_the_second_time(empty_registry_uri: str,
 def test_init_never_moves_an_existing_production_alias(empty_registry_uri: str,
                                                        bundles_dir: Path, tmp_path: Path) -> None:
     newer = build_tiny_bundle(tmp_path / "newer", seed=5)
-    _run("register", str(newer.root), "--alias", "production", "--registry-uri",
+    _run("register", str(newer.root), "--alias", "production", "--force", "--registry-uri",
          empty_registry_uri)
     code, out = _run("init", "--registry-uri", empty_registry_uri, "--bundles-dir",
                      str(bundles_dir))
@@ -78,7 +78,7 @@ def test_default_registry_uri_comes_from_settings(
     empty_registry_uri: str, monkeypatch: pytest.MonkeyPatch, tiny_bundle: Bundle
 ) -> None:
     monkeypatch.setenv("LATENTSERVE_REGISTRY_URI", empty_registry_uri)
-    code, out = _run("register", str(tiny_bundle.root), "--alias", "production")
+    code, out = _run("register", str(tiny_bundle.root), "--alias", "production", "--force")
     assert code == 0 and "tiny: registered version 1 (production → v1)" in out
     code, out = _run("list")
     assert code == 0 and "tiny" in out and "production → v1" in out

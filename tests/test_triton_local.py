@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -59,7 +60,16 @@ def test_fresh_server_log_is_kept(fresh_triton: TritonProcess, tmp_path: Path) -
     assert fresh_triton.running and fresh_triton.pid is not None
 
 
-def test_triton_up_serves_until_interrupted(triton_venv: Path, tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_triton_up_serves_until_terminated(triton_venv: Path, tmp_path: Path) -> None:
+    """SIGTERM (what a process manager, or `kill`, sends) stops the server and the command.
+
+    Not SIGINT: a background shell starts its jobs with SIGINT ignored, so the suite must not
+    depend on it (issue 15 item 12). Whatever happens, no tritonserver is left running.
+    """
     ports = [str(free_port()) for _ in range(3)]
     cmd = [
         sys.executable, "-c", "from latentserve.service.devtools.triton_cli import app; app()",
@@ -68,9 +78,12 @@ def test_triton_up_serves_until_interrupted(triton_venv: Path, tmp_path: Path) -
         "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2],
         "--log-file", str(tmp_path / "triton.log"),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Started as a background shell starts its jobs: SIGINT ignored.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ignore_sigint)
     assert proc.stdout is not None
     seen = []
+    found: re.Match[str] | None = None
     try:
         for line in proc.stdout:  # ends when the command exits
             seen.append(line)
@@ -81,15 +94,18 @@ def test_triton_up_serves_until_interrupted(triton_venv: Path, tmp_path: Path) -
         url = f"http://127.0.0.1:{ports[1]}/v2/health/ready"
         with urllib.request.urlopen(url, timeout=5) as response:
             assert response.status == 200
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, "".join(seen) + proc.stdout.read()
     finally:
         if proc.poll() is None:  # let it stop its server, then make sure
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if found:  # never leave a tritonserver on these ports, whatever failed above
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(found.group(1)), signal.SIGKILL)
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)

@@ -80,7 +80,11 @@ class AdaptiveBatcher:
             )
 
     async def stop(self) -> None:
-        """Stop the worker; queued requests fail, the running batch is awaited."""
+        """Stop the worker; queued requests fail, the running batch is awaited off the loop.
+
+        The worker thread may be inside a long backend call (a slow warm-up, a huge batch):
+        waiting for it runs in another thread, so every other RPC keeps being served.
+        """
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -91,7 +95,7 @@ class AdaptiveBatcher:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError(f"{self._name} stopped"))
         self._set_queued(0)
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Queue one request of ≤ max_batch_size rows and await its outputs (same row order)."""

@@ -66,7 +66,11 @@ def up_command(
     ),
     venv: VenvOption = DEFAULT_VENV,
 ) -> None:
-    """Run tritonserver on 127.0.0.1 in the foreground until Ctrl-C (or SIGTERM)."""
+    """Run tritonserver on 127.0.0.1 in the foreground until SIGTERM or Ctrl-C (SIGINT).
+
+    Either signal stops tritonserver before the command exits, also while it is starting, so
+    no server is left behind. (A shell's background jobs ignore SIGINT: stop them with SIGTERM.)
+    """
     from latentserve.service.devtools.triton_local import (
         TritonProcess,
         TritonSetupError,
@@ -81,10 +85,21 @@ def up_command(
             model_control=model_control,
             load_models=load_model or (), log_path=log_file,
         )  # fmt: skip
-        server.start()
     except TritonSetupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    try:
+        server.start()
+    except TritonSetupError as exc:
+        server.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("stopping tritonserver ...")
+        server.close()
+        raise typer.Exit(0) from None
     typer.echo(
         f"tritonserver pid {server.pid} READY: grpc {server.grpc_url}, http {server.http_url}, "
         f"metrics {server.metrics_url}\nmodels: {server.model_repository}\nlog: {server.log_path}"
