@@ -83,10 +83,11 @@ gallery: registry-init
 	$(BIN)/latentserve serve --port 50099 --metrics-port 0 --log-level WARNING & pid=$$!; \
 	trap "kill $$pid" EXIT; \
 	for i in $$(seq 60); do $(BIN)/latentserve models --address 127.0.0.1:50099 >/dev/null 2>&1 && break; sleep 1; done; \
-	$(BIN)/latentserve edit --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3,4 \
-		--direction scale --strengths=-2,-1,0,1,2 --out $(GALLERY)/edit-scale.png && \
-	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
-		--steps 8 --method slerp --out $(GALLERY)/interpolate.png && \
+	$(BIN)/latentserve edit --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
+		--labels 0,1,2 --direction orientation --strengths=-2,-1,0,1,2 \
+		--out $(GALLERY)/edit-orientation.png && \
+	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model shapes3d --seeds 1,2,3 \
+		--labels 0 --steps 8 --method slerp --out $(GALLERY)/interpolate.png && \
 	$(BIN)/latentserve sample --address 127.0.0.1:50099 --model digits-cvae --n 10 --seed 0 \
 		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png
 

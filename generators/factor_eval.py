@@ -26,11 +26,22 @@ from latentserve.generators.onnx_generator import OnnxGenerator
 
 EDIT_SEEDS: tuple[int, ...] = tuple(range(1, 37))
 """Bases of the quality sweeps: item 0 of Sample(seed) for these seeds, class = seed mod C."""
-PRIOR_SAMPLES = 3000
-"""Prior samples (Sample(seed 0), ψ = 1, labels cycling) for holes and condition accuracy."""
-PATH_PAIRS = 48
 PATH_STEPS = 32
-"""Continuity: seed pairs and frames per path of `path_max_step_ratio`."""
+"""Continuity: frames per path of `path_max_step_ratio`."""
+
+
+@dataclass(frozen=True)
+class EvalSizes:
+    """How much an evaluation looks at (the shipped bundles use the defaults)."""
+
+    edit_seeds: int = len(EDIT_SEEDS)
+    """Quality sweeps start from item 0 of Sample(seed) for seeds 1 … edit_seeds."""
+    prior_samples: int = 3000
+    """Sample(seed 0), ψ = 1, labels cycling: prior holes and condition accuracy."""
+    roundtrip_renders: int = 600
+    """Real grid renders for Encode → Decode."""
+    path_pairs: int = 48
+    """Seed pairs for continuity."""
 HOLE_TOLERANCE = 0.9
 """A sample is a hole when its presence measure is below this × the smallest real render's."""
 
@@ -92,33 +103,36 @@ def roundtrip_errors(images: F32, back: F32, labels: I64, measures: ImageMeasure
 
 def evaluate_generator(gen: OnnxGenerator, measures: ImageMeasures,
                        real_renders: Callable[[int, int], tuple[F32, I64, F64]],
-                       ) -> Evaluation:  # fmt: skip
-    """Direction quality, Encode → Decode of 600 real renders, prior holes and condition
-    accuracy of a class-conditional generator, with the notes that say what each is."""
+                       sizes: EvalSizes) -> Evaluation:  # fmt: skip
+    """Direction quality, Encode → Decode of real renders, prior holes, condition accuracy
+    and continuity of a class-conditional generator, with notes that say what each is."""
     classes = gen.spec.num_classes
-    labels = edit_labels(classes)
-    quality = quality_of(gen.edit, gen.seed_latents(EDIT_SEEDS), labels, measures)
-    images, real_labels, _ = real_renders(600, 4)
+    seeds = list(range(1, sizes.edit_seeds + 1))
+    labels = edit_labels(classes, seeds)
+    quality = quality_of(gen.edit, gen.seed_latents(seeds), labels, measures)
+    images, real_labels, _ = real_renders(sizes.roundtrip_renders, 4)
     back = gen.decode(gen.encode(images, real_labels), real_labels)
     metrics = roundtrip_errors(images, back, real_labels, measures)
-    prior = gen.sample_latents(0, PRIOR_SAMPLES)
-    prior_labels = np.arange(PRIOR_SAMPLES, dtype=np.int64) % classes
+    prior = gen.sample_latents(0, sizes.prior_samples)
+    prior_labels = np.arange(sizes.prior_samples, dtype=np.int64) % classes
     drawn = gen.decode(prior, prior_labels)
     presence = measures.measure(drawn, prior_labels).values[measures.presence]
     floor = measures.presence_floor()
     metrics["prior_holes"] = float(np.mean(presence < HOLE_TOLERANCE * floor))
     metrics["condition_accuracy"] = float(np.mean(measures.classify(drawn) == prior_labels))
     for method in ("lerp", "slerp"):
-        metrics[f"path_max_step_ratio_{method}"] = path_max_step_ratio(gen, method)
+        metrics[f"path_max_step_ratio_{method}"] = path_max_step_ratio(gen, method,
+                                                                      pairs=sizes.path_pairs)
     notes = {
-        "roundtrip_class_accuracy": "Encode → Decode of 600 real grid renders (true class "
+        "roundtrip_class_accuracy": f"Encode → Decode of {sizes.roundtrip_renders} real grid "
+        "renders (true class "
         "given): share whose decoded class the render-trained classifier names correctly",
-        "prior_holes": f"share of {PRIOR_SAMPLES:,} prior samples (ψ = 1, Sample(seed 0), "
+        "prior_holes": f"share of {sizes.prior_samples:,} prior samples (ψ = 1, Sample(seed 0), "
         f"labels cycling) whose {measures.presence} is below {HOLE_TOLERANCE:g} × that of the "
         f"smallest real render ({floor:.4g})",
         "condition_accuracy": "share of those samples whose class the render-trained "
         "classifier names as the label asked for",
-        "path_max_step_ratio_lerp": f"continuity: mean over {PATH_PAIRS} seed pairs of the "
+        "path_max_step_ratio_lerp": f"continuity: mean over {sizes.path_pairs} seed pairs of the "
         f"largest image step over the mean step along a {PATH_STEPS}-frame lerp path (RMS "
         "pixel distance between frames; 1 = even steps, a jump shows as a large ratio)",
         "path_max_step_ratio_slerp": "as path_max_step_ratio_lerp, along slerp paths",
@@ -130,15 +144,14 @@ def evaluate_generator(gen: OnnxGenerator, measures: ImageMeasures,
             f"{', circular' if name in circular else ''})"
         )
     for q in quality.values():
-        notes |= quality_notes(q)
+        notes |= quality_notes(q, len(seeds))
     return quality, metrics, notes
 
 
-def path_max_step_ratio(gen: OnnxGenerator, method: Method, *, pairs: int = 0,
-                        steps: int = 0) -> float:  # fmt: skip
+def path_max_step_ratio(gen: OnnxGenerator, method: Method, *, pairs: int,
+                        steps: int = PATH_STEPS) -> float:  # fmt: skip
     """Mean over seed pairs (Interpolate of seeds 100 + i → 200 + i, class i mod C) of the
     largest step between consecutive frames over the mean step."""
-    pairs, steps = pairs or PATH_PAIRS, steps or PATH_STEPS
     ratios = []
     for i in range(pairs):
         keys = gen.seed_latents([100 + i, 200 + i])
@@ -151,11 +164,11 @@ def path_max_step_ratio(gen: OnnxGenerator, method: Method, *, pairs: int = 0,
     return float(np.mean(ratios)) if ratios else 1.0
 
 
-def quality_notes(q: DirectionQuality) -> dict[str, str]:
+def quality_notes(q: DirectionQuality, seeds: int) -> dict[str, str]:
     """What each `direction.<name>.*` metric is."""
     p = f"direction.{q.direction}."
-    sweep = (f"edits −3…3 σ (13 steps) from {len(EDIT_SEEDS)} seeds (Sample item 0 of seeds "
-             f"1…{len(EDIT_SEEDS)}, class = seed mod C)")  # fmt: skip
+    sweep = (f"edits −3…3 σ (13 steps) from {seeds} seeds (Sample item 0 of seeds "
+             f"1…{seeds}, class = seed mod C)")  # fmt: skip
     return {
         p + "spearman_within": f"mean per-seed Spearman ρ of strength vs the image measure "
         f"{q.measure}; {sweep}",

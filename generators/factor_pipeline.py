@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.generators.bundle_parts import provenance, rgb_grid_png
+from latentserve.generators.bundle_parts import prepare_run, provenance, rgb_grid_png
 from latentserve.generators.directions import FoundDirection, as_arrays, supervised_direction
 from latentserve.generators.export import export_onnx, onnx_parity
-from latentserve.generators.factor_eval import Evaluation
+from latentserve.generators.factor_eval import EvalSizes, Evaluation
 from latentserve.generators.factor_latent import CIRCULAR_PERIOD, FactorLatent
 from latentserve.generators.factor_models import FactorEncoder
 from latentserve.generators.factor_training import (
@@ -35,7 +35,7 @@ from latentserve.generators.factor_training import (
     fit_factor_model,
     set_posterior_spread,
 )
-from latentserve.generators.inference import float64_copy, run_batched
+from latentserve.generators.inference import float64_copy, run_batched, torch_threads
 from latentserve.generators.latent_eval import DirectionQuality
 from latentserve.generators.metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.generators.onnx_generator import OnnxGenerator
@@ -68,7 +68,7 @@ class FactorWorld:
     make_decoder: Callable[[], nn.Module]
     meaning: Mapping[str, str]
     """direction (= factor) → what a positive edit does."""
-    evaluate: Callable[[OnnxGenerator], Evaluation]
+    evaluate: Callable[[OnnxGenerator, EvalSizes], Evaluation]
     preview: Callable[[int], tuple[F32, I64, int]]
     """seed → (preview latents, labels, grid columns)."""
     describe: Callable[[Mapping[str, DirectionQuality]], str]
@@ -90,6 +90,26 @@ class FactorConfig:
     eval_size: int = 5_000
     metric_samples: int = 500
     threads: int = 2
+    evaluation: EvalSizes = field(default_factory=EvalSizes)
+    """How much the exported bundle's evaluation looks at (not part of the training run)."""
+
+
+def train_world(
+    world: FactorWorld,
+    out_dir: Path,
+    epochs: int | None = None,
+    seed: int = 0,
+    *,
+    config: FactorConfig,
+    progress: bool = True,
+    checkpoint: Path | None = None,
+) -> Bundle:
+    """Fail fast on bad input (before any training), then `train_factor_generator` with
+    `config`'s thread count."""
+    cfg = prepare_run(config, out_dir, epochs=epochs, seed=seed)
+    with torch_threads(cfg.threads):
+        return train_factor_generator(world, out_dir, cfg, seed, progress=progress,
+                                      checkpoint=checkpoint)  # fmt: skip
 
 
 def training_data(world: FactorWorld, cfg: FactorConfig, seed: int) -> FactorData:
@@ -170,7 +190,7 @@ def train_factor_generator(
     with tempfile.TemporaryDirectory(prefix=f"{world.name}-") as tmp:
         draft = _write(world, Path(tmp) / "draft", decoder, encoder, found, cfg, seed,
                        metrics, notes, train_seconds, started, {})  # fmt: skip
-        quality, measured, measured_notes = world.evaluate(OnnxGenerator(draft))
+        quality, measured, measured_notes = world.evaluate(OnnxGenerator(draft), cfg.evaluation)
         for q in quality.values():
             measured |= q.metrics()
         return _write(world, out_dir, decoder, encoder, found, cfg, seed,
@@ -179,7 +199,9 @@ def train_factor_generator(
 
 
 def _run_key(world: FactorWorld, cfg: FactorConfig, seed: int) -> str:
-    text = json.dumps({"world": world.name, "config": asdict(cfg), "seed": seed,
+    """What identifies a trained checkpoint: world, layout, seed and the training fields."""
+    config = {k: v for k, v in asdict(cfg).items() if k != "evaluation"}
+    text = json.dumps({"world": world.name, "config": config, "seed": seed,
                        "layout": repr(world.layout)}, sort_keys=True)  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

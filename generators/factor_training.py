@@ -10,18 +10,17 @@ of wake-sleep). Example::
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from latentserve.core.arrays import F32, F64, I64, U8
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import FactorEncoder
-from latentserve.generators.training import TrainLog, _progress
+from latentserve.generators.training import TrainLog, run_epochs
 
 
 @dataclass(frozen=True)
@@ -68,48 +67,23 @@ def fit_factor_model(
     targets = torch.from_numpy(data.head_targets())
     params = [*decoder.parameters(), *encoder.parameters()]
     optimiser = torch.optim.Adam(params, lr=lr)
-    n = len(images)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
+    total = epochs * math.ceil(len(images) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total, eta_min=lr / 20)
-    gen = torch.Generator().manual_seed(seed)
     decoder.train()
     encoder.train()
-    log = TrainLog()
-    start = time.perf_counter()
-    with _progress(progress) as bar:
-        task = bar.add_task(description, total=total, info="")
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen)
-            sums = torch.zeros(3, dtype=torch.float64)
-            for b in range(steps_per_epoch):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                x = images[idx].float() / 255.0
-                x_hat = decoder(latents[idx], labels[idx]).clamp(1e-6, 1.0 - 1e-6)
-                recon = F.binary_cross_entropy(x_hat, x, reduction="sum") / len(idx)
-                head_err = (encoder.head(x, labels[idx]) - targets[idx]).pow(2).sum(1).mean()
-                loss = recon + head_err
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{description}: loss is not finite at step {log.steps}"
-                    )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimiser.step()
-                sched.step()
-                log.steps += 1
-                sums += torch.tensor([loss.item(), recon.item(), head_err.item()],
-                                     dtype=torch.float64)  # fmt: skip
-                bar.update(task, advance=1,
-                           info=f"recon {recon.item():.1f} head {head_err.item():.3f}")  # fmt: skip
-            means = (sums / steps_per_epoch).tolist()
-            log.epoch_loss.append(means[0])
-            log.epoch_recon.append(means[1])
-            log.epoch_kl.append(means[2])
-            bar.update(task, info=f"epoch {epoch + 1}/{epochs} loss {means[0]:.1f}")
+
+    def step(idx: Tensor, _at: int) -> tuple[Tensor, Tensor, Tensor]:
+        x = images[idx].float() / 255.0
+        x_hat = decoder(latents[idx], labels[idx]).clamp(1e-6, 1.0 - 1e-6)
+        recon = F.binary_cross_entropy(x_hat, x, reduction="sum") / len(idx)
+        head_err = (encoder.head(x, labels[idx]) - targets[idx]).pow(2).sum(1).mean()
+        return recon + head_err, recon, head_err
+
+    log = run_epochs(step, [optimiser], len(images), epochs=epochs, batch_size=batch_size,
+                     generator=torch.Generator().manual_seed(seed), progress=progress,
+                     description=description, terms=("recon", "head"), schedulers=[sched])
     decoder.eval()
     encoder.eval()
-    log.seconds = time.perf_counter() - start
     return log
 
 

@@ -52,16 +52,12 @@ class OnnxGenerator:
 
     def decode(self, z: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
         """Latents [n, N] (+ class labels [n]) → images [n, C, H, W]."""
-        zz = np.asarray(z, np.float32)
-        y = self._labels(labels, len(zz))
         dec = self.spec.decoder
-        out = []
-        for lo in range(0, len(zz), self._batch):
-            feed: dict[str, np.ndarray] = {dec.input: zz[lo : lo + self._batch]}
-            if dec.condition_input is not None and y is not None:
-                feed[dec.condition_input] = y[lo : lo + self._batch]
-            out.append(np.asarray(self._decoder.run([dec.output], feed)[0], np.float32))
-        return np.concatenate(out) if out else np.zeros((0, *self.spec.output.shape), np.float32)
+        zz = np.asarray(z, np.float32)
+        if len(zz) == 0:
+            return np.zeros((0, *self.spec.output.shape), np.float32)
+        return self._run(self._decoder, dec.input, zz, dec.condition_input,
+                         self._labels(labels, len(zz)), dec.output)  # fmt: skip
 
     def encode(self, x: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
         """Images [n, C, H, W] (+ class labels [n]) → posterior means [n, N]."""
@@ -69,13 +65,18 @@ class OnnxGenerator:
         if self._encoder is None or enc is None:
             raise ValueError(f"{self.spec.name} has no encoder")
         xx = np.asarray(x, np.float32)
-        y = self._labels(labels, len(xx))
+        return self._run(self._encoder, enc.input, xx, enc.condition_input,
+                         self._labels(labels, len(xx)), enc.output_mean)  # fmt: skip
+
+    def _run(self, session: ort.InferenceSession, name: str, x: F32, label_name: str | None,
+             labels: I64 | None, output: str) -> F32:  # fmt: skip
+        """One output of a session over x (+ labels) in max_batch_size chunks."""
         out = []
-        for lo in range(0, len(xx), self._batch):
-            feed: dict[str, np.ndarray] = {enc.input: xx[lo : lo + self._batch]}
-            if enc.condition_input is not None and y is not None:
-                feed[enc.condition_input] = y[lo : lo + self._batch]
-            out.append(np.asarray(self._encoder.run([enc.output_mean], feed)[0], np.float32))
+        for lo in range(0, len(x), self._batch):
+            feed: dict[str, np.ndarray] = {name: x[lo : lo + self._batch]}
+            if label_name is not None and labels is not None:
+                feed[label_name] = labels[lo : lo + self._batch]
+            out.append(np.asarray(session.run([output], feed)[0], np.float32))
         return np.concatenate(out)
 
     def edit_latents(self, bases: npt.ArrayLike, direction: str, strengths: Sequence[float],

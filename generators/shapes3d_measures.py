@@ -4,7 +4,7 @@ classifier fitted on renders. Example::
 
     m = measure_scenes(images)                # images float [n, 3, 64, 64] in [0, 1]
     m["object_hue"], m["height"], m["orientation"]
-    SceneShapeClassifier.fitted().predict(images)
+    scene_shape_classifier().predict(images)
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import functools
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from latentserve.core.arrays import F64, I64
+from latentserve.core.arrays import F32, F64, I64
 from latentserve.generators.factor_eval import ImageMeasures
 from latentserve.generators.latent_eval import Measured
+from latentserve.generators.render_classifier import RenderClassifier
 from latentserve.generators.shapes3d import (
     CORNER_SWING,
     IMAGE_SIZE,
@@ -121,29 +119,16 @@ def _masked_mean(x: F64, mask: npt.NDArray[np.bool_]) -> F64:
     return np.asarray(np.where(mask, x, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1))
 
 
-class SceneShapeClassifier:
-    """Which object a scene shows: logistic regression on `scene_shape_features`, fitted on
-    3,000 grid renders (never on a generator's output)."""
+@functools.cache
+def scene_shape_classifier() -> RenderClassifier:
+    """Which object a scene shows (shapes3d.SHAPES index), fitted once per process on grid
+    renders."""
 
-    def __init__(self, model: Pipeline, accuracy: float) -> None:
-        self.model = model
-        self.accuracy = accuracy
-        """Accuracy on 600 held-out renders."""
+    def draw(n: int, stream: int) -> tuple[F32, I64]:
+        idx = sample_factor_indices(n, _CLASSIFIER_SEED, stream=stream)
+        return render_indices(idx), idx[:, 4]
 
-    @classmethod
-    @functools.cache
-    def fitted(cls) -> SceneShapeClassifier:
-        """The classifier, fitted once per process from a fixed seed."""
-        train = sample_factor_indices(1500, _CLASSIFIER_SEED, stream=0)
-        test = sample_factor_indices(600, _CLASSIFIER_SEED, stream=1)
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=10.0, max_iter=5000))
-        model.fit(scene_shape_features(render_indices(train)), train[:, 4])
-        predicted = model.predict(scene_shape_features(render_indices(test)))
-        return cls(model, float(np.mean(predicted == test[:, 4])))
-
-    def predict(self, images: npt.ArrayLike) -> I64:
-        """Shape index per image (shapes3d.SHAPES order)."""
-        return np.asarray(self.model.predict(scene_shape_features(images)), np.int64)
+    return RenderClassifier.fit(scene_shape_features, draw)
 
 
 def scene_measured(images: npt.ArrayLike, labels: I64) -> Measured:
@@ -162,7 +147,7 @@ def smallest_real_height() -> float:
 
 SCENE_MEASURES = ImageMeasures(
     measure=scene_measured,
-    classify=lambda images: SceneShapeClassifier.fitted().predict(images),
+    classify=lambda images: scene_shape_classifier().predict(images),
     measure_of={
         "floor_hue": "floor_hue",
         "wall_hue": "wall_hue",

@@ -6,7 +6,7 @@ Example::
 
     m = measure_sprites(images, shape=labels)       # images float [n, 1, 64, 64] in [0, 1]
     m["ink"], m["pos_x"], m["orientation"]          # float64 [n] each
-    SpriteShapeClassifier.fitted().predict(images)  # int64 [n] shape indices
+    sprite_shape_classifier().predict(images)       # int64 [n] shape indices
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from latentserve.core.arrays import F64, I64
+from latentserve.core.arrays import F32, F64, I64
 from latentserve.generators.factor_eval import RADIANS_TO_DEGREES, ImageMeasures
 from latentserve.generators.latent_eval import Measured
+from latentserve.generators.render_classifier import RenderClassifier
 from latentserve.generators.sprites import (
     IMAGE_SIZE,
     SHAPES,
@@ -85,10 +83,10 @@ def measure_sprites(images: npt.ArrayLike, shape: npt.ArrayLike | None = None) -
     """ink (sum of pixel values), pos_x / pos_y (centroid in the renderer's position units:
     0 … 1 for the centre's range) and orientation (radians counter-clockwise in [0, 2π/k),
     k = the rotational symmetry of each item's shape; `shape` gives the shape indices, else
-    the classifier decides). NaN where an image has no ink."""
+    the shape classifier decides). NaN where an image has no ink."""
     w = _as_images(images)
     ink, cx, cy, off = _moments(w)
-    shapes = (SpriteShapeClassifier.fitted().predict(images) if shape is None
+    shapes = (sprite_shape_classifier().predict(images) if shape is None
               else np.asarray(shape, np.int64))  # fmt: skip
     if shapes.shape != (len(w),):
         raise ValueError(f"shape: expected {len(w)} shape indices, got shape {shapes.shape}")
@@ -145,33 +143,15 @@ def shape_features(images: npt.ArrayLike) -> F64:
     return np.stack(feats, axis=1)
 
 
-class SpriteShapeClassifier:
-    """Which shape a sprite is: logistic regression on `shape_features`, fitted on 1,500 grid
-    renders (never on a generator's output)."""
+@functools.cache
+def sprite_shape_classifier() -> RenderClassifier:
+    """Which shape a sprite is (SHAPES index), fitted once per process on grid renders."""
 
-    def __init__(self, model: Pipeline, accuracy: float) -> None:
-        self.model = model
-        self.accuracy = accuracy
-        """Accuracy on 600 held-out renders."""
+    def draw(n: int, stream: int) -> tuple[F32, I64]:
+        idx = sample_factor_indices(n, _CLASSIFIER_SEED, stream=stream)
+        return render_indices(idx), idx[:, 0]
 
-    @classmethod
-    @functools.cache
-    def fitted(cls) -> SpriteShapeClassifier:
-        """The classifier, fitted once per process from a fixed seed (a few seconds)."""
-        train = sample_factor_indices(1500, _CLASSIFIER_SEED, stream=0)
-        test = sample_factor_indices(600, _CLASSIFIER_SEED, stream=1)
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=10.0, max_iter=5000))
-        model.fit(shape_features(render_indices(train)), train[:, 0])
-        acc = float((model.predict(shape_features(render_indices(test))) == test[:, 0]).mean())
-        return cls(model, acc)
-
-    def predict(self, images: npt.ArrayLike) -> I64:
-        """Shape index per image (SHAPES order)."""
-        return np.asarray(self.model.predict(shape_features(images)), np.int64)
-
-    def probabilities(self, images: npt.ArrayLike) -> F64:
-        """P(shape) per image [n, 3]."""
-        return np.asarray(self.model.predict_proba(shape_features(images)), np.float64)
+    return RenderClassifier.fit(shape_features, draw)
 
 
 def sprite_measured(images: npt.ArrayLike, shapes: I64) -> Measured:
@@ -195,7 +175,7 @@ def smallest_real_ink() -> float:
 
 SPRITE_MEASURES = ImageMeasures(
     measure=sprite_measured,
-    classify=lambda images: SpriteShapeClassifier.fitted().predict(images),
+    classify=lambda images: sprite_shape_classifier().predict(images),
     measure_of={"scale": "ink", "orientation": "orientation", "pos_x": "pos_x", "pos_y": "pos_y"},
     presence="ink",
     presence_floor=smallest_real_ink,

@@ -21,12 +21,10 @@ import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.latent_ops import sample_latents
-from latentserve.generators.bundle_parts import prepare_run
-from latentserve.generators.factor_eval import Evaluation, describe, evaluate_generator
+from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, evaluate_generator
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SpritesDecoder
-from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_factor_generator
-from latentserve.generators.inference import torch_threads
+from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
 from latentserve.generators.latent_eval import DirectionQuality
 from latentserve.generators.onnx_generator import OnnxGenerator
 from latentserve.generators.sprite_measures import SPRITE_MEASURES
@@ -81,9 +79,9 @@ def real_renders(n: int, stream: int) -> tuple[F32, I64, F64]:
     return render_indices(idx), idx[:, 0], grid_latents(indices_to_values(idx))
 
 
-def evaluate(gen: OnnxGenerator) -> Evaluation:
+def evaluate(gen: OnnxGenerator, sizes: EvalSizes) -> Evaluation:
     """Direction quality, Encode → Decode of real renders, prior holes, condition accuracy."""
-    return evaluate_generator(gen, SPRITE_MEASURES, real_renders)
+    return evaluate_generator(gen, SPRITE_MEASURES, real_renders, sizes)
 
 
 def describe_bundle(quality: Mapping[str, DirectionQuality]) -> str:
@@ -129,7 +127,5 @@ def train_sprites_vae(
     checkpoint: Path | None = None,
 ) -> Bundle:
     """Render data, train, fit directions, export, measure, and write the bundle."""
-    cfg = prepare_run(config or FactorConfig(), out_dir, epochs=epochs, seed=seed)
-    with torch_threads(cfg.threads):
-        return train_factor_generator(WORLD, out_dir, cfg, seed, progress=progress,
-                                      checkpoint=checkpoint)  # fmt: skip
+    return train_world(WORLD, out_dir, epochs, seed, config=config or FactorConfig(),
+                       progress=progress, checkpoint=checkpoint)

@@ -120,36 +120,72 @@ def fit_vae(
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    n = images.shape[0]
+    total = epochs * math.ceil(images.shape[0] / batch_size)
+
+    def step(idx: Tensor, at: int) -> tuple[Tensor, Tensor, Tensor]:
+        x = images[idx]
+        x = x.float() / levels if x.dtype == torch.uint8 else x.float()
+        x = x.contiguous(memory_format=torch.channels_last)
+        cond = () if labels is None else (labels[idx],)
+        recon, kl = vae_terms(vae, x, cond, gen)
+        capacity = objective.capacity(at / max(total - 1, 1))
+        return recon + objective.beta * (kl - capacity).abs(), recon, kl
+
+    log = run_epochs(step, [optimiser], images.shape[0], epochs=epochs, batch_size=batch_size,
+                     generator=gen, progress=progress, description=description,
+                     on_epoch=on_epoch)  # fmt: skip
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    model.eval()
+    return log
+
+
+Step = Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor]]
+"""(batch indices, step number) → (loss, first term, second term) of one training step."""
+
+
+def run_epochs(
+    step: Step,
+    optimisers: list[torch.optim.Optimizer],
+    n: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    progress: bool,
+    description: str,
+    terms: tuple[str, str] = ("recon", "kl"),
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler] | None = None,
+    on_epoch: Callable[[int, TrainLog], None] | None = None,
+) -> TrainLog:
+    """The epoch loop every training run shares: a seeded permutation per epoch, one optimiser
+    step per batch (failing on a non-finite loss), per-epoch mean losses, a progress bar."""
     steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
     log = TrainLog()
     start = time.perf_counter()
     with _progress(progress) as bar:
-        task = bar.add_task(description, total=total, info="")
+        task = bar.add_task(description, total=epochs * steps_per_epoch, info="")
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen)
+            order = torch.randperm(n, generator=generator)
             sums = torch.zeros(3, dtype=torch.float64)
             for b in range(steps_per_epoch):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                x = images[idx]
-                x = x.float() / levels if x.dtype == torch.uint8 else x.float()
-                x = x.contiguous(memory_format=torch.channels_last)
-                cond = () if labels is None else (labels[idx],)
-                recon, kl = vae_terms(vae, x, cond, gen)
-                progress_now = log.steps / max(total - 1, 1)
-                capacity = objective.capacity(progress_now)
-                loss = recon + objective.beta * (kl - capacity).abs()
+                loss, first, second = step(order[b * batch_size : (b + 1) * batch_size],
+                                           log.steps)  # fmt: skip
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"{description}: loss is not finite at step {log.steps}"
                     )
-                optimiser.zero_grad(set_to_none=True)
+                for opt in optimisers:
+                    opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
-                optimiser.step()
+                for opt in optimisers:
+                    opt.step()
+                for sched in schedulers or []:
+                    sched.step()
                 log.steps += 1
-                sums += torch.tensor([loss.item(), recon.item(), kl.item()], dtype=torch.float64)
-                bar.update(task, advance=1, info=f"loss {loss.item():.1f} kl {kl.item():.1f}")
+                sums += torch.tensor([loss.item(), first.item(), second.item()],
+                                     dtype=torch.float64)  # fmt: skip
+                bar.update(task, advance=1, info=f"loss {loss.item():.1f} {terms[0]} "
+                           f"{first.item():.3g} {terms[1]} {second.item():.3g}")  # fmt: skip
             means = (sums / steps_per_epoch).tolist()
             log.epoch_loss.append(means[0])
             log.epoch_recon.append(means[1])
@@ -157,8 +193,6 @@ def fit_vae(
             bar.update(task, info=f"epoch {epoch + 1}/{epochs} loss {means[0]:.1f}")
             if on_epoch is not None:
                 on_epoch(epoch, log)
-    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    model.eval()
     log.seconds = time.perf_counter() - start
     return log
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from latentserve.generators.factor_eval import EvalSizes
 from latentserve.registry.bundle import Bundle
 
-MINI_SPRITES = dict(train_size=1_500, eval_size=500, epochs=1, metric_samples=100, threads=1)
+MINI_EVAL = EvalSizes(edit_seeds=6, prior_samples=300, roundtrip_renders=60, path_pairs=4)
+MINI_SPRITES = dict(train_size=1_500, eval_size=500, epochs=1, metric_samples=100, threads=1,
+                    evaluation=MINI_EVAL)
 MINI_DIGITS = dict(epochs=1, edit_bases=6, metric_samples=100, n_pca=3, n_sefa=3, threads=1)
 
 

@@ -27,15 +27,15 @@ from latentserve.generators.shapes3d import (
 )
 from latentserve.generators.shapes3d_measures import (
     SCENE_MEASURES,
-    SceneShapeClassifier,
     measure_scenes,
+    scene_shape_classifier,
 )
 from latentserve.generators.sprite_measures import (
     SPRITE_MEASURES,
-    SpriteShapeClassifier,
     angle_error,
     measure_sprites,
     orientation_period,
+    sprite_shape_classifier,
 )
 from latentserve.generators.sprites import (
     SHAPES,
@@ -98,7 +98,7 @@ def test_sprite_measures_recover_the_factors_of_renders() -> None:
     for i in range(3):  # ink grows with scale² within a shape
         sel = idx[:, 0] == i
         assert np.corrcoef(m["ink"][sel], scale[sel] ** 2)[0, 1] > 0.99
-    classifier = SpriteShapeClassifier.fitted()
+    classifier = sprite_shape_classifier()
     assert classifier.accuracy >= 0.98
     assert np.mean(classifier.predict(render_indices(idx[:300])) == idx[:300, 0]) >= 0.98
 
@@ -114,7 +114,7 @@ def test_scene_measures_recover_the_factors_of_renders() -> None:
     for i in range(len(SCENE_SHAPES)):
         sel = idx[:, 4] == i
         assert np.corrcoef(m["height"][sel], values[sel, 3])[0, 1] > 0.97
-    classifier = SceneShapeClassifier.fitted()
+    classifier = scene_shape_classifier()
     assert classifier.accuracy >= 0.98
     assert np.mean(classifier.predict(images[:300]) == idx[:300, 4]) >= 0.98
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fixtures_generators import MINI_EVAL
 from latentserve.generators.cli import app
 from latentserve.generators.digits_cvae import train_digits_cvae
 from latentserve.generators.factor_models import FactorEncoder, SpritesDecoder
@@ -84,7 +85,8 @@ def test_mini_sprites_bundle_is_complete(mini_sprites_bundle: Bundle) -> None:
 
 
 def test_a_checkpoint_skips_training_and_gives_the_same_bundle(tmp_path: Path) -> None:
-    cfg = FactorConfig(epochs=1, train_size=256, eval_size=200, metric_samples=20, threads=1)
+    cfg = FactorConfig(epochs=1, train_size=256, eval_size=200, metric_samples=20, threads=1,
+                       evaluation=MINI_EVAL)
     ckpt = tmp_path / "run.pt"
     first = train_sprites_vae(tmp_path / "a", seed=0, progress=False, config=cfg, checkpoint=ckpt)
     second = train_sprites_vae(tmp_path / "b", seed=0, progress=False, config=cfg,

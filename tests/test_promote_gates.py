@@ -136,6 +136,28 @@ def test_quality_without_holder_uses_absolute_thresholds() -> None:
     assert found["quality.path_length_lerp"].value == "3"
 
 
+def test_direction_quality_is_gated_against_the_holder_with_the_packaged_rules() -> None:
+    rules = load_gates().metrics
+    holder = {"direction.scale.spearman_within": 0.99, "direction.scale.spearman_pooled": 0.97,
+              "direction.scale.leak_conditional": 0.05, "prior_holes": 0.0,
+              "roundtrip_class_accuracy": 0.99, "roundtrip_orientation_error_deg": 3.0}
+    same = _by_name(quality_gates(dict(holder), holder, rules))
+    assert {same[f"quality.{m}"].outcome for m in holder} == {"pass"}, same
+    worse = dict(holder, **{"direction.scale.spearman_within": 0.93,
+                            "direction.scale.leak_conditional": 0.3, "prior_holes": 0.02,
+                            "roundtrip_class_accuracy": 0.9,
+                            "roundtrip_orientation_error_deg": 9.0})
+    found = _by_name(quality_gates(worse, holder, rules))
+    for metric in worse:
+        expected = "pass" if metric == "direction.scale.spearman_pooled" else "fail"
+        assert found[f"quality.{metric}"].outcome == expected, metric
+    # a new model without a holder must meet the absolute thresholds
+    alone = _by_name(quality_gates({"direction.scale.spearman_within": 0.9,
+                                    "direction.scale.spearman_pooled": 0.95}, None, rules))
+    assert alone["quality.direction.scale.spearman_within"].outcome == "fail"
+    assert alone["quality.direction.scale.spearman_pooled"].outcome == "pass"
+
+
 def test_quality_metric_the_candidate_lacks_fails_and_absent_from_both_skips() -> None:
     found = _by_name(quality_gates({}, {"monotonicity_d0": 0.9}, RULES))
     assert found["quality.monotonicity_d0"].outcome == "fail"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from latentserve.service.settings import settings_markdown_table
@@ -27,3 +28,19 @@ def test_readme_quick_start_has_exactly_two_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_latent_report_section_is_what_the_shipped_bundles_say() -> None:
+    from latentserve.generators.latent_report import replace_section, report_markdown
+
+    text = README.read_text()
+    assert text == replace_section(text, report_markdown()), (
+        "README 'Latent space, measured' is stale: run `latentserve train report`")
+
+
+def test_every_picture_the_readme_shows_exists() -> None:
+    text = README.read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert pictures
+    for rel in pictures:
+        assert (README.parent / rel).is_file(), rel
