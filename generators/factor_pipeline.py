@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,9 @@ from latentserve.registry.spec import (
     EncoderSpec,
     OutputSpec,
 )
+
+EVAL_PRIOR_SEED = 9
+"""Prior draws whose exact renders fit the directions and the encoder's spread."""
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,20 @@ def train_factor_generator(
                         "encoder": encoder.state_dict(), "train_seconds": train_seconds},
                        checkpoint)  # fmt: skip
 
-    images, labels, latents = world.real_renders(cfg.eval_size, 1)
-    spread = set_posterior_spread(encoder, images, labels, latents)
-    found = _directions(world, encoder, images, labels, latents, seed)
+    layout = world.layout
+    z_eval = layout.sample(cfg.eval_size, EVAL_PRIOR_SEED)
+    y_eval = np.arange(cfg.eval_size, dtype=np.int64) % len(world.class_names)
+    exact = layout.latents(layout.quantiles(z_eval))  # circular axes on the encoder's branch
+    prior_renders = world.render_latents(z_eval, y_eval)
+    spread = set_posterior_spread(encoder, prior_renders, y_eval, exact)
+    found = _directions(world, encoder, prior_renders, y_eval, exact, seed)
+    del prior_renders
     metrics: dict[str, float] = {f"encoder_rms_error_{f}": float(e)
-                                 for f, e in zip(world.layout.factors, spread, strict=True)}
+                                 for f, e in zip(layout.factors, spread, strict=True)}
     notes = {f"encoder_rms_error_{f}": f"robust RMS error (1.4826 × median |error|) of the "
-             f"encoder's latent on axis {f} over {cfg.eval_size} real grid renders; also the "
-             "encoder's constant logvar" for f in world.layout.factors}  # fmt: skip
+             f"encoder's latent on axis {f} over renders of {cfg.eval_size} prior draws; also "
+             "the encoder's constant logvar" for f in layout.factors}  # fmt: skip
+    images, labels, _ = world.real_renders(cfg.eval_size, 1)
     recon = run_batched(lambda x, y: decoder(encoder(x, y)[0], y), images, labels)
     metrics["recon_mse"] = recon_mse(images, recon)
     decode64 = float64_copy(decoder)
@@ -209,9 +218,10 @@ def _run_key(world: FactorWorld, cfg: FactorConfig, seed: int) -> str:
 def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels: I64,
                 latents: F64, seed: int) -> list[FoundDirection]:  # fmt: skip
     """InterFaceGAN-style: for each factor, the normal of a ridge regression from encoded
-    real renders to the factor's normal score (linear in the latent). A circular factor is
-    fitted away from its wrap-around point (|s| < 0.8 · CIRCULAR_PERIOD / 2), where the same
-    image has two far-apart scores."""
+    renders of prior draws to the factor's normal score (linear in the latent). A circular
+    factor is fitted away from its wrap-around point (|s| < 0.8 · CIRCULAR_PERIOD / 2), where
+    the same image has two far-apart scores. Strength 1.0 is one prior σ along the direction
+    (latent distance 1): the prior is N(0, I), so that is the same for every direction."""
     with torch.no_grad():
         mu, _ = encoder(torch.from_numpy(images), torch.from_numpy(labels))
     encoded = mu.numpy()
@@ -221,11 +231,13 @@ def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels:
         keep = np.ones(len(scores), bool)
         if factor in world.layout.circular:
             keep = np.abs(scores[:, i]) < 0.4 * CIRCULAR_PERIOD
-        found.append(supervised_direction(
+        fitted = supervised_direction(
             factor, encoded[keep], scores[keep, i], factor=factor, meaning=world.meaning[factor],
-            target_name=f"normal score of {factor}", latents_are="encoded real renders",
-            seed=seed,
-        ))  # fmt: skip
+            target_name=f"normal score of {factor}", latents_are="encoded renders", seed=seed,
+        )  # fmt: skip
+        unit = (f"1.0 = 1 σ of the prior along the direction (latent distance 1); positive = "
+                f"{world.meaning[factor]}")  # fmt: skip
+        found.append(replace(fitted, sigma=1.0, unit=unit))
     return found
 
 

@@ -56,7 +56,10 @@ FIELDS: dict[str, dict[str, int]] = {
     "ListModelsResponse": {"models": 1},
     "ModelSummary": {"name": 1, "versions": 2, "aliases": 3, "loaded_version": 4},
     "GetModelRequest": {"model": 1},
-    "DirectionInfo": {"name": 1, "method": 2, "unit": 3, "factor": 4, "sigma": 5},
+    "DirectionInfo": {"name": 1, "method": 2, "unit": 3, "factor": 4, "sigma": 5, "quality": 6},
+    "DirectionQuality": {"measure": 1, "spearman_within": 2, "spearman_pooled": 3,
+                         "leak_measure": 4, "leak_plain": 5, "leak_conditional": 6,
+                         "reliable": 7},
     "ModelInfo": {
         "model": 1,
         "latent_dim": 2,
