@@ -129,9 +129,9 @@ class Tracing:
         else:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            endpoint = settings.otlp_endpoint
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-                endpoint=endpoint, insecure=endpoint.startswith("http://") if endpoint else None)))
+            # http:// means plaintext, https:// TLS (OTEL_EXPORTER_OTLP_INSECURE overrides)
+            provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
         return cls(provider)
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
