@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv run run-triton triton-up registry-init test lint proto bench lock gallery clean
+.PHONY: help venv run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
 
 help:
 	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint         ruff + mypy"
 	@echo "make proto        regenerate the checked-in gRPC stubs from proto/"
 	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
+	@echo "make soak         soak a real server with every RPC (SOAK_SECONDS, default 600)"
 
 $(STAMP): pyproject.toml deploy/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +70,12 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
+
+# Not part of `make test`: a real server under a mix of every RPC (good requests and client
+# mistakes) for SOAK_SECONDS; writes bench/results/soak.json + soak.md, exits 1 if flagged.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 # Re-pin deploy/constraints.txt from the current venv (torch pinned without its local label).
 lock: $(STAMP)

@@ -35,6 +35,7 @@ from latentserve.core.errors import (
 from latentserve.service.deadline import request_deadline
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
+from latentserve.service.tracing import set_rpc_status
 
 log = get_logger(__name__)
 R = TypeVar("R")
@@ -189,6 +190,7 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
         self.metrics.items.labels(rpc=name).observe(outcome.items)
     self.metrics.inflight.dec()
     self.admission.active -= 1
+    set_rpc_status(code)
     level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
     getattr(log, level)(
         "rpc", status=code, model=f"{model}@v{outcome.version}" if outcome.version else model,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,7 +28,11 @@ from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import ModelManager
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
+from latentserve.service.tracing import Tracing
 from latentserve.v1 import generator_pb2 as pb
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = get_logger(__name__)
 _QUIET_S = 0.05
@@ -43,7 +48,9 @@ class LatentServer:
         *,
         registry: RegistryClient | None = None,
         factory: BackendFactory | None = None,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
+        """`span_exporter`: trace to it (as `LATENTSERVE_OTLP_ENDPOINT` traces to a collector)."""
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.health = health.aio.HealthServicer()
@@ -59,6 +66,8 @@ class LatentServer:
         self.port = 0
         self.metrics_port = 0
         self.admission = Admission()
+        self._span_exporter = span_exporter
+        self.tracing: Tracing | None = None
 
     def _set_health(self, service: str, serving: bool) -> None:
         status = (
@@ -75,6 +84,9 @@ class LatentServer:
     def _build(self) -> grpc.aio.Server:
         s = self.settings
         interceptors = []
+        self.tracing = Tracing.from_settings(s, self._span_exporter)
+        if self.tracing is not None:  # first, so refused calls are traced too
+            interceptors.append(self.tracing.interceptor())
         if s.auth_token_file is not None:
             tokens = TokenFile(s.auth_token_file)  # an empty/unreadable file fails here
             interceptors.append(TokenAuthInterceptor(tokens, self.metrics, s.exempt_services()))
@@ -140,6 +152,8 @@ class LatentServer:
             await self._server.stop(max(0.0, deadline - loop.time()))
         await self.manager.close()
         self.metrics.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # flushes; may wait on a collector
         log.info("stopped")
 
     async def _drain(self, deadline: float) -> None:

@@ -20,6 +20,7 @@ from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import Lease, ModelManager
 from latentserve.service.settings import Settings
+from latentserve.service.tracing import span
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
@@ -53,13 +54,16 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Sample")
     async def Sample(self, request: pb.SampleRequest, context: Any,
                      outcome: Outcome) -> pb.GenerateResponse:
-        rq.check_sizes(request, self.limits.max_items)
-        n = rq.check_count(request.n, "n", self.limits.max_items)
-        psi = rq.truncation_psi(request, "truncation_psi")
-        output = rq.output_format(request.output)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_items)
+            n = rq.check_count(request.n, "n", self.limits.max_items)
+            psi = rq.truncation_psi(request, "truncation_psi")
+            output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = self._admit(lease, outcome, n)
-            labels = rq.class_labels(request.class_labels, spec, rows=n, field="class_labels")
+            with span("validation"):
+                labels = rq.class_labels(request.class_labels, spec, rows=n,
+                                         field="class_labels")
             z = generation.finite(generation.sample(lease.bundle, request.seed, n, psi),
                                   "truncation_psi")
             return await self._respond(lease, z, labels, output, source="truncation_psi")
@@ -67,7 +71,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Interpolate")
     async def Interpolate(self, request: pb.InterpolateRequest, context: Any,
                           outcome: Outcome) -> pb.GenerateResponse:
-        rq.check_sizes(request, self.limits.max_frames)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             z, labels, output = self._path(request, lease, outcome)
             return await self._respond(lease, z, labels, output, source="keyframes")
@@ -75,7 +80,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc_stream("StreamInterpolate")
     async def StreamInterpolate(self, request: pb.InterpolateRequest, context: Any,
                                 outcome: Outcome) -> AsyncGenerator[pb.GenerateResponse, None]:
-        rq.check_sizes(request, self.limits.max_frames)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             z, labels, output = self._path(request, lease, outcome)
             step = lease.bundle.spec.max_batch_size
@@ -89,9 +95,10 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Edit")
     async def Edit(self, request: pb.EditRequest, context: Any,
                    outcome: Outcome) -> pb.GenerateResponse:
-        rq.check_sizes(request, self.limits.max_items)
-        strengths = rq.strengths(request.strengths)
-        output = rq.output_format(request.output)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_items)
+            strengths = rq.strengths(request.strengths)
+            output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
             bases = generation.finite(generation.keyframes(
@@ -111,33 +118,37 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     @rpc("Decode")
     async def Decode(self, request: pb.DecodeRequest, context: Any,
                      outcome: Outcome) -> pb.GenerateResponse:
-        rq.check_sizes(request, self.limits.max_items)
-        output = rq.output_format(request.output)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_items)
+            output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
-            z = rq.latents(request.latents, "latents", spec, self.limits.max_items)
-            self._admit(lease, outcome, len(z))
-            labels = rq.class_labels(request.class_labels, spec, rows=len(z),
-                                     field="class_labels")
+            with span("validation"):
+                z = rq.latents(request.latents, "latents", spec, self.limits.max_items)
+                self._admit(lease, outcome, len(z))
+                labels = rq.class_labels(request.class_labels, spec, rows=len(z),
+                                         field="class_labels")
             return await self._respond(lease, z, labels, output)
 
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context: Any,
                      outcome: Outcome) -> pb.EncodeResponse:
-        rq.check_sizes(request, self.limits.max_items)
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_items)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
             spec = lease.bundle.spec
             if spec.encoder is None:
                 raise FailedPrecondition(f"{spec.name} has no encoder; Encode is not available")
-            images = await rq.encode_images(request, spec, self.limits.max_items)
-            self._admit(lease, outcome, len(images))
-            labels = None
-            if spec.encoder.condition_input is not None:
-                labels = rq.class_labels(request.class_labels, spec, rows=len(images),
-                                         field="class_labels")
-            elif request.class_labels:
-                raise InvalidArgument(f"{spec.name}'s encoder takes no class labels",
-                                      field="class_labels")
+            with span("validation"):  # PNG headers checked, then decoded
+                images = await rq.encode_images(request, spec, self.limits.max_items)
+                self._admit(lease, outcome, len(images))
+                labels = None
+                if spec.encoder.condition_input is not None:
+                    labels = rq.class_labels(request.class_labels, spec, rows=len(images),
+                                             field="class_labels")
+                elif request.class_labels:
+                    raise InvalidArgument(f"{spec.name}'s encoder takes no class labels",
+                                          field="class_labels")
             field = "png.images" if request.WhichOneof("input") == "png" else "images"
             z = generation.finite_output(await lease.backend.encode(images, labels), field,
                                          "latents")
@@ -156,7 +167,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
               outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:
         """An interpolation request's frames, recorded on `outcome`, with their labels."""
         spec = lease.bundle.spec
-        path = rq.path(request, spec, self.limits.max_frames)
+        with span("validation"):
+            path = rq.path(request, spec, self.limits.max_frames)
         source = rq.source_field(request.keyframes, "keyframes")
         keys = generation.finite(generation.keyframes(lease.bundle, path.keyframes), source)
         z = generation.finite(latent_ops.interpolate_path(keys, path.steps, path.method), source)

@@ -147,6 +147,24 @@ class Settings(RegistrySettings):
         "Empty: any registered version may be pinned.",
     )
 
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry: OTLP/gRPC collector address (e.g. http://otel-collector:4317) "
+        "to export traces to: one span per RPC with validation, backend call, queue wait and "
+        "batch run children; the trace context is forwarded to Triton. Unset: tracing off. "
+        "The standard OTEL_EXPORTER_OTLP_* variables (headers, certificates) apply too.",
+    )
+    otel_service_name: str = Field(
+        "latentserve", description="OpenTelemetry service.name of the exported traces."
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded when tracing is on (a request that carries "
+        "a traceparent follows its caller's sampling decision).",
+    )
+
     @model_validator(mode="after")
     def _tls_complete(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

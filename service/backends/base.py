@@ -21,6 +21,7 @@ import numpy as np
 
 from latentserve.core.arrays import F32, I64, Arrays
 from latentserve.registry.bundle import Bundle
+from latentserve.service import tracing
 
 Component = Literal["decoder", "encoder"]
 
@@ -92,11 +93,20 @@ class Backend(abc.ABC):
     ) -> F32:
         """Run `component` over rows [0, n) in chunks ≤ max_batch_size, concurrently, in order."""
         step = self.spec.max_batch_size
+        infer = self._traced_infer if tracing.enabled() else self.infer
         parts = await asyncio.gather(
-            *(self.infer(component, inputs(lo, min(lo + step, n))) for lo in range(0, n, step))
+            *(infer(component, inputs(lo, min(lo + step, n))) for lo in range(0, n, step))
         )
         if not parts:
             raise ValueError("nothing to run: 0 rows")
         if len(parts) == 1:  # the common case: no concatenation copy
             return np.asarray(parts[0][output]).astype(np.float32, copy=False)
         return np.concatenate([p[output] for p in parts]).astype(np.float32, copy=False)
+
+    async def _traced_infer(self, component: Component, inputs: Arrays) -> Arrays:
+        """`infer` inside a `backend call` span (the batcher adds its spans below it)."""
+        rows = len(next(iter(inputs.values())))
+        with tracing.span("backend call", {
+                "latentserve.backend": self.kind, "latentserve.model": self.spec.name,
+                "latentserve.component": component, "latentserve.rows": rows}):
+            return await self.infer(component, inputs)

@@ -25,6 +25,7 @@ import numpy as np
 
 from latentserve.core.arrays import Arrays
 from latentserve.core.errors import ResourceExhausted
+from latentserve.service import tracing
 
 RunBatch = Callable[[Arrays], Arrays]
 """Blocking call that runs one batch (called in the batcher's worker thread)."""
@@ -38,6 +39,9 @@ class _Pending:
     rows: int
     future: asyncio.Future[Arrays]
     queued_at: float = field(default_factory=time.monotonic)
+    queued_ns: int = field(default_factory=time.time_ns)
+    ran: tuple[int, int, int, int] | None = None
+    """(started_ns, ended_ns, batch rows, batch requests) of the batch that served it."""
 
 
 class AdaptiveBatcher:
@@ -108,10 +112,17 @@ class AdaptiveBatcher:
                 f"limit {self.max_queue_items}); retry later"
             )
         future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, rows, future))
+        pending = _Pending(inputs, rows, future)
+        self._queue.append(pending)
         self._set_queued(self._queued_rows + rows)
         self._wakeup.set()
-        return await future
+        try:
+            return await future
+        finally:
+            if pending.ran is not None:
+                started_ns, ended_ns, batch_rows, batch_requests = pending.ran
+                tracing.record_batch(pending.queued_ns, started_ns, ended_ns, rows, batch_rows,
+                                     batch_requests)
 
     def _set_queued(self, rows: int) -> None:
         self._queued_rows = rows
@@ -164,17 +175,21 @@ class AdaptiveBatcher:
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         """Run one batch; if a combined batch fails, retry each request alone."""
+        started_ns = time.time_ns()
         try:
             outputs = await loop.run_in_executor(self._executor, self._call, _concat(batch))
         except Exception as exc:
             if len(batch) == 1:
+                batch[0].ran = (started_ns, time.time_ns(), batch[0].rows, 1)
                 _fail(batch[0], exc)
                 return
             for pending in batch:
                 await self._run(loop, [pending])
             return
+        ran = (started_ns, time.time_ns(), sum(p.rows for p in batch), len(batch))
         offset = 0
         for pending in batch:
+            pending.ran = ran
             if not pending.future.done():
                 pending.future.set_result(
                     {k: v[offset : offset + pending.rows] for k, v in outputs.items()}

@@ -47,6 +47,7 @@ from latentserve.service.backends.triton_shm import OutputShmPool
 from latentserve.service.deadline import remaining_deadline_s
 from latentserve.service.logs import get_logger
 from latentserve.service.settings import Settings
+from latentserve.service.tracing import triton_headers
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -227,7 +228,8 @@ class TritonBackend(Backend):
                     return await self._send_shm(name, component, request, pool, timeout)
             outputs = [grpcclient.InferRequestedOutput(t.name) for t in self._io[component][1]]
             result = await self.client.infer(
-                name, request, outputs=outputs, client_timeout=max(timeout, 1e-3)
+                name, request, outputs=outputs, client_timeout=max(timeout, 1e-3),
+                headers=triton_headers(),
             )
         except InferenceServerException as exc:
             error = map_triton_error(exc, name)
@@ -284,7 +286,7 @@ class TritonBackend(Backend):
             try:
                 result = await self.client.infer(
                     name, request, outputs=[o for _, o, _ in outputs],
-                    client_timeout=max(timeout, 1e-3),
+                    client_timeout=max(timeout, 1e-3), headers=triton_headers(),
                 )  # fmt: skip
             except InferenceServerException as exc:
                 if "shared memory" in str(exc.message()):  # server restarted and forgot it
