@@ -8,23 +8,39 @@ STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv run run-triton triton-up registry-init test lint proto bench lock gallery clean
+.PHONY: help venv browser run run-triton triton-up registry-init test lint proto bench lock gallery clean
 
 help:
 	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make run-triton   serve through a local CPU tritonserver (see README)"
 	@echo "make lint         ruff + mypy"
+	@echo "make browser      install chromium + chromium-driver (apt, as root) for the explorer tests"
 	@echo "make proto        regenerate the checked-in gRPC stubs from proto/"
 	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
 
 $(STAMP): pyproject.toml deploy/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,dev]"
+	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,ui,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The explorer's browser tests drive Debian's chromium through its chromedriver; a clean CI
+# machine (Debian, root) gets them from apt once. Elsewhere install them yourself, or point
+# LATENTSERVE_CHROMIUM / LATENTSERVE_CHROMEDRIVER at a Chromium and its driver.
+BROWSER_STAMP := $(VENV)/.browser
+$(BROWSER_STAMP):
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; exit 1; \
+	fi
+	mkdir -p $(VENV) && touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP)
 
 registry-init: $(STAMP)
 	$(BIN)/latentserve registry init
@@ -48,10 +64,11 @@ $(TYPECHECK): Makefile
 	ln -sfn ../../clients/cli $(TYPECHECK)/cli
 	ln -sfn ../../registry $(TYPECHECK)/registry
 	ln -sfn ../../clients/python $(TYPECHECK)/client
+	ln -sfn ../../clients/explore $(TYPECHECK)/explore
 	ln -sfn ../../generators $(TYPECHECK)/generators
 	ln -sfn ../../proto/latentserve/v1 $(TYPECHECK)/v1
 
-test: $(STAMP) $(TYPECHECK)
+test: $(STAMP) $(BROWSER_STAMP) $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/latentserve triton venv
