@@ -172,11 +172,7 @@ class Explorer:
             chunks.append(chunk)
             if progress is not None:
                 progress(chunk.offset + len(chunk), total)
-        images = [c.images for c in chunks if c.images is not None]
-        return GenerateResult(
-            model=chunks[0].model,
-            latents=np.concatenate([c.latents for c in chunks]),
-            images=np.concatenate(images), png=[], columns=total)
+        return GenerateResult.join(chunks, columns=total)
 
     def encode(self, pinned: str, image: U8, label: int) -> npt.NDArray[np.float32]:
         """The posterior-mean latent [1, N] of one uploaded picture ([H, W] or [H, W, C],

@@ -10,7 +10,7 @@ modify. Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,24 @@ class GenerateResult:
         overrides it.
         """
         return _images.grid(self.to_pil(), ncols or self.columns, padding=padding)
+
+    @classmethod
+    def join(cls, chunks: Sequence[GenerateResult], columns: int | None = None) -> GenerateResult:
+        """One result from stream chunks in order (e.g. `stream_interpolate`'s); `columns`
+        sets its grid layout (an interpolation path: `columns=len(path)`, one row)."""
+        if not chunks:
+            raise ValueError("join needs at least one chunk")
+        images = [c.images for c in chunks if c.images is not None]
+        first = chunks[0]
+        return cls(
+            model=first.model,
+            latents=np.concatenate([c.latents for c in chunks]),
+            images=np.concatenate(images) if images else None,
+            png=[data for c in chunks for data in c.png],
+            offset=first.offset,
+            output_range=first.output_range,
+            columns=columns,
+        )
 
     def save_animation(
         self, path: str | Path, *, fps: float = 12.0, loop: bool = True, scale: int = 1
