@@ -105,7 +105,10 @@ gallery: registry-init
 	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
 		--steps 8 --method slerp --out $(GALLERY)/interpolate.png && \
 	$(BIN)/latentserve sample --address 127.0.0.1:50099 --model digits-cvae --n 10 --seed 0 \
-		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png
+		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png && \
+	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model digits-cvae --labels 3 \
+		--seeds 1,2,3,4,1 --steps 10 --method slerp --scale 3 --fps 15 \
+		--out $(GALLERY)/interpolate.gif
 
 clean:
 	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache

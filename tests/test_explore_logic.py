@@ -46,7 +46,10 @@ def test_bad_permalinks_say_what_is_wrong(query: str, message: str) -> None:
 
 def test_quality_line() -> None:
     plain = DirectionInfo("d0", "pca", "1 σ", "", 1.0)
-    assert quality_text(plain) == "pca; strength 1 = 1 σ; quality not measured"
+    assert quality_text(plain) == "quality not measured · pca; 1 = 1 σ"
+    long = DirectionInfo("t", "supervised", "1.0 = 1 σ of posterior samples; positive = more",
+                         "", 1.0)
+    assert quality_text(long).endswith("supervised; 1 = 1.0 = 1 σ of posterior samples")
     q = DirectionQuality("ink", 0.98, 0.91, "centroid_x", 0.4, 0.05, True)
     text = quality_text(DirectionInfo("scale", "supervised", "1 σ", "scale", 1.0, q))
     assert "reliable: moves ink (Spearman ρ 0.98 within seeds, 0.91 pooled)" in text

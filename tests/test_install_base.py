@@ -100,6 +100,7 @@ def test_command_runs_client_commands(base_venv: Path, address: str) -> None:
     (["serve", "--help"], "server"),
     (["registry", "list"], "server"),
     (["train", "sprites-vae"], "server,train"),
+    (["explore"], "ui"),
 ])
 def test_other_commands_name_their_extra(base_venv: Path, args: list[str], extra: str) -> None:
     done = _run(base_venv / "bin" / "latentserve", *args, check=False, env=_env())
@@ -114,3 +115,17 @@ def test_png_output_without_pillow_is_one_line(base_venv: Path, address: str,
                 "--out", tmp_path / "grid.png", "--address", address, check=False, env=_env())
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "Pillow" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_image_helpers_name_the_images_extra(base_venv: Path, address: str) -> None:
+    code = ("from latentserve.client import Client\n"
+            f"with Client({address!r}) as c:\n"
+            "    path = c.interpolate('tiny', seeds=[1, 2, 3], steps=8, output='uint8')\n"
+            "    print(len(path))\n"
+            "    try:\n"
+            "        path.grid()\n"
+            "    except ImportError as err:\n"
+            "        print(err)\n")
+    done = _run(base_venv / "bin" / "python", "-c", code, env=_env())
+    count, message = done.stdout.strip().splitlines()
+    assert count == "15" and "pip install 'latentserve[images]'" in message

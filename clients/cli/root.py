@@ -71,7 +71,8 @@ def _typer_app(source: str) -> typer.Typer:
 def _missing_extra(name: str, mount: Mount, missing: str) -> Command:
     """A stand-in command that says which extra to install, whatever arguments it gets."""
     hint = (f"`latentserve {name}` needs the [{mount.extra}] extra (module {missing!r} is not "
-            f"installed): pip install 'latentserve[{mount.extra}]'")
+            f"installed): pip install 'latentserve[{mount.extra}]' (in a checkout: "
+            f"pip install '.[{mount.extra}]')")
     stand_in = typer.Typer(add_completion=False)
 
     @stand_in.command(name, help=f"{mount.summary} (needs [{mount.extra}])",

@@ -28,8 +28,8 @@ from latentserve.client import LatentServeClientError, ModelInfo
 from .render import GRID_SIZE, Explorer, quality_text
 from .view import METHODS, View, encode_latent
 
-MAX_DIRECTIONS = 8
-"""Direction slider slots (a model's first 8 directions get a slider)."""
+MAX_DIRECTIONS = 24
+"""Direction slider slots (a model's first 24 directions get a slider)."""
 
 STRENGTH_RANGE = 3.0
 """Sliders span ± this many units of each direction."""
@@ -37,6 +37,7 @@ STRENGTH_RANGE = 3.0
 CSS = """
 #view img, #view-b img, #strip img, #seeds img { image-rendering: pixelated; }
 #status { min-height: 1.5em; }
+#directions { max-height: 720px; overflow-y: auto; overflow-x: hidden; flex-wrap: nowrap; }
 """
 
 
@@ -289,7 +290,7 @@ def build_app(explorer: Explorer, *, default_model: str = "",
                                          interactive=False, type="numpy")
                     c["view-b"] = gr.Image(elem_id="view-b", format="png", interactive=False,
                                            type="numpy", visible=False)
-            with gr.Column(scale=4):
+            with gr.Column(scale=4, elem_id="directions"):
                 for i in range(MAX_DIRECTIONS):
                     c[f"dir-{i}"] = gr.Slider(-STRENGTH_RANGE, STRENGTH_RANGE, value=0.0,
                                               step=0.05, elem_id=f"dir-{i}", visible=False)

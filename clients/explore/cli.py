@@ -13,6 +13,9 @@ import typer
 
 from latentserve.client import Client
 
+from .app import build_app, launch  # imports gradio: without [ui] the root names the extra
+from .render import Explorer
+
 app = typer.Typer(add_completion=False, help="Browse a served generator in a web page.")
 
 
@@ -29,9 +32,6 @@ def explore(
                                              help="Deadline per call (s).")] = 30.0,
 ) -> None:
     """Open a web page to browse seeds, drag directions, interpolate and encode."""
-    from .app import build_app, launch
-    from .render import Explorer
-
     with Client(address, timeout_s=timeout_s) as client:
         demo = build_app(Explorer(client), default_model=model)
         typer.echo(f"latentserve explorer for {address} on http://{host}:{port}/ (Ctrl-C stops)")

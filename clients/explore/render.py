@@ -29,19 +29,26 @@ GRID_SIZE = 12
 """Seeds shown by the seed browser (start … start + GRID_SIZE - 1)."""
 
 
+def short_unit(unit: str, limit: int = 60) -> str:
+    """The head of a direction's unit text (up to its first ';' or '(' and `limit` chars)."""
+    head = unit.split(";", 1)[0].split(" (", 1)[0].strip()
+    return head if len(head) <= limit else head[:limit - 1].rstrip() + "…"
+
+
 def quality_text(d: DirectionInfo) -> str:
-    """One line on how well `d` does what it names (the bundle's measurement on images)."""
-    head = f"{d.method}; strength 1 = {d.unit}" if d.unit else d.method
+    """One line on how well `d` does what it names (the bundle's measurement on images),
+    then its method and (the head of) its unit."""
+    tail = f"{d.method}; 1 = {short_unit(d.unit)}" if d.unit else d.method
     q = d.quality
     if q is None:
-        return f"{head}; quality not measured"
+        return f"quality not measured · {tail}"
     verdict = "reliable" if q.reliable else "UNRELIABLE"
-    text = (f"{head}; {verdict}: moves {q.measure} (Spearman ρ {q.spearman_within:.2f} "
-            f"within seeds, {q.spearman_pooled:.2f} pooled)")
+    text = (f"{verdict}: moves {q.measure} (Spearman ρ {q.spearman_within:.2f} within seeds, "
+            f"{q.spearman_pooled:.2f} pooled)")
     if q.leak_measure:
         text += (f"; leaks into {q.leak_measure} {q.leak_plain:.2f} "
                  f"({q.leak_conditional:.2f} when held)")
-    return text
+    return f"{text} · {tail}"
 
 
 def to_hwc(images: npt.NDArray[Any], scale: int = 1) -> list[U8]:

@@ -51,6 +51,8 @@ Out = Annotated[Path, typer.Option(
     "--out", "-o", help="File to write: .png (a grid), or .gif / .apng / .mp4 (an animation).")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Fps = Annotated[float, typer.Option("--fps", min=0.1, help="Frames per second of animations.")]
+Scale = Annotated[int, typer.Option(
+    "--scale", min=1, help="Enlarge animation frames this many times (pixels stay exact).")]
 Labels = Annotated[
     str | None, typer.Option("--labels", help="Class labels, e.g. 0,1,2 (one, or one per item).")
 ]
@@ -90,11 +92,11 @@ def _reporting(address: str) -> Iterator[None]:
 
 
 def _save(result: GenerateResult, out: Path, what: str, as_json: bool,
-          fps: float = 12.0) -> None:
+          fps: float = 12.0, scale: int = 1) -> None:
     """Write `result` as a grid PNG or, by suffix, an animation; report it (text or JSON)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if output.is_animation(out):
-        result.save_animation(out, fps=fps)
+        result.save_animation(out, fps=fps, scale=scale)
     else:
         result.grid(padding=2).save(out)
     if as_json:
@@ -208,6 +210,7 @@ def interpolate(
     labels: Labels = None,
     out: Out = Path("strip.png"),
     fps: Fps = 12.0,
+    scale: Scale = 1,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
@@ -229,7 +232,7 @@ def interpolate(
         )
         total = (len(keys) - 1) * (steps - 1) + 1
         result = GenerateResult.join(output.with_progress(chunks, total, _err), columns=total)
-        _save(result, out, "frames", as_json, fps)
+        _save(result, out, "frames", as_json, fps, scale)
 
 
 @app.command("edit")
@@ -308,6 +311,7 @@ def decode(
     labels: Labels = None,
     out: Out = Path("decoded.png"),
     fps: Fps = 12.0,
+    scale: Scale = 1,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
@@ -317,4 +321,4 @@ def decode(
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         z = np.load(latents, allow_pickle=False)
         result = client.decode(model, z, class_labels=class_labels, output="uint8")
-        _save(result, out, "images", as_json, fps)
+        _save(result, out, "images", as_json, fps, scale)
