@@ -3,9 +3,10 @@ by `make browser`) drives the page against a real latentserve server on tiny gen
 
 One page session walks through what a user does: pick a model, click a seed, drag a direction
 slider, hold a direction, build an interpolation and download its GIF, upload a PNG and encode
-it, open the permalink. Pixels shown by the page are compared with what the SDK returns for
-the same request. Screenshots go to `.artefacts/explore/` (or $LATENTSERVE_ARTEFACTS).
-Every wait is on a page condition (no sleeps, no timing assertions).
+it, open the permalink, compare two versions side by side, pick a class, meet an error.
+Pixels shown by the page are compared with what the SDK returns for the same request.
+Screenshots go to `.artefacts/explore/` (or $LATENTSERVE_ARTEFACTS). Every wait is on a page
+condition (no sleeps, no timing assertions).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pytest
 
 from fixtures_service import service_settings
 from latentserve.client import Client
+from latentserve.registry.store import register_bundle
+from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.service.devtools.background import BackgroundServer
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -66,8 +69,21 @@ def artefacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(registry_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = service_settings(registry_uri, tmp_path_factory.mktemp("cache"))
+def explore_registry(tmp_path_factory: pytest.TempPathFactory, registry_template: Path) -> str:
+    """tiny v1 (production) and v2 (staging, other weights), tiny-cond v1 (production)."""
+    root = tmp_path_factory.mktemp("explore-registry")
+    shutil.copyfile(registry_template, root / "mlflow.db")
+    uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    register_bundle(uri, build_tiny_bundle(root / "tiny1").root, "tiny", alias="production")
+    register_bundle(uri, build_tiny_bundle(root / "tiny2", seed=1).root, "tiny", alias="staging")
+    register_bundle(uri, build_tiny_bundle(root / "cond", name="tiny-cond", num_classes=3).root,
+                    "tiny-cond", alias="production")
+    return uri
+
+
+@pytest.fixture(scope="module")
+def service(explore_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = service_settings(explore_registry, tmp_path_factory.mktemp("cache"))
     with BackgroundServer(settings) as bg:
         yield bg.address
 
@@ -294,9 +310,39 @@ def test_explorer_in_chromium(browser: WebDriver, page_url: str, sdk: Client, ar
     assert float(css(d, "#dir-0 input[type=number]").get_attribute("value") or 0) == strength
     shoot(d, artefacts, "06-permalink")
 
+    # side by side: two versions of a model on the same seed
+    d.get(page_url + "?model=tiny%3A1&compare=tiny%40staging&seed=4")
+    until(d, lambda d: "seed 4" in caption(d), "the comparison view")
+    _, left = shown(d, "view")
+    _, right = shown(d, "view-b")
+    np.testing.assert_array_equal(left, enlarged(sdk.sample("tiny:1", n=1, seed=4,
+                                                            output="uint8").images))
+    np.testing.assert_array_equal(right, enlarged(sdk.sample("tiny:2", n=1, seed=4,
+                                                             output="uint8").images))
+    assert not np.array_equal(left, right)
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#seeds-b button img")) >= 12,
+          "the second seed browser")
+    shoot(d, artefacts, "07-side-by-side")
+
+    # a conditional model: the class picker conditions every picture
+    d.get(page_url + "?model=tiny-cond%40production&seed=1&label=2")
+    until(d, lambda d: "tiny-cond:1" in caption(d), "the conditional model")
+    src, cond = shown(d, "view")
+    assert css(d, "#label").is_displayed()
+    np.testing.assert_array_equal(cond, enlarged(sdk.sample(
+        "tiny-cond:1", n=1, seed=1, class_labels=2, output="uint8").images))
+    css(d, "#label input").click()
+    until(d, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+                        if o.text.strip() == "c0"], "the class list")[0].click()
+    _, cond0 = shown(d, "view", other_than=src)
+    np.testing.assert_array_equal(cond0, enlarged(sdk.sample(
+        "tiny-cond:1", n=1, seed=1, class_labels=0, output="uint8").images))
+    assert "label=0" in css(d, "#permalink textarea").get_attribute("value")
+    shoot(d, artefacts, "08-class")
+
     # a service error is a readable line, not a traceback
     set_text(d, "#model input", "no-such-model@production")
     css(d, "#load").click()
     message = until(d, lambda d: "refused" in status(d) and status(d), "the error line")
     assert "no-such-model" in message and "Traceback" not in message
-    shoot(d, artefacts, "07-error")
+    shoot(d, artefacts, "09-error")

@@ -25,7 +25,8 @@ def explore(
         "--address", envvar="LATENTSERVE_ADDRESS", help="Service host:port.")] = "127.0.0.1:50051",
     host: Annotated[str, typer.Option("--host", help="Interface the page listens on.")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, help="Page port (0 = any free).")] = 7860,
+    port: Annotated[int, typer.Option(
+        "--port", min=0, help="Page port (0 = the first free one from 7860).")] = 7860,
     model: Annotated[str, typer.Option(
         "--model", "-m", help="Model shown first (NAME@ALIAS or NAME:VERSION).")] = "",
     timeout_s: Annotated[float, typer.Option("--timeout-s", min=0.001,
