@@ -12,6 +12,7 @@ condition (no sleeps, no timing assertions).
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import os
 import shutil
@@ -32,7 +33,7 @@ from latentserve.service.devtools.background import BackgroundServer
 
 webdriver = pytest.importorskip("selenium.webdriver")
 gradio = pytest.importorskip("gradio")
-from PIL import Image  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -180,11 +181,22 @@ def pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
 
 
+def readable(src: str) -> tuple[np.ndarray] | None:
+    """The picture at `src`, or None while it cannot be read whole: Gradio rewrites a cached
+    file in place when the same picture is returned again, and a read during the rewrite
+    comes back short."""
+    try:
+        return (pixels(fetch(src)),)
+    except (http.client.HTTPException, OSError, UnidentifiedImageError):
+        return None
+
+
 def shown(driver: WebDriver, elem: str, other_than: str = "") -> tuple[str, np.ndarray]:
     """(src, grey pixels) of the image in #elem once it has a src different from `other_than`."""
     src = until(driver, lambda d: (s := image_src(d, elem)) and s != other_than and s,
                 f"a new image in #{elem}")
-    return src, pixels(fetch(src))
+    (found,) = until(driver, lambda d: readable(src), f"the image of #{elem} read whole")
+    return src, found
 
 
 def enlarged(images: np.ndarray | None, px: int = 256) -> np.ndarray:
