@@ -129,3 +129,34 @@ def test_image_helpers_name_the_images_extra(base_venv: Path, address: str) -> N
     done = _run(base_venv / "bin" / "python", "-c", code, env=_env())
     count, message = done.stdout.strip().splitlines()
     assert count == "15" and "pip install 'latentserve[images]'" in message
+
+
+README_TO_TINY = {
+    '"127.0.0.1:50051"': "ADDRESS", '"sprites-vae"': '"tiny"', '"digits-cvae"': '"tiny-cond"',
+    '"scale"': '"d0"', '"pos_x"': '"pc0"', "list(range(10))": "[0, 1, 2]", "n=10": "n=3",
+}
+"""The README's SDK example, pointed at the tiny test generators."""
+
+
+def test_readme_sdk_example_runs_with_the_images_extra(
+        base_venv: Path, address: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The install the README names for its SDK example (`.[images]`) runs that example."""
+    root = tmp_path_factory.mktemp("images-install")
+    wheel = next((base_venv.parent / "wheel").glob("latentserve-*.whl"))
+    venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
+    python = root / "venv" / "bin" / "python"
+    _run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "-c", CONSTRAINTS, f"{wheel}[images]")
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install ".[images]"' in readme
+    code = readme.split("## Python SDK", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    for old, new in README_TO_TINY.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    work = root / "work"
+    work.mkdir()
+    done = subprocess.run([str(python), "-c", f"ADDRESS = {address!r}\n{code}"], cwd=work,
+                          capture_output=True, text=True, timeout=300, env=_env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in work.iterdir()} == {"sweep.png", "strip.png", "walk.gif"}
