@@ -103,3 +103,19 @@ def test_explore_is_mounted_with_its_extra() -> None:
     assert "explore" in result.output and "[needs ui]" in result.output
     help_text = CliRunner().invoke(root_app, ["explore", "--help"]).output
     assert "--address" in help_text and "--port" in help_text
+
+
+def test_unreachable_service_is_one_readable_line() -> None:
+    import grpc
+
+    from latentserve.client import UnavailableError
+    from latentserve.explore.app import _message, guarded
+
+    def fails() -> list[object]:
+        raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+
+    out = guarded(3, fails, "127.0.0.1:1")()
+    assert len(out) == 3
+    assert out[-1].startswith("⚠️ The service is unreachable: UNAVAILABLE")
+    assert "127.0.0.1:1" in out[-1]
+    assert _message(ValueError("bad\n  seed")) == "⚠️ bad seed"

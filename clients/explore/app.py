@@ -23,7 +23,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from latentserve.client import LatentServeClientError, ModelInfo
+from latentserve.client import LatentServeClientError, ModelInfo, UnavailableError
 
 from .render import GRID_SIZE, Explorer, quality_text
 from .view import METHODS, View, encode_latent
@@ -41,9 +41,12 @@ CSS = """
 """
 
 
-def _message(err: Exception) -> str:
+def _message(err: Exception, address: str = "") -> str:
     """A service or input error as one readable line for the status box."""
     text = " ".join(str(err).split())
+    if isinstance(err, UnavailableError):
+        return (f"⚠️ The service is unreachable: {text} — is `latentserve serve` running at "
+                f"{address or 'the --address given'}?")
     if isinstance(err, LatentServeClientError):
         return f"⚠️ The service refused: {text}"
     return f"⚠️ {text}"
@@ -237,7 +240,8 @@ class Page:
                 "the sliders."]
 
 
-def guarded(n_outputs: int, handler: Callable[..., list[Any]]) -> Callable[..., Any]:
+def guarded(n_outputs: int, handler: Callable[..., list[Any]],
+            address: str = "") -> Callable[..., Any]:
     """`handler` with errors shown in the status box (its last output), other outputs kept."""
 
     @functools.wraps(handler)
@@ -245,7 +249,7 @@ def guarded(n_outputs: int, handler: Callable[..., list[Any]]) -> Callable[..., 
         try:
             return handler(*args, **kwargs)
         except (LatentServeClientError, ValueError, ImportError, KeyError) as err:
-            return [gr.skip() for _ in range(n_outputs - 1)] + [_message(err)]
+            return [gr.skip() for _ in range(n_outputs - 1)] + [_message(err, address)]
 
     return run
 
@@ -325,7 +329,7 @@ def _wire(page: Page, demo: gr.Blocks) -> None:
     c = page.c
     full = page.full_outputs()
     pictures = [c["state"], c["view"], c["view-b"], c["caption"], c["permalink"], c["status"]]
-    demo.load(guarded(len(full), page.on_load), None, full)
+    demo.load(guarded(len(full), page.on_load, page.explorer.client.address), None, full)
     c["load"].click(guarded(len(full), page.on_model), [c["model"], c["compare"], c["base"]],
                     full)
     grid_out = [c["state"], c["seeds"], c["seeds-b"], c["view"], c["view-b"], c["caption"],
