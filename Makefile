@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
+.PHONY: help venv browser run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
 
 help:
 	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make run-triton   serve through a local CPU tritonserver (see README)"
 	@echo "make lint         ruff + mypy"
+	@echo "make browser      install chromium + chromium-driver (apt, as root) for the explorer tests"
 	@echo "make proto        regenerate the checked-in gRPC stubs from proto/"
 	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
 	@echo "make soak         soak a real server with every RPC (SOAK_SECONDS, default 600)"
@@ -22,10 +23,25 @@ help:
 $(STAMP): pyproject.toml deploy/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,dev]"
+	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,ui,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The explorer's browser tests drive Debian's chromium through its chromedriver; a clean CI
+# machine (Debian, root) gets them from apt once. Elsewhere install them yourself, or point
+# LATENTSERVE_CHROMIUM / LATENTSERVE_CHROMEDRIVER at a Chromium and its driver.
+BROWSER_STAMP := $(VENV)/.browser
+$(BROWSER_STAMP):
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; exit 1; \
+	fi
+	mkdir -p $(VENV) && touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP)
 
 registry-init: $(STAMP)
 	$(BIN)/latentserve registry init
@@ -49,10 +65,11 @@ $(TYPECHECK): Makefile
 	ln -sfn ../../clients/cli $(TYPECHECK)/cli
 	ln -sfn ../../registry $(TYPECHECK)/registry
 	ln -sfn ../../clients/python $(TYPECHECK)/client
+	ln -sfn ../../clients/explore $(TYPECHECK)/explore
 	ln -sfn ../../generators $(TYPECHECK)/generators
 	ln -sfn ../../proto/latentserve/v1 $(TYPECHECK)/v1
 
-test: $(STAMP) $(TYPECHECK)
+test: $(STAMP) $(BROWSER_STAMP) $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/latentserve triton venv
@@ -96,7 +113,10 @@ gallery: registry-init
 	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model shapes3d --seeds 1,2,3 \
 		--labels 0 --steps 8 --method slerp --out $(GALLERY)/interpolate.png && \
 	$(BIN)/latentserve sample --address 127.0.0.1:50099 --model digits-cvae --n 10 --seed 0 \
-		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png
+		--labels 0,1,2,3,4,5,6,7,8,9 --out $(GALLERY)/digits.png && \
+	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model digits-cvae --labels 3 \
+		--seeds 1,2,3,4,1 --steps 10 --method slerp --scale 3 --fps 15 \
+		--out $(GALLERY)/interpolate.gif
 
 clean:
 	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache

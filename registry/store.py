@@ -20,6 +20,9 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# MLflow draws a tqdm bar per artifact download when tqdm is installed (the [ui] extra brings
+# it): on stdout it would corrupt the registry commands' output and fill the server's logs.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import contextlib
 import json

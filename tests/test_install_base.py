@@ -100,6 +100,7 @@ def test_command_runs_client_commands(base_venv: Path, address: str) -> None:
     (["serve", "--help"], "server"),
     (["registry", "list"], "server"),
     (["train", "sprites-vae"], "server,train"),
+    (["explore"], "ui"),
 ])
 def test_other_commands_name_their_extra(base_venv: Path, args: list[str], extra: str) -> None:
     done = _run(base_venv / "bin" / "latentserve", *args, check=False, env=_env())
@@ -114,3 +115,48 @@ def test_png_output_without_pillow_is_one_line(base_venv: Path, address: str,
                 "--out", tmp_path / "grid.png", "--address", address, check=False, env=_env())
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "Pillow" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_image_helpers_name_the_images_extra(base_venv: Path, address: str) -> None:
+    code = ("from latentserve.client import Client\n"
+            f"with Client({address!r}) as c:\n"
+            "    path = c.interpolate('tiny', seeds=[1, 2, 3], steps=8, output='uint8')\n"
+            "    print(len(path))\n"
+            "    try:\n"
+            "        path.grid()\n"
+            "    except ImportError as err:\n"
+            "        print(err)\n")
+    done = _run(base_venv / "bin" / "python", "-c", code, env=_env())
+    count, message = done.stdout.strip().splitlines()
+    assert count == "15" and "pip install 'latentserve[images]'" in message
+
+
+README_TO_TINY = {
+    '"127.0.0.1:50051"': "ADDRESS", '"sprites-vae"': '"tiny"', '"digits-cvae"': '"tiny-cond"',
+    '"scale"': '"d0"', '"pos_x"': '"pc0"', "list(range(10))": "[0, 1, 2]", "n=10": "n=3",
+}
+"""The README's SDK example, pointed at the tiny test generators."""
+
+
+def test_readme_sdk_example_runs_with_the_images_extra(
+        base_venv: Path, address: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The install the README names for its SDK example (`.[images]`) runs that example."""
+    root = tmp_path_factory.mktemp("images-install")
+    wheel = next((base_venv.parent / "wheel").glob("latentserve-*.whl"))
+    venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
+    python = root / "venv" / "bin" / "python"
+    _run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "-c", CONSTRAINTS, f"{wheel}[images]")
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install ".[images]"' in readme
+    code = readme.split("## Python SDK", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    for old, new in README_TO_TINY.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    work = root / "work"
+    work.mkdir()
+    done = subprocess.run([str(python), "-c", f"ADDRESS = {address!r}\n{code}"], cwd=work,
+                          capture_output=True, text=True, timeout=300, env=_env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in work.iterdir()} == {"sweep.png", "strip.png", "walk.gif"}

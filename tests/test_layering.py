@@ -1,6 +1,7 @@
 """The packages import one way: v1 → core → registry → service → promotion → cli.
 
-The SDK (`latentserve.client`) sees only v1 and core; the training code
+The SDK (`latentserve.client`) sees only v1 and core, the explorer (`latentserve.explore`) only
+the SDK, core and v1; the training code
 (`latentserve.generators`) only core and registry. Every `import` statement in every source
 file counts, including those inside functions and `if TYPE_CHECKING:` blocks.
 """
@@ -21,8 +22,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "registry": frozenset({"core", "v1"}),
     "service": frozenset({"registry", "core", "v1"}),
     "promotion": frozenset({"service", "registry", "core", "v1"}),
-    "cli": frozenset({"promotion", "service", "registry", "core", "v1", "client", "generators"}),
+    "cli": frozenset({"promotion", "service", "registry", "core", "v1", "client", "explore",
+                      "generators"}),
     "client": frozenset({"core", "v1"}),
+    "explore": frozenset({"client", "core", "v1"}),
     "generators": frozenset({"core", "registry"}),
 }
 """Which `latentserve.<package>` each top-level package may import (besides itself)."""

@@ -47,6 +47,10 @@ MOUNTS: dict[str, Mount] = {
     "sample": _client("sample", "Sample a grid of images and write it as a PNG."),
     "interpolate": _client("interpolate", "Interpolate between seeds; write a strip PNG."),
     "edit": _client("edit", "Sweep seeds along a direction; write a grid PNG."),
+    "encode": _client("encode", "Encode images into latents (models with an encoder)."),
+    "decode": _client("decode", "Decode latents (.npy) into images."),
+    "explore": Mount("Browse a served generator in a web page (seeds, directions, paths).",
+                     ("latentserve.explore.cli:app",), "ui", pick="explore"),
     "registry": Mount("Register, list, download, export, promote and roll back generators.",
                       ("latentserve.registry.cli:app", "latentserve.promotion.cli:app"),
                       "server"),
@@ -67,7 +71,8 @@ def _typer_app(source: str) -> typer.Typer:
 def _missing_extra(name: str, mount: Mount, missing: str) -> Command:
     """A stand-in command that says which extra to install, whatever arguments it gets."""
     hint = (f"`latentserve {name}` needs the [{mount.extra}] extra (module {missing!r} is not "
-            f"installed): pip install 'latentserve[{mount.extra}]'")
+            f"installed): pip install 'latentserve[{mount.extra}]' (in a checkout: "
+            f"pip install '.[{mount.extra}]')")
     stand_in = typer.Typer(add_completion=False)
 
     @stand_in.command(name, help=f"{mount.summary} (needs [{mount.extra}])",

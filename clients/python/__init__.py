@@ -1,7 +1,9 @@
 """latentserve.client: the Python SDK of the latentserve GeneratorService (gRPC).
 
-Needs only grpcio, grpcio-status, protobuf and numpy; Pillow is used, when installed, by the
-image helpers (`to_pil`, `grid`, PIL/uint8 encode input). Example::
+Needs only grpcio, grpcio-status, protobuf and numpy; the image helpers (`to_pil`, `grid`,
+PIL encode input, GIF/APNG `save_animation`) need Pillow, the `[images]` extra, and MP4 export
+PyAV, the `[video]` extra. An interpolation of k keyframes with `steps=s` has
+(k - 1) * (s - 1) + 1 frames (3 seeds, steps=8 → 15); its `grid()` is one row. Example::
 
     from latentserve.client import Client
 
@@ -13,6 +15,8 @@ image helpers (`to_pil`, `grid`, PIL/uint8 encode input). Example::
                             strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_x"])
         z = client.encode("sprites-vae", out.images).latents
         again = client.decode("sprites-vae", z)
+        path.grid().save("strip.png")            # [images]: one row of 15 frames
+        path.save_animation("walk.gif", scale=4) # [images]; .mp4 needs [video]
 """
 
 from latentserve.core.tensors import TensorError, from_tensor, to_tensor

@@ -1,11 +1,18 @@
-"""Client commands of the `latentserve` CLI: models, info, sample, interpolate, edit.
+"""Client commands of the `latentserve` CLI: models, info, sample, interpolate, edit, encode,
+decode.
 
 The `latentserve` root (`latentserve.cli`) mounts them as top-level commands. They run on the
-base install (typer and rich are base dependencies); writing PNGs needs Pillow. Example::
+base install (typer and rich are base dependencies); writing PNG/GIF/APNG needs Pillow
+(`[images]` extra), MP4 needs PyAV (`[video]`). `--json` prints one JSON document on stdout
+instead of tables and messages. Grids follow the SDK's `GenerateResult.grid` rule: a path is
+one row, a sweep has a row per seed and a column per strength, samples are about square.
+Example::
 
     latentserve sample --model sprites-vae --n 16 --seed 0 --out grid.png
     latentserve edit --model sprites-vae --seeds 1,2 --direction scale \\
         --strengths=-2,-1,0,1,2 --conditional-on pos_x --out sweep.png
+    latentserve interpolate --model sprites-vae --seeds 1,2,3 --steps 8 --out walk.gif
+    latentserve encode --model sprites-vae picture.png --out z.npy --json
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import cli_output as output
 from .client import Client
 from .errors import LatentServeClientError, UnavailableError
 from .results import DirectionInfo, GenerateResult, ModelInfo
@@ -38,7 +47,12 @@ Timeout = Annotated[float, typer.Option("--timeout-s", min=0.001, help="Deadline
 Model = Annotated[
     str, typer.Option("--model", "-m", help="NAME, NAME@ALIAS or NAME:VERSION ('' = default).")
 ]
-Out = Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")]
+Out = Annotated[Path, typer.Option(
+    "--out", "-o", help="File to write: .png (a grid), or .gif / .apng / .mp4 (an animation).")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Fps = Annotated[float, typer.Option("--fps", min=0.1, help="Frames per second of animations.")]
+Scale = Annotated[int, typer.Option(
+    "--scale", min=1, help="Enlarge animation frames this many times (pixels stay exact).")]
 Labels = Annotated[
     str | None, typer.Option("--labels", help="Class labels, e.g. 0,1,2 (one, or one per item).")
 ]
@@ -68,7 +82,7 @@ def _reporting(address: str) -> Iterator[None]:
     """Turn service, argument and missing-dependency errors into one line on stderr, exit 1."""
     try:
         yield
-    except (LatentServeClientError, ValueError, TypeError, ImportError) as err:
+    except (LatentServeClientError, ValueError, TypeError, ImportError, OSError) as err:
         text = str(err) if isinstance(err, LatentServeClientError) else f"error: {err}"
         if isinstance(err, UnavailableError):
             text += (f" — is a latentserve service running at {address}? Start one with "
@@ -77,9 +91,17 @@ def _reporting(address: str) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _save(result: GenerateResult, out: Path, ncols: int | None, what: str) -> None:
+def _save(result: GenerateResult, out: Path, what: str, as_json: bool,
+          fps: float = 12.0, scale: int = 1) -> None:
+    """Write `result` as a grid PNG or, by suffix, an animation; report it (text or JSON)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    result.grid(ncols, padding=2).save(out)
+    if output.is_animation(out):
+        result.save_animation(out, fps=fps, scale=scale)
+    else:
+        result.grid(padding=2).save(out)
+    if as_json:
+        output.print_json(output.generated_json(result, out))
+        return
     _out.print(
         f"wrote {out} ({len(result)} {what}, {result.model})",
         markup=False,
@@ -89,10 +111,14 @@ def _save(result: GenerateResult, out: Path, ncols: int | None, what: str) -> No
 
 
 @app.command("models")
-def models(address: Address = DEFAULT_ADDRESS, timeout_s: Timeout = 30.0) -> None:
+def models(address: Address = DEFAULT_ADDRESS, timeout_s: Timeout = 30.0,
+           as_json: Json = False) -> None:
     """List the generators the service serves, with versions and aliases."""
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         found = client.list_models()
+    if as_json:
+        output.print_json([output.plain(m) for m in found])
+        return
     table = Table("model", "versions", "aliases", "loaded")
     for m in found:
         aliases = ", ".join(f"{a}→{v}" for a, v in m.aliases.items())
@@ -131,10 +157,14 @@ def info(
     model: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION.")],
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
+    as_json: Json = False,
 ) -> None:
     """Describe one generator version: dims, output, classes, directions, metrics."""
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         found = client.get_model(model)
+    if as_json:
+        output.print_json(output.plain(found))
+        return
     _out.print(_info_table(found))
     directions = Table("direction", "method", "factor", "σ", "measured on images", "unit",
                        title="directions")
@@ -159,6 +189,7 @@ def sample(
     out: Out = Path("grid.png"),
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
+    as_json: Json = False,
 ) -> None:
     """Sample a grid of images from the prior and write it as one PNG."""
     class_labels = _ints(labels, "--labels") if labels else None
@@ -166,7 +197,7 @@ def sample(
         result = client.sample(
             model, n=n, seed=seed, truncation_psi=psi, class_labels=class_labels, output="uint8"
         )
-        _save(result, out, None, "samples")
+        _save(result, out, "samples", as_json)
 
 
 @app.command("interpolate")
@@ -178,14 +209,19 @@ def interpolate(
     psi: Psi = None,
     labels: Labels = None,
     out: Out = Path("strip.png"),
+    fps: Fps = 12.0,
+    scale: Scale = 1,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
+    as_json: Json = False,
 ) -> None:
-    """Interpolate between seeds and write the frames as one strip PNG."""
+    """Interpolate between seeds: (seeds - 1) × (steps - 1) + 1 frames, written as one strip
+    PNG (one row) or an animation (--out walk.gif / .apng / .mp4). The frames are streamed,
+    with a progress bar on stderr for long paths."""
     keys = _ints(seeds, "--seeds")
     class_labels = _ints(labels, "--labels") if labels else None
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
-        result = client.interpolate(
+        chunks = client.stream_interpolate(
             model,
             seeds=keys,
             steps=steps,
@@ -194,7 +230,9 @@ def interpolate(
             class_labels=class_labels,
             output="uint8",
         )
-        _save(result, out, len(result), "frames")
+        total = (len(keys) - 1) * (steps - 1) + 1
+        result = GenerateResult.join(output.with_progress(chunks, total, _err), columns=total)
+        _save(result, out, "frames", as_json, fps, scale)
 
 
 @app.command("edit")
@@ -214,6 +252,7 @@ def edit(
     out: Out = Path("sweep.png"),
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
+    as_json: Json = False,
 ) -> None:
     """Sweep seeds along a direction; writes a grid (rows = seeds, columns = strengths)."""
     if not direction:
@@ -233,4 +272,53 @@ def edit(
             class_labels=class_labels,
             output="uint8",
         )
-        _save(result, out, max(len(values), 1), "images")
+        _save(result, out, "images", as_json)
+
+
+@app.command("encode")
+def encode(
+    images: Annotated[list[Path], typer.Argument(help="Image files (PNG, ...) to encode.")],
+    model: Model = "",
+    labels: Labels = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Latents [n, N] as .npy.")]
+    = Path("latents.npy"),
+    address: Address = DEFAULT_ADDRESS,
+    timeout_s: Timeout = 30.0,
+    as_json: Json = False,
+) -> None:
+    """Encode images into posterior-mean latents (models with an encoder); writes .npy.
+
+    Each file is read with Pillow and resized to the model's output size and channels."""
+    class_labels = _ints(labels, "--labels") if labels else None
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        info = client.get_model(model)
+        pixels = output.read_images(images, info.output_shape)
+        result = client.encode(info.model, pixels, class_labels=class_labels)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, result.latents)
+    if as_json:
+        output.print_json({"out": str(out), "model": output.plain(result.model),
+                           "latents": result.latents.tolist()})
+        return
+    _out.print(f"wrote {out} ({len(result)} latents of dim {result.latents.shape[1]}, "
+               f"{result.model})", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("decode")
+def decode(
+    latents: Annotated[Path, typer.Argument(help="Latents [n, N] as .npy (e.g. from encode).")],
+    model: Model = "",
+    labels: Labels = None,
+    out: Out = Path("decoded.png"),
+    fps: Fps = 12.0,
+    scale: Scale = 1,
+    address: Address = DEFAULT_ADDRESS,
+    timeout_s: Timeout = 30.0,
+    as_json: Json = False,
+) -> None:
+    """Decode latents from a .npy file; writes a grid PNG or an animation."""
+    class_labels = _ints(labels, "--labels") if labels else None
+    with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        z = np.load(latents, allow_pickle=False)
+        result = client.decode(model, z, class_labels=class_labels, output="uint8")
+        _save(result, out, "images", as_json, fps, scale)

@@ -28,7 +28,8 @@ def _pil() -> Any:
         from PIL import Image
     except ImportError as err:
         raise ImportError(
-            "latentserve.client image helpers need Pillow: pip install 'pillow>=10'"
+            "latentserve.client image helpers need Pillow: pip install 'latentserve[images]' "
+            "(in a checkout: pip install '.[images]')"
         ) from err
     return Image
 

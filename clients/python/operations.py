@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import numpy.typing as npt
@@ -112,20 +113,27 @@ def _interpolate(
 
 @parameters_of(_interpolate)
 def interpolate(*args: Any, **kwargs: Any) -> Plan[GenerateResult]:
-    """Decode a path through keyframes (`seeds=` or `latents=` [k, N]), `steps` frames per
-    segment: (k - 1) * (steps - 1) + 1 rows.
+    """Decode a path through keyframes (`seeds=` or `latents=` [k, N]).
+
+    Frame count: `steps` frames per segment, both keyframes included, and the frame shared by
+    two segments counted once, so k keyframes give (k - 1) * (steps - 1) + 1 rows (3 seeds,
+    `steps=8` → 15 frames). The result's `grid()` is one row (as the CLI's strip).
 
     Example::
 
         path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8, method="slerp")
+        len(path), path.grid().size        # 15, one row of 15 frames
+        path.save_animation("walk.gif")     # needs Pillow ([images] extra)
     """
     core, req, timeout_s = _interpolate(*args, **kwargs)
-    return generate(core, "Interpolate", req, timeout_s)
+    return mapped(generate(core, "Interpolate", req, timeout_s),
+                  lambda result: replace(result, columns=len(result)))
 
 
 @parameters_of(_interpolate)
 def stream_interpolate(*args: Any, **kwargs: Any) -> ChunkStream:
-    """Like `interpolate`, yielding chunks in order (`chunk.offset` = first row).
+    """Like `interpolate`, yielding chunks in order (`chunk.offset` = first row); the same
+    frame count, (k - 1) * (steps - 1) + 1 rows in all.
 
     Example::
 
@@ -153,7 +161,8 @@ def edit(
     timeout_s: float | None = None,
 ) -> Plan[GenerateResult]:
     """Move each base latent along `direction` (a name or a vector [N]) by each strength;
-    rows are base-major (row = b * len(strengths) + s).
+    rows are base-major (row = b * len(strengths) + s), and `grid()` has one row per base,
+    one column per strength.
 
     Example::
 
@@ -171,7 +180,9 @@ def edit(
         class_labels_=class_labels,
         output=output,
     )
-    return generate(core, "Edit", req, core.config.call_timeout(timeout_s))
+    columns = len(req.strengths)
+    return mapped(generate(core, "Edit", req, core.config.call_timeout(timeout_s)),
+                  lambda result: replace(result, columns=columns))
 
 
 def encode(

@@ -10,8 +10,9 @@ modify. Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from latentserve.core.tensors import from_tensor
 from latentserve.v1 import generator_pb2 as pb
 
+from . import animation as _animation
 from . import images as _images
 
 if TYPE_CHECKING:
@@ -44,10 +46,15 @@ class GenerateResult:
 
     `images` is float32 or uint8 [n, C, H, W] (None for PNG / latents-only output), `png`
     one PNG per row for PNG output, `offset` the index of the first row (stream chunks),
-    `output_range` the model's float range when the SDK knows it. Example::
+    `output_range` the model's float range when the SDK knows it, `columns` the grid layout
+    of the call that made it (see `grid`). Example::
 
         out = client.edit("sprites-vae", seeds=[1, 2], direction="scale", strengths=[-1, 0, 1])
-        out.grid(ncols=3)      # rows = bases, columns = strengths
+        out.grid()             # rows = bases, columns = strengths
+        path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8)
+        len(path)              # (3 - 1) * (8 - 1) + 1 = 15 frames
+        path.grid()            # one row of 15 frames (the CLI's strip)
+        path.save_animation("walk.gif", fps=12, scale=4)
     """
 
     model: ResolvedModel
@@ -56,6 +63,7 @@ class GenerateResult:
     png: list[bytes]
     offset: int = 0
     output_range: tuple[float, float] | None = None
+    columns: int | None = None
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
@@ -69,8 +77,39 @@ class GenerateResult:
         raise ValueError("this result has no images (it was requested with output='latents')")
 
     def grid(self, ncols: int | None = None, *, padding: int = 0) -> Image.Image:
-        """All rows pasted into one PIL image, `ncols` per row (default: about square)."""
-        return _images.grid(self.to_pil(), ncols, padding=padding)
+        """All rows pasted into one PIL image, `ncols` per row (needs Pillow).
+
+        The layout rule (the CLI uses the same): an interpolation path is one row of frames,
+        an edit sweep has one row per base and one column per strength, anything else
+        (samples, decodes, stream chunks) is about square, ceil(√n) columns. `ncols`
+        overrides it.
+        """
+        return _images.grid(self.to_pil(), ncols or self.columns, padding=padding)
+
+    @classmethod
+    def join(cls, chunks: Sequence[GenerateResult], columns: int | None = None) -> GenerateResult:
+        """One result from stream chunks in order (e.g. `stream_interpolate`'s); `columns`
+        sets its grid layout (an interpolation path: `columns=len(path)`, one row)."""
+        if not chunks:
+            raise ValueError("join needs at least one chunk")
+        images = [c.images for c in chunks if c.images is not None]
+        first = chunks[0]
+        return cls(
+            model=first.model,
+            latents=np.concatenate([c.latents for c in chunks]),
+            images=np.concatenate(images) if images else None,
+            png=[data for c in chunks for data in c.png],
+            offset=first.offset,
+            output_range=first.output_range,
+            columns=columns,
+        )
+
+    def save_animation(
+        self, path: str | Path, *, fps: float = 12.0, loop: bool = True, scale: int = 1
+    ) -> Path:
+        """Write the rows as an animation: .gif or .apng (needs Pillow), .mp4 (needs PyAV);
+        `scale` enlarges frames by an integer factor (nearest neighbour)."""
+        return _animation.save_animation(self.to_pil(), path, fps=fps, loop=loop, scale=scale)
 
 
 @dataclass(frozen=True, eq=False)
