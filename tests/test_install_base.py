@@ -132,8 +132,9 @@ def test_image_helpers_name_the_images_extra(base_venv: Path, address: str) -> N
 
 
 README_TO_TINY = {
-    '"127.0.0.1:50051"': "ADDRESS", '"sprites-vae"': '"tiny"', '"digits-cvae"': '"tiny-cond"',
-    '"scale"': '"d0"', '"pos_x"': '"pc0"', "list(range(10))": "[0, 1, 2]", "n=10": "n=3",
+    '"127.0.0.1:50051"': "ADDRESS", '"sprites-vae"': '"tiny-cond"', '"shapes3d"': '"tiny-cond"',
+    '"digits-cvae"': '"tiny-cond"', '"scale"': '"d0"', '"pos_y"': '"pc0"',
+    "list(range(10))": "[0, 1, 2]", "n=10": "n=3",
 }
 """The README's SDK example, pointed at the tiny test generators."""
 

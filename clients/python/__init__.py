@@ -8,13 +8,14 @@ PyAV, the `[video]` extra. An interpolation of k keyframes with `steps=s` has
     from latentserve.client import Client
 
     with Client("127.0.0.1:50051") as client:
-        out = client.sample("sprites-vae", n=8, seed=1, truncation_psi=0.7)
-        out.latents.shape, out.images.shape, out.model.version   # (8, 10) (8, 1, 64, 64) 1
-        path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8, method="slerp")
+        out = client.sample("sprites-vae", n=8, seed=1, truncation_psi=0.7, class_labels=[0])
+        out.latents.shape, out.images.shape, out.model.version   # (8, 4) (8, 1, 64, 64) 1
+        path = client.interpolate("shapes3d", seeds=[1, 2, 3], steps=8, class_labels=[2])
         sweep = client.edit("sprites-vae", seeds=[1, 2], direction="scale",
-                            strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_x"])
-        z = client.encode("sprites-vae", out.images).latents
-        again = client.decode("sprites-vae", z)
+                            strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_y"],
+                            class_labels=[0, 2])
+        z = client.encode("sprites-vae", out.images, class_labels=[0]).latents
+        again = client.decode("sprites-vae", z, class_labels=[0])
         path.grid().save("strip.png")            # [images]: one row of 15 frames
         path.save_animation("walk.gif", scale=4) # [images]; .mp4 needs [video]
 """

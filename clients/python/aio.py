@@ -3,8 +3,9 @@
 Example::
 
     async with AsyncClient("127.0.0.1:50051") as client:
-        out = await client.sample("sprites-vae", n=8, seed=1)
-        async for chunk in client.stream_interpolate("sprites-vae", seeds=[1, 2], steps=64):
+        out = await client.sample("sprites-vae", n=8, seed=1, class_labels=[0])
+        async for chunk in client.stream_interpolate("shapes3d", seeds=[1, 2], steps=64,
+                                                     class_labels=[1]):
             ...
 """
 

@@ -3,7 +3,8 @@
 Install `latentserve[images]` for GIF/APNG and `latentserve[video]` for MP4; the base SDK
 needs neither, and these helpers import them only when they run. Example::
 
-    path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8, output="uint8")
+    path = client.interpolate("shapes3d", seeds=[1, 2, 3], steps=8, class_labels=[0],
+                              output="uint8")
     path.save_animation("walk.gif", fps=12, scale=4)      # 15 frames, 256×256, loops forever
     path.save_animation("walk.mp4", fps=24)                # needs PyAV
 """

@@ -8,11 +8,11 @@ instead of tables and messages. Grids follow the SDK's `GenerateResult.grid` rul
 one row, a sweep has a row per seed and a column per strength, samples are about square.
 Example::
 
-    latentserve sample --model sprites-vae --n 16 --seed 0 --out grid.png
-    latentserve edit --model sprites-vae --seeds 1,2 --direction scale \\
-        --strengths=-2,-1,0,1,2 --conditional-on pos_x --out sweep.png
-    latentserve interpolate --model sprites-vae --seeds 1,2,3 --steps 8 --out walk.gif
-    latentserve encode --model sprites-vae picture.png --out z.npy --json
+    latentserve sample --model sprites-vae --n 16 --seed 0 --labels 0 --out grid.png
+    latentserve edit --model sprites-vae --seeds 1,2 --labels 0,2 --direction scale \\
+        --strengths=-2,-1,0,1,2 --conditional-on pos_y --out sweep.png
+    latentserve interpolate --model shapes3d --seeds 1,2,3 --steps 8 --labels 2 --out walk.gif
+    latentserve encode --model sprites-vae picture.png --labels 0 --out z.npy --json
 """
 
 from __future__ import annotations

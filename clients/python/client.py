@@ -3,8 +3,8 @@
 Example::
 
     with Client("127.0.0.1:50051") as client:
-        out = client.sample("sprites-vae", n=8, seed=1, truncation_psi=0.7)
-        out.latents.shape, out.images.shape, out.model.version   # (8, 10) (8, 1, 64, 64) 1
+        out = client.sample("sprites-vae", n=8, seed=1, truncation_psi=0.7, class_labels=[0])
+        out.latents.shape, out.images.shape, out.model.version   # (8, 4) (8, 1, 64, 64) 1
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class Client(BaseClient):
         with Client("127.0.0.1:50051", timeout_s=10.0) as client:
             info = client.get_model("sprites-vae")
             out = client.edit("sprites-vae", seeds=[1, 2], direction="scale",
-                              strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_x"])
+                              strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_y"],
+                              class_labels=[0, 2])
 
     Failed calls raise `LatentServeClientError` subclasses; UNAVAILABLE is retried
     `retries` times with exponential backoff inside the call's deadline.

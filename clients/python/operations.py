@@ -5,7 +5,7 @@ the same parameters and docstring; an operation only checks its arguments, build
 and returns the plan (`calls`) that performs it. Adding an RPC: one function here and one line
 in `api.BaseClient`. Example (what `client.sample(...)` does)::
 
-    plan = sample(core, "sprites-vae", n=8, seed=1)     # ValueError/TypeError here
+    plan = sample(core, "digits-cvae", n=8, seed=1, class_labels=[3])   # errors here
     result = calls.run(plan, perform)
 """
 
@@ -121,7 +121,7 @@ def interpolate(*args: Any, **kwargs: Any) -> Plan[GenerateResult]:
 
     Example::
 
-        path = client.interpolate("sprites-vae", seeds=[1, 2, 3], steps=8, method="slerp")
+        path = client.interpolate("shapes3d", seeds=[1, 2, 3], steps=8, class_labels=[2])
         len(path), path.grid().size        # 15, one row of 15 frames
         path.save_animation("walk.gif")     # needs Pillow ([images] extra)
     """
@@ -137,7 +137,8 @@ def stream_interpolate(*args: Any, **kwargs: Any) -> ChunkStream:
 
     Example::
 
-        for chunk in client.stream_interpolate("sprites-vae", seeds=[1, 2], steps=200):
+        for chunk in client.stream_interpolate("shapes3d", seeds=[1, 2], steps=200,
+                                                 class_labels=[1]):
             frames[chunk.offset:chunk.offset + len(chunk)] = chunk.images
     """
     core, req, timeout_s = _interpolate(*args, **kwargs)
@@ -167,7 +168,8 @@ def edit(
     Example::
 
         sweep = client.edit("sprites-vae", seeds=[1, 2], direction="scale",
-                            strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_x"])
+                            strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_y"],
+                            class_labels=[0, 2])
     """
     req = messages.edit_request(
         core.ref(model, version, alias),
@@ -200,7 +202,7 @@ def encode(
 
     Example::
 
-        z = client.encode("sprites-vae", out.images).latents
+        z = client.encode("sprites-vae", out.images, class_labels=[0]).latents
     """
     ref = core.ref(model, version, alias)
     req = messages.encode_request(ref, images=images, class_labels_=class_labels)
@@ -223,7 +225,7 @@ def decode(
 
     Example::
 
-        again = client.decode("sprites-vae", z)
+        again = client.decode("sprites-vae", z, class_labels=[0])
     """
     ref = core.ref(model, version, alias)
     req = messages.decode_request(ref, latents=latents, class_labels_=class_labels, output=output)
@@ -235,7 +237,7 @@ def list_models(core: ClientCore, *, timeout_s: float | None = None) -> Plan[lis
 
     Example::
 
-        [m.name for m in client.list_models()]     # ['digits-cvae', 'sprites-vae']
+        [m.name for m in client.list_models()]     # ['digits-cvae', 'shapes3d', 'sprites-vae']
     """
     plan = unary(core, "ListModels", pb.ListModelsRequest(), core.config.call_timeout(timeout_s))
     return mapped(plan, lambda resp: [model_summary_from_proto(m) for m in resp.models])
