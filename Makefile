@@ -108,7 +108,7 @@ gallery: registry-init
 	trap "kill $$pid" EXIT; \
 	for i in $$(seq 60); do $(BIN)/latentserve models --address 127.0.0.1:50099 >/dev/null 2>&1 && break; sleep 1; done; \
 	$(BIN)/latentserve edit --address 127.0.0.1:50099 --model sprites-vae --seeds 1,2,3 \
-		--labels 0,1,2 --direction orientation --strengths=-2,-1,0,1,2 \
+		--labels 0,1,2 --direction orientation --strengths=-6,-3,0,3,6 \
 		--out $(GALLERY)/edit-orientation.png && \
 	$(BIN)/latentserve interpolate --address 127.0.0.1:50099 --model shapes3d --seeds 1,2,3 \
 		--labels 0 --steps 8 --method slerp --out $(GALLERY)/interpolate.png && \

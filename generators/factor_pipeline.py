@@ -50,6 +50,8 @@ from latentserve.registry.spec import (
     OutputSpec,
 )
 
+CIRCULAR_STEPS = 12
+"""Strength 1.0 of a circular direction turns its factor by 1/CIRCULAR_STEPS of a turn."""
 EVAL_PRIOR_SEED = 9
 """Prior draws whose exact renders fit the directions and the encoder's spread."""
 
@@ -220,8 +222,9 @@ def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels:
     """InterFaceGAN-style: for each factor, the normal of a ridge regression from encoded
     renders of prior draws to the factor's normal score (linear in the latent). A circular
     factor is fitted away from its wrap-around point (|s| < 0.8 · CIRCULAR_PERIOD / 2), where
-    the same image has two far-apart scores. Strength 1.0 is one prior σ along the direction
-    (latent distance 1): the prior is N(0, I), so that is the same for every direction."""
+    the same image has two far-apart scores. Strength 1.0 of a linear factor is one prior σ
+    along the direction (latent distance 1: the prior is N(0, I)); of a circular factor, a
+    twelfth of a turn, so a −3 … 3 sweep turns it by half a turn rather than three turns."""
     with torch.no_grad():
         mu, _ = encoder(torch.from_numpy(images), torch.from_numpy(labels))
     encoded = mu.numpy()
@@ -235,9 +238,15 @@ def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels:
             factor, encoded[keep], scores[keep, i], factor=factor, meaning=world.meaning[factor],
             target_name=f"normal score of {factor}", latents_are="encoded renders", seed=seed,
         )  # fmt: skip
-        unit = (f"1.0 = 1 σ of the prior along the direction (latent distance 1); positive = "
-                f"{world.meaning[factor]}")  # fmt: skip
-        found.append(replace(fitted, sigma=1.0, unit=unit))
+        if factor in world.layout.circular:
+            sigma = CIRCULAR_PERIOD / CIRCULAR_STEPS
+            unit = (f"1.0 = a {CIRCULAR_STEPS}th of a turn (latent distance {sigma:.4g}); "
+                    f"positive = {world.meaning[factor]}")  # fmt: skip
+        else:
+            sigma = 1.0
+            unit = (f"1.0 = 1 σ of the prior along the direction (latent distance 1); "
+                    f"positive = {world.meaning[factor]}")  # fmt: skip
+        found.append(replace(fitted, sigma=sigma, unit=unit))
     return found
 
 

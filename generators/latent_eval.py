@@ -59,7 +59,8 @@ class DirectionQuality:
     """Spearman ρ between strength and the change of the measure from each base's unedited
     image, pooled over all bases: does a strength mean the same change on every base?"""
     leak_measure: str
-    """The other measure this direction moves most in a plain edit."""
+    """The other directions' measure this direction moves most in a plain edit (a measure no
+    other direction names, such as a second measure of the same factor, is not leakage)."""
     leak_plain: float
     """Mean |change| of `leak_measure` over the sweep, in its spread over the bases."""
     leak_conditional: float
@@ -106,7 +107,9 @@ def direction_quality(
         own = own_measure[name]
         within, pooled = _monotonicity(plain, own, strengths, zero)
         spreads = _spreads(plain, zero)
-        leaks = {m: _leak(plain, m, zero, spreads[m]) for m in plain.values if m != own}
+        others_measures = {own_measure[o] for o in others} - {own}
+        leaks = {m: _leak(plain, m, zero, spreads[m]) for m in plain.values
+                 if m in others_measures}  # fmt: skip
         worst = max(leaks, key=lambda m: leaks[m]) if leaks else own
         out[name] = DirectionQuality(
             name, own, within, pooled, worst, leaks.get(worst, 0.0),

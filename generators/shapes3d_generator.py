@@ -105,9 +105,9 @@ WORLD = FactorWorld(
     real_renders=real_renders,
     make_decoder=lambda: SceneDecoder(LAYOUT, num_classes=len(SHAPES)),
     meaning={
-        "floor_hue": "floor hue turns red → yellow → green → … (a full turn per 2 latent units)",
-        "wall_hue": "wall hue turns (a full turn per 2 latent units)",
-        "object_hue": "object hue turns (a full turn per 2 latent units)",
+        "floor_hue": "floor hue turns red → yellow → green → blue → red",
+        "wall_hue": "wall hue turns red → yellow → green → blue → red",
+        "object_hue": "object hue turns red → yellow → green → blue → red",
         "scale": "larger object",
         "orientation": "camera turns right (the room's corner moves right)",
     },

@@ -69,8 +69,9 @@ def object_coverage(s: F64) -> F64:
 
 
 def measure_scenes(images: npt.ArrayLike) -> dict[str, F64]:
-    """floor_hue, wall_hue, object_hue (turns), height (object's height in pixels) and
-    orientation (degrees of azimuth from the room corner's column)."""
+    """floor_hue, wall_hue, object_hue (turns), size (√ of the object's area in pixels),
+    height (its height in pixels) and orientation (degrees of azimuth from the room corner's
+    column)."""
     x = _as_images(images)
     h, s, v = rgb_to_hsv(x)
     cover = object_coverage(s)
@@ -81,6 +82,7 @@ def measure_scenes(images: npt.ArrayLike) -> dict[str, F64]:
         "floor_hue": _circular_mean(h[:, _FLOOR_ROWS], s[:, _FLOOR_ROWS]),
         "wall_hue": _circular_mean(h[:, _WALL_ROWS], s[:, _WALL_ROWS]),
         "object_hue": _circular_mean(h, cover**2 + 1e-9),
+        "size": np.sqrt(cover.sum(axis=(1, 2))),
         "height": cover.max(axis=2).sum(axis=1),
         "orientation": (corner - IMAGE_SIZE / 2) / CORNER_SWING * 30.0,
     }
@@ -139,10 +141,10 @@ def scene_measured(images: npt.ArrayLike, labels: I64) -> Measured:
 
 
 @functools.cache
-def smallest_real_height() -> float:
-    """Height of the smallest real object (every shape at the smallest scale)."""
+def smallest_real_size() -> float:
+    """Size (√ area) of the smallest real object: every shape at the smallest scale."""
     idx = np.array([[0, 5, 3, 0, s, 7] for s in range(len(SHAPES))], np.int64)
-    return float(measure_scenes(render_indices(idx))["height"].min())
+    return float(measure_scenes(render_indices(idx))["size"].min())
 
 
 SCENE_MEASURES = ImageMeasures(
@@ -152,18 +154,20 @@ SCENE_MEASURES = ImageMeasures(
         "floor_hue": "floor_hue",
         "wall_hue": "wall_hue",
         "object_hue": "object_hue",
-        "scale": "height",
+        "scale": "size",
         "orientation": "orientation",
     },
-    presence="height",
-    presence_floor=smallest_real_height,
+    presence="size",
+    presence_floor=smallest_real_size,
     roundtrip={
         "floor_hue": ("deg", 360.0),
         "wall_hue": ("deg", 360.0),
         "object_hue": ("deg", 360.0),
+        "size": ("px", 1.0),
         "height": ("px", 1.0),
         "orientation": ("deg", 1.0),
     },
 )
 """How Shapes3D generators are judged: each hue moves its own region's hue, scale the
-object's height, orientation the room corner's azimuth."""
+object's size (√ area: every pixel counts, where a height counts rows), orientation the room
+corner's azimuth."""

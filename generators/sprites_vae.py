@@ -107,7 +107,7 @@ WORLD = FactorWorld(
     make_decoder=lambda: SpritesDecoder(LAYOUT),
     meaning={
         "scale": "larger sprite (and lower, as in the data)",
-        "orientation": "turns counter-clockwise (a symmetry period per 2 latent units)",
+        "orientation": "turns counter-clockwise (a turn = one symmetry period)",
         "pos_x": "sprite moves right",
         "pos_y": "sprite moves down (and grows, as in the data)",
     },

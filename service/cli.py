@@ -63,11 +63,13 @@ def serve(**given: Any) -> None:
     def announce(server: LatentServer) -> None:
         loaded = ", ".join(f"{n} v{v}" for n, v in server.manager.loaded_versions())
         address = f"{settings.host}:{server.port}"
+        default = server.manager.loaded_bundle(settings.default_model)
+        labels = " --labels 0" if default is not None and default.spec.condition else ""
         typer.echo(
             f"\nlatentserve is serving {loaded} on {address} "
             f"(metrics: http://{settings.host}:{server.metrics_port}/metrics)\n"
             f"Try:  .venv/bin/latentserve sample --address {address} --model "
-            f"{settings.default_model} --n 16 --seed 0 --out grid.png\n",
+            f"{settings.default_model} --n 16 --seed 0{labels} --out grid.png\n",
             err=True,
         )
 

@@ -200,6 +200,13 @@ class ModelManager:
         """(name, version) of every loaded version, least recently used first."""
         return list(self._loaded)
 
+    def loaded_bundle(self, name: str) -> Bundle | None:
+        """The bundle of the most recently used loaded version of `name`, if any."""
+        for (n, _), served in reversed(self._loaded.items()):
+            if n == name:
+                return served.bundle
+        return None
+
     # ----------------------------------------------------------------- loading
     async def _get_loaded(self, name: str, version: int) -> ServedVersion:
         key = (name, version)

@@ -114,6 +114,8 @@ def test_scene_measures_recover_the_factors_of_renders() -> None:
     for i in range(len(SCENE_SHAPES)):
         sel = idx[:, 4] == i
         assert np.corrcoef(m["height"][sel], values[sel, 3])[0, 1] > 0.97
+        same_pose = sel & (values[:, 5] == 0.0)
+        assert np.corrcoef(m["size"][same_pose], values[same_pose, 3])[0, 1] > 0.97
     classifier = scene_shape_classifier()
     assert classifier.accuracy >= 0.98
     assert np.mean(classifier.predict(images[:300]) == idx[:300, 4]) >= 0.98
