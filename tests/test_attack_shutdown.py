@@ -17,7 +17,9 @@ from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 
 async def test_stop_under_load_answers_every_request(registry_uri: str, tmp_path: Path) -> None:
-    bg = BackgroundServer(service_settings(registry_uri, tmp_path / "cache")).start()
+    # room for every item in the queue: this test is about shutdown, not admission control
+    settings = service_settings(registry_uri, tmp_path / "cache", max_queue_items=50 * 256)
+    bg = BackgroundServer(settings).start()
     codes: collections.Counter[str] = collections.Counter()
     try:
         async with grpc.aio.insecure_channel(bg.address) as channel:
