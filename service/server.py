@@ -35,8 +35,10 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = get_logger(__name__)
-_QUIET_S = 0.05
-"""Drain: how long no new handler may start before the gRPC server is stopped."""
+_QUIET_S = 0.5
+"""Drain: how long no new handler may start before the gRPC server is stopped. Under a loaded
+CPU an accepted RPC can wait longer than a few tens of milliseconds for its handler (the event
+loop is busy encoding other responses), and stopping gRPC then cancels it unanswered."""
 
 
 class LatentServer:
