@@ -62,11 +62,13 @@ def report_markdown(zoo: Path = ZOO) -> str:
             for b in bundles]  # fmt: skip
     out += [
         "",
-        "**Desired directions.** Edits −3…3 σ (13 steps) from 36 seeds: Spearman ρ between "
-        "strength and the direction's own measure per seed (*within*) and for the change from "
-        "each seed's unedited image pooled over seeds (*pooled*); a direction is reliable at "
-        "within ≥ 0.95 and pooled ≥ 0.9. *Leak*: mean change of the other measure the plain "
-        "edit moves most, in its spread over the seeds, plain and with `conditional_on` every "
+        "**Desired directions.** Edits of strength −3…3 in each direction's unit (13 steps; "
+        "one prior σ for a linear factor, a twelfth of a turn for a circular one) from 36 "
+        "seeds: Spearman ρ between strength and the direction's own measure per seed "
+        "(*within*) and for the change from each seed's unedited image pooled over seeds "
+        "(*pooled*); a direction is reliable at within ≥ 0.95 and pooled ≥ 0.9. *Leak*: mean "
+        "change of the other measure the plain edit moves most, in its spread over the seeds, "
+        "plain and with `conditional_on` every "
         "other direction.",
         "",
         "| model | direction | measure | within ρ | pooled ρ | reliable | leaks into | plain | "
@@ -83,7 +85,7 @@ def report_markdown(zoo: Path = ZOO) -> str:
                        f"{'yes' if q.reliable else '**no**'} | "
                        f"{q.leak_measure} | {_f(q.leak_plain)} | "
                        f"{_f(q.leak_conditional)} |")  # fmt: skip
-    out += ["", f"Sweeps −3…3 σ from seed {PICTURE_SEED}, one row per direction (table order):",
+    out += ["", f"Sweeps −3…3 from seed {PICTURE_SEED}, one row per direction (table order):",
             ""]  # fmt: skip
     out += [f"![{b.spec.name}: direction sweeps](generators/gallery/{b.spec.name}-directions.png)"
             for b in bundles]  # fmt: skip
@@ -103,11 +105,12 @@ def report_markdown(zoo: Path = ZOO) -> str:
         out.append("|---" * (len(names) + 1) + "|")
         for i, a in enumerate(names):
             out.append(f"| `{a}` | " + " | ".join(_f(float(c)) for c in cos[i]) + " |")
+        out.append("")
         edited, held = ENTANGLED.get(b.spec.name, ("", ""))
         q = next((d.quality for d in b.spec.directions if d.name == edited), None)
         if q is not None:
             cut = 1.0 - q.leak_conditional / q.leak_plain if q.leak_plain > 0 else 0.0
-            out += ["", f"Editing `{edited}` plainly moves {q.leak_measure} by "
+            out += [f"Editing `{edited}` plainly moves {q.leak_measure} by "
                     f"{_f(q.leak_plain)} spreads; `conditional_on: [{held}, …]` moves it by "
                     f"{_f(q.leak_conditional)} ({cut:.0%} less). Plain (top) vs conditional "
                     f"(bottom): ![{b.spec.name} {edited} plain vs conditional]"
