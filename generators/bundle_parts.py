@@ -8,7 +8,6 @@ and the checks done before training starts. Example::
 
 from __future__ import annotations
 
-import io
 import os
 import platform
 import subprocess
@@ -19,8 +18,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 
+from latentserve.registry.preview import rgb_grid_png
 from latentserve.registry.spec import SPEC_FILE
 
 
@@ -53,29 +52,6 @@ def grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int = 2
     if x.ndim != 4 or x.shape[1] != 1 or len(x) == 0:
         raise ValueError(f"images: expected [n, 1, H, W] with n > 0, got shape {x.shape}")
     return rgb_grid_png(x, cols, upscale=upscale, pad=pad)
-
-
-def rgb_grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int = 2) -> bytes:
-    """Tile images [n, C, H, W] (C = 1 or 3) in [0, 1] into a PNG (gray gaps between tiles)."""
-    x = np.asarray(images, np.float32)
-    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
-        raise ValueError(f"images: expected [n, 1 or 3, H, W] with n > 0, got shape {x.shape}")
-    if cols < 1:
-        raise ValueError(f"cols must be >= 1, got {cols}")
-    n, c, h, w = x.shape
-    rows = -(-n // cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.5, np.float32)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        canvas[top : top + h, left : left + w] = np.clip(x[i].transpose(1, 2, 0), 0.0, 1.0)
-    pixels = np.round(canvas * 255).astype(np.uint8)
-    img = Image.fromarray(pixels[..., 0] if c == 1 else pixels, mode="L" if c == 1 else "RGB")
-    if upscale > 1:
-        img = img.resize((img.width * upscale, img.height * upscale), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 def provenance(

@@ -43,10 +43,10 @@ from latentserve.generators.inference import (
     run_batched,
     torch_threads,
 )
-from latentserve.generators.metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.generators.models import DigitsCVAE, DigitsDecoder, DigitsEncoder
 from latentserve.generators.training import Objective, fit_vae
 from latentserve.registry.bundle import Bundle, write_bundle
+from latentserve.registry.latent_metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.registry.spec import (
     SCHEMA_VERSION,
     BundleSpec,

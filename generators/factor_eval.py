@@ -15,19 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.core.latent_ops import Method, interpolate_path
-from latentserve.generators.latent_eval import (
+from latentserve.core.latent_ops import Method
+from latentserve.registry import latent_metrics
+from latentserve.registry.latent_eval import (
     STRENGTHS,
     DirectionQuality,
     Measured,
     direction_quality,
 )
-from latentserve.generators.onnx_generator import OnnxGenerator
+from latentserve.registry.latent_metrics import PATH_STEPS
+from latentserve.registry.onnx_generator import OnnxGenerator
 
 EDIT_SEEDS: tuple[int, ...] = tuple(range(1, 37))
 """Bases of the quality sweeps: item 0 of Sample(seed) for these seeds, class = seed mod C."""
-PATH_STEPS = 32
-"""Continuity: frames per path of `path_max_step_ratio`."""
 
 
 @dataclass(frozen=True)
@@ -150,18 +150,11 @@ def evaluate_generator(gen: OnnxGenerator, measures: ImageMeasures,
 
 def path_max_step_ratio(gen: OnnxGenerator, method: Method, *, pairs: int,
                         steps: int = PATH_STEPS) -> float:  # fmt: skip
-    """Mean over seed pairs (Interpolate of seeds 100 + i → 200 + i, class i mod C) of the
-    largest step between consecutive frames over the mean step."""
-    ratios = []
-    for i in range(pairs):
-        keys = gen.seed_latents([100 + i, 200 + i])
-        frames = gen.decode(interpolate_path(keys, steps, method),
-                            np.full(steps, i % max(gen.spec.num_classes, 1), np.int64))  # fmt: skip
-        flat = frames.reshape(steps, -1).astype(np.float64)
-        step = np.sqrt(np.mean(np.diff(flat, axis=0) ** 2, axis=1))
-        if step.mean() > 0:
-            ratios.append(float(step.max() / step.mean()))
-    return float(np.mean(ratios)) if ratios else 1.0
+    """`latent_metrics.path_max_step_ratio` of a generator, pair i drawn with class i mod C."""
+    classes = max(gen.spec.num_classes, 1)
+    return latent_metrics.path_max_step_ratio(
+        lambda z, item: gen.decode(z, item % classes), gen.latent_dim, method, pairs=pairs,
+        steps=steps)
 
 
 def quality_notes(q: DirectionQuality, seeds: int) -> dict[str, str]:

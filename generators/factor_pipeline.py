@@ -36,10 +36,10 @@ from latentserve.generators.factor_training import (
     set_posterior_spread,
 )
 from latentserve.generators.inference import float64_copy, run_batched, torch_threads
-from latentserve.generators.latent_eval import DirectionQuality
-from latentserve.generators.metrics import METRIC_NOTES, interpolation_metrics, recon_mse
-from latentserve.generators.onnx_generator import OnnxGenerator
 from latentserve.registry.bundle import Bundle, write_bundle
+from latentserve.registry.latent_eval import DirectionQuality
+from latentserve.registry.latent_metrics import METRIC_NOTES, interpolation_metrics, recon_mse
+from latentserve.registry.onnx_generator import OnnxGenerator
 from latentserve.registry.spec import (
     SCHEMA_VERSION,
     BundleSpec,

@@ -150,7 +150,7 @@ def replace_section(readme: str, markdown: str) -> str:
 def draw_pictures(zoo: Path, gallery: Path) -> list[Path]:
     """Per model: class rows, direction sweeps, plain vs conditional; returns the files."""
     from latentserve.generators.bundle_parts import rgb_grid_png
-    from latentserve.generators.onnx_generator import OnnxGenerator
+    from latentserve.registry.onnx_generator import OnnxGenerator
 
     gallery.mkdir(parents=True, exist_ok=True)
     written = []

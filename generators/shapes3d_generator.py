@@ -22,8 +22,6 @@ from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, 
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SceneDecoder
 from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
-from latentserve.generators.latent_eval import DirectionQuality
-from latentserve.generators.onnx_generator import OnnxGenerator
 from latentserve.generators.shapes3d import (
     IMAGE_SIZE,
     ORIENTATION_RANGE,
@@ -36,6 +34,8 @@ from latentserve.generators.shapes3d import (
 )
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES
 from latentserve.registry.bundle import Bundle
+from latentserve.registry.latent_eval import DirectionQuality
+from latentserve.registry.onnx_generator import OnnxGenerator
 
 NAME = "shapes3d"
 EVAL_SEED = 7

@@ -25,8 +25,6 @@ from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, 
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SpritesDecoder
 from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
-from latentserve.generators.latent_eval import DirectionQuality
-from latentserve.generators.onnx_generator import OnnxGenerator
 from latentserve.generators.sprite_measures import SPRITE_MEASURES
 from latentserve.generators.sprites import (
     IMAGE_SIZE,
@@ -38,6 +36,8 @@ from latentserve.generators.sprites import (
     sample_factor_indices,
 )
 from latentserve.registry.bundle import Bundle
+from latentserve.registry.latent_eval import DirectionQuality
+from latentserve.registry.onnx_generator import OnnxGenerator
 
 NAME = "sprites-vae"
 EVAL_SEED = 7

@@ -216,7 +216,10 @@ def parity_gate(metrics: Mapping[str, float], config: ParityConfig) -> GateResul
     if value is None:
         if config.required:
             return GateResult(name, False, "missing",
-                              f"no {config.metric} metric recorded; a parity record is required")
+                              f"no {config.metric} metric recorded; a parity record is required "
+                              "(a bundle built from torch modules records it; one built from "
+                              "ONNX files alone cannot: promote it with a gates file holding "
+                              "[parity] required = false)")
         return GateResult(name, None, "missing", f"no {config.metric} metric recorded")
     if not math.isfinite(value):
         return GateResult(name, False, _num(value), f"{config.metric} is not finite")

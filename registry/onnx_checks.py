@@ -1,4 +1,5 @@
-"""ONNX checks of a bundle: parse, external data stays inside, onnx.checker, IO matches the spec.
+"""ONNX checks of a bundle: parse, opsets, external data stays inside, onnx.checker, IO matches
+the spec.
 
 Used by `load_bundle`; each failure is a `BundleError` naming the file and the input/output::
 
@@ -8,6 +9,7 @@ Used by `load_bundle`; each failure is a `BundleError` naming the file and the i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -16,6 +18,85 @@ from google.protobuf.message import DecodeError
 from latentserve.registry.spec import SPEC_FILE, BundleError, BundleSpec
 
 _ELEM: dict[int, str] = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+MIN_OPSET = 7
+MAX_OPSET = 21
+"""Default-domain opsets a bundle may use: the range onnxruntime ≥ 1.19 (the oldest release
+latentserve serves with) runs."""
+KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+"""Operator domains onnxruntime implements; any other domain needs custom operators."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output: name, element type (`float32`, `int64`, …) and shape, each
+    dimension an int (fixed), a str (symbolic, e.g. "batch") or None (unknown)."""
+
+    name: str
+    elem: str
+    shape: tuple[int | str | None, ...] | None
+
+    @property
+    def rank(self) -> int | None:
+        """The number of dimensions (None when the graph declares no shape)."""
+        return None if self.shape is None else len(self.shape)
+
+    def fixed(self, axis: int) -> int | None:
+        """Dimension `axis` when it is fixed, else None."""
+        dim = None if self.shape is None else self.shape[axis]
+        return dim if isinstance(dim, int) else None
+
+    def describe(self) -> str:
+        """E.g. `'z' float32 [batch, 8]`."""
+        dims = "?" if self.shape is None else ", ".join("?" if d is None else str(d)
+                                                        for d in self.shape)  # fmt: skip
+        return f"{self.name!r} {self.elem} [{dims}]"
+
+
+def elem_name(elem_type: int) -> str:
+    """float32 / int64 / … for an ONNX element type."""
+    if elem_type in _ELEM:
+        return _ELEM[elem_type]
+    return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def graph_io(model: onnx.ModelProto) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The graph's inputs (initializers excluded) and outputs, in graph order."""
+
+    def info(value: onnx.ValueInfoProto) -> TensorInfo:
+        ttype = value.type.tensor_type
+        shape: tuple[int | str | None, ...] | None = None
+        if ttype.HasField("shape"):
+            shape = tuple(d.dim_value if d.HasField("dim_value")
+                          else (d.dim_param or None) for d in ttype.shape.dim)  # fmt: skip
+        return TensorInfo(value.name, elem_name(ttype.elem_type), shape)
+
+    inits = {t.name for t in model.graph.initializer}
+    return ([info(v) for v in model.graph.input if v.name not in inits],
+            [info(v) for v in model.graph.output])  # fmt: skip
+
+
+def external_data_tensors(model: onnx.ModelProto) -> list[str]:
+    """Names of the tensors whose data lives in a file beside the model."""
+    return [t.name for t in _all_tensors(model.graph)
+            if t.data_location == onnx.TensorProto.EXTERNAL]  # fmt: skip
+
+
+def read_onnx(path: Path, root: Path | None = None) -> onnx.ModelProto:
+    """Parse and check one ONNX file (external data only inside `root`, default its folder;
+    opsets onnxruntime runs; onnx.checker), raising `BundleError` naming the file."""
+    return _load_onnx(path.parent if root is None else root, path)
+
+
+def _check_opsets(path: Path, model: onnx.ModelProto) -> None:
+    for entry in model.opset_import:
+        if entry.domain not in KNOWN_DOMAINS:
+            raise BundleError(f"{path}: uses operator domain {entry.domain!r}, which needs custom "
+                              f"operators; supported domains: "
+                              f"{sorted(d or 'ai.onnx' for d in KNOWN_DOMAINS - {''})}")
+        if entry.domain in ("", "ai.onnx") and not MIN_OPSET <= entry.version <= MAX_OPSET:
+            raise BundleError(f"{path}: opset {entry.version} is not supported (onnxruntime "
+                              f"serves opsets {MIN_OPSET}–{MAX_OPSET}); re-export with "
+                              f"opset_version in that range")
 
 
 def _load_onnx(root: Path, path: Path) -> onnx.ModelProto:
@@ -24,6 +105,7 @@ def _load_onnx(root: Path, path: Path) -> onnx.ModelProto:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError) as exc:
         raise BundleError(f"{path}: not a valid ONNX model ({exc})") from None
+    _check_opsets(path, model)
     real_root = root.resolve()
     for tensor in _all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -72,7 +154,7 @@ def _check_tensor(
 ) -> None:
     """`dims[0]` is the batch dim (must be dynamic); None elsewhere accepts any size."""
     ttype = value.type.tensor_type
-    got_elem = _ELEM.get(ttype.elem_type, onnx.TensorProto.DataType.Name(ttype.elem_type).lower())
+    got_elem = elem_name(ttype.elem_type)
     if ttype.elem_type != elem:
         raise BundleError(f"{path}: {what} {value.name!r} has element type {got_elem}, "
                           f"expected {_ELEM[elem]}")

@@ -14,7 +14,7 @@ from latentserve.generators.disentanglement import (
     monotonicity,
     spearman,
 )
-from latentserve.generators.metrics import midpoint_norm_ratios, path_length, recon_mse
+from latentserve.registry.latent_metrics import midpoint_norm_ratios, path_length, recon_mse
 
 
 def test_path_length_of_a_linear_decoder_is_exact() -> None:

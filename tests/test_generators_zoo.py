@@ -22,13 +22,13 @@ from latentserve.generators.factor_eval import (
     quality_of,
     roundtrip_errors,
 )
-from latentserve.generators.latent_eval import POOLED_MIN, WITHIN_MIN, DirectionQuality
 from latentserve.generators.latent_report import ENTANGLED
 from latentserve.generators.shapes3d_generator import real_renders as scene_renders
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES, smallest_real_size
 from latentserve.generators.sprite_measures import SPRITE_MEASURES, smallest_real_ink
 from latentserve.generators.sprites_vae import real_renders as sprite_renders
 from latentserve.registry.bundle import load_bundle
+from latentserve.registry.latent_eval import POOLED_MIN, WITHIN_MIN, DirectionQuality
 from latentserve.registry.store import register_bundle
 from latentserve.service.devtools.background import BackgroundServer
 

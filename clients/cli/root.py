@@ -54,6 +54,10 @@ MOUNTS: dict[str, Mount] = {
     "registry": Mount("Register, list, download, export, promote and roll back generators.",
                       ("latentserve.registry.cli:app", "latentserve.promotion.cli:app"),
                       "server"),
+    "bundle": Mount("Build a bundle from your ONNX decoder (+ encoder); check and evaluate it.",
+                    ("latentserve.registry.bundle_cli:app",), "server"),
+    "directions": Mount("Discover latent directions of a bundle (SeFa, PCA, supervised) or add "
+                        "your own.", ("latentserve.registry.directions_cli:app",), "server"),
     "triton": Mount("A local CPU Triton server (python backend) in its own venv.",
                     ("latentserve.service.devtools.triton_cli:app",), None),
     "train": Mount("Train a shipped generator (CPU, fixed seed) and write its bundle.",

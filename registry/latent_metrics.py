@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, I64
-from latentserve.core.latent_ops import lerp, sample_latents, slerp
+from latentserve.core.latent_ops import Method, interpolate_path, lerp, sample_latents, slerp
 
 Floats = npt.NDArray[np.floating[Any]]
 Decode = Callable[[F32, I64], Floats]
@@ -94,6 +94,27 @@ def interpolation_metrics(
             decode, dim, method, samples=samples, seed=seed
         )
     return metrics
+
+
+PATH_STEPS = 32
+"""Continuity: frames per path of `path_max_step_ratio`."""
+
+
+def path_max_step_ratio(decode: Decode, dim: int, method: Method, *, pairs: int,
+                        steps: int = PATH_STEPS) -> float:  # fmt: skip
+    """Continuity: mean over seed pairs i (Interpolate of seeds 100 + i → 200 + i, item
+    index i) of the largest RMS pixel step between consecutive frames over the mean step
+    (1 = even steps; a jump shows as a large ratio)."""
+    ratios = []
+    for i in range(pairs):
+        keys = np.concatenate([sample_latents(100 + i, 1, dim), sample_latents(200 + i, 1, dim)])
+        frames = np.asarray(decode(interpolate_path(keys, steps, method),
+                                   np.full(steps, i, np.int64)), np.float64)  # fmt: skip
+        flat = frames.reshape(steps, -1)
+        step = np.sqrt(np.mean(np.diff(flat, axis=0) ** 2, axis=1))
+        if step.mean() > 0:
+            ratios.append(float(step.max() / step.mean()))
+    return float(np.mean(ratios)) if ratios else 1.0
 
 
 def _pairs(dim: int, n: int, seed: int) -> tuple[F32, F32]:

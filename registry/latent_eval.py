@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import spearmanr
+import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64
 
@@ -167,8 +167,29 @@ def _spearman(a: F64, b: F64) -> float:
     ok = np.isfinite(b)
     if ok.sum() < 3 or np.ptp(b[ok]) == 0:
         return 0.0
-    rho = float(spearmanr(a[ok], b[ok]).statistic)
+    rho = spearman(a[ok], b[ok])
     return rho if math.isfinite(rho) else 0.0
+
+
+def spearman(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Spearman's ρ of two equal-length samples (ties get average ranks); nan when either
+    sample is constant."""
+    ra, rb = _ranks(np.asarray(a, np.float64)), _ranks(np.asarray(b, np.float64))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / denominator if denominator > 0 else math.nan
+
+
+def _ranks(x: F64) -> F64:
+    """1-based ranks of x, ties sharing their average rank."""
+    order = np.argsort(x, kind="mergesort")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    average = (starts + ends + 1) / 2.0
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks
 
 
 def _spreads(sweep: _Sweep, zero: int) -> dict[str, float]:
