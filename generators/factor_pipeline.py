@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.generators.bundle_parts import prepare_run, provenance, rgb_grid_png
+from latentserve.generators.bundle_parts import prepare_run, provenance
 from latentserve.generators.directions import FoundDirection, as_arrays, supervised_direction
 from latentserve.generators.export import export_onnx, onnx_parity
 from latentserve.generators.factor_eval import EvalSizes, Evaluation
@@ -40,6 +40,7 @@ from latentserve.registry.bundle import Bundle, write_bundle
 from latentserve.registry.latent_eval import DirectionQuality
 from latentserve.registry.latent_metrics import METRIC_NOTES, interpolation_metrics, recon_mse
 from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.preview import rgb_grid_png
 from latentserve.registry.spec import (
     SCHEMA_VERSION,
     BundleSpec,

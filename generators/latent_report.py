@@ -149,8 +149,8 @@ def replace_section(readme: str, markdown: str) -> str:
 
 def draw_pictures(zoo: Path, gallery: Path) -> list[Path]:
     """Per model: class rows, direction sweeps, plain vs conditional; returns the files."""
-    from latentserve.generators.bundle_parts import rgb_grid_png
     from latentserve.registry.onnx_generator import OnnxGenerator
+    from latentserve.registry.preview import rgb_grid_png
 
     gallery.mkdir(parents=True, exist_ok=True)
     written = []
