@@ -155,10 +155,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_items)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached_latents = self.cache.lookup("Encode", request, lease, outcome,
-                                               pb.EncodeResponse)
-            if cached_latents.hit is not None:
-                return cached_latents.hit
+            cached = self.cache.lookup("Encode", request, lease, outcome, pb.EncodeResponse)
+            if cached.hit is not None:
+                return cached.hit
             spec = lease.bundle.spec
             if spec.encoder is None:
                 raise FailedPrecondition(f"{spec.name} has no encoder; Encode is not available")
@@ -175,7 +174,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             field = "png.images" if request.WhichOneof("input") == "png" else "images"
             z = generation.finite_output(await lease.backend.encode(images, labels), field,
                                          "latents")
-            return cached_latents.keep(responses.encode_response(lease, z))
+            return cached.keep(responses.encode_response(lease, z))
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None) -> BundleSpec:

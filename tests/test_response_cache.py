@@ -140,12 +140,13 @@ def test_any_change_to_the_request_misses(cached: tuple[BackgroundServer, Raw]) 
     raw("Sample", sample(model=""))
     spelled = pb.SampleRequest(model=pb.ModelRef(name="tiny", alias="production"), n=8, seed=1)
     raw("Sample", spelled)
-    assert count(bg, "hits_total", rpc="Sample", model="tiny") == 2
+    raw("Sample", pb.SampleRequest(n=8, seed=1))   # no ModelRef at all
+    assert count(bg, "hits_total", rpc="Sample", model="tiny") == 3
     # A pinned version is answered without an alias: it is not the alias's entry.
     pinned = pb.GenerateResponse.FromString(
         raw("Sample", pb.SampleRequest(model=pb.ModelRef(name="tiny", version=1), n=8, seed=1)))
     assert (pinned.model.version, pinned.model.alias) == (1, "")
-    assert count(bg, "hits_total") == 2
+    assert count(bg, "hits_total") == 3
 
 
 def test_failed_requests_are_not_stored(cached: tuple[BackgroundServer, Raw]) -> None:
