@@ -32,6 +32,12 @@ _BACKEND_SERIES = {
     "batch_calls": "latentserve_backend_batch_size_count",
     "backend_s": "latentserve_backend_latency_seconds_sum",
 }
+_CACHE_SERIES = {
+    **{what: f"latentserve_response_cache_{what}_total"
+       for what in ("hits", "misses", "skips", "evictions")},
+    "bytes": "latentserve_response_cache_bytes",
+    "entries": "latentserve_response_cache_entries",
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -76,6 +82,17 @@ def backend_counters(metrics_url: str, component: str = "decoder") -> dict[str, 
     totals = {}
     for key, series in _BACKEND_SERIES.items():
         pattern = rf'^{series}\{{[^}}]*component="{component}"[^}}]*\}} ([0-9.e+-]+)$'
+        totals[key] = sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
+    return totals
+
+
+def cache_counters(metrics_url: str) -> dict[str, float]:
+    """The service's response-cache totals: hits, misses, skips, evictions, bytes, entries."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    totals = {}
+    for key, series in _CACHE_SERIES.items():
+        pattern = rf"^{series}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$"
         totals[key] = sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
     return totals
 

@@ -59,9 +59,13 @@ class Stack:
                 "CACHE_DIR": str(self.work / "cache"), **extra}
 
     def start_service(self, label: str, settings: dict[str, str]) -> ServiceProcess:
-        """Start (and register for closing) a service process with these settings."""
+        """Start (and register for closing) a service process with these settings.
+
+        The response cache is off unless `settings` turn it on: the scenarios repeat requests
+        (the same images, seeds from 0 in every phase) and measure computing them."""
         profile = self.cfg.profile_dir if self.cfg.profile else None
-        svc = ServiceProcess(label, {**settings, **self.cfg.service_settings},
+        svc = ServiceProcess(label, {"RESPONSE_CACHE_BYTES": "0", **settings,
+                                     **self.cfg.service_settings},
                              log_dir=self.work / "logs", profile_dir=profile)
         self._stack.enter_context(svc)
         self._services[label] = svc

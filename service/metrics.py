@@ -89,6 +89,34 @@ class ServiceMetrics:
             registry=r,
         )
 
+        self.cache_hits = Counter(
+            "latentserve_response_cache_hits",
+            "Requests answered from the response cache.", ["rpc", "model"], registry=r,
+        )
+        self.cache_misses = Counter(
+            "latentserve_response_cache_misses",
+            "Cacheable requests not in the response cache (computed, then stored).",
+            ["rpc", "model"], registry=r,
+        )
+        self.cache_skips = Counter(
+            "latentserve_response_cache_skips",
+            "Requests the response cache passed over, by reason (request_size: too large to "
+            "key; response_size: too large to store).", ["rpc", "reason"], registry=r,
+        )
+        self.cache_evictions = Counter(
+            "latentserve_response_cache_evictions",
+            "Responses dropped from the cache, by reason (capacity: least recently used; "
+            "unloaded: their version was retired).", ["model", "reason"], registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "latentserve_response_cache_bytes", "Bytes of responses held by the response cache.",
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "latentserve_response_cache_entries", "Responses held by the response cache.",
+            registry=r,
+        )
+
     def serve_http(self, host: str, port: int) -> int:
         """Serve /metrics over HTTP in a daemon thread; returns the bound port."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)

@@ -35,6 +35,8 @@ Key = tuple[str, int]
 T = TypeVar("T")
 HealthHook = Callable[[str, bool], None]
 """Called with (service name, serving?) whenever a model's or the overall readiness changes."""
+RetireHook = Callable[[str, int], None]
+"""Called with (name, version) when a version is taken out of service (caches drop it)."""
 
 
 @dataclass(eq=False)
@@ -76,12 +78,14 @@ class ModelManager:
         factory: BackendFactory,
         metrics: ServiceMetrics,
         on_health: HealthHook | None = None,
+        on_retire: RetireHook | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._factory = factory
         self._metrics = metrics
         self._on_health = on_health or (lambda _name, _ok: None)
+        self._on_retire = on_retire or (lambda _name, _version: None)
         self._loaded: collections.OrderedDict[Key, ServedVersion] = collections.OrderedDict()
         self._loading: dict[Key, asyncio.Task[ServedVersion]] = {}
         self._aliases: dict[tuple[str, str], int] = {}
@@ -269,6 +273,7 @@ class ModelManager:
         """Take a version out of service; it unloads once its in-flight requests finish."""
         self._loaded.pop((served.name, served.version), None)
         served.retired = True
+        self._on_retire(served.name, served.version)
         self._publish_loaded(served.name)
         if served.inflight == 0:
             self._spawn(self._unload(served))

@@ -26,6 +26,7 @@ from latentserve.service.grpc_errors import Admission, add_servicer
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import ModelManager
+from latentserve.service.response_cache import ResponseCache
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
 from latentserve.service.tracing import Tracing
@@ -56,12 +57,15 @@ class LatentServer:
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.health = health.aio.HealthServicer()
+        self.response_cache = ResponseCache(settings.response_cache_bytes,
+                                            settings.response_cache_max_key_bytes, self.metrics)
         self.manager = ModelManager(
             settings,
             registry or RegistryClient(settings.registry_uri),
             factory or backend_factory(settings, self.metrics),
             self.metrics,
             on_health=self._set_health,
+            on_retire=self.response_cache.drop_version,
         )
         self._server: grpc.aio.Server | None = None
         self._health_tasks: set[asyncio.Task[None]] = set()
@@ -101,7 +105,7 @@ class LatentServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        servicer = GeneratorServicer(s, self.manager, self.metrics)
+        servicer = GeneratorServicer(s, self.manager, self.metrics, self.response_cache)
         self.admission = servicer.admission
         add_servicer(servicer, server, pb.DESCRIPTOR.services_by_name["GeneratorService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -2,13 +2,16 @@
 
 Each RPC checks its request (`requests`), records what it serves (`_admit`), builds latents and
 runs the backend (`generation`), and builds its reply (`responses`). Every generating RPC
-shares one decode path, `_respond`.
+shares one decode path, `_respond`. A request the response cache holds (`response_cache`: same
+request, same serving version) is answered from it once its version is leased.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Any
+
+from google.protobuf.message import Message
 
 from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
@@ -19,6 +22,7 @@ from latentserve.service import requests as rq
 from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.model_manager import Lease, ModelManager
+from latentserve.service.response_cache import Lookup, ResponseCache
 from latentserve.service.settings import Settings
 from latentserve.service.tracing import span
 from latentserve.v1 import generator_pb2 as pb
@@ -28,9 +32,11 @@ from latentserve.v1 import generator_pb2_grpc as pb_grpc
 class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
     """Serves every RPC of latentserve.v1.GeneratorService."""
 
-    def __init__(self, settings: Settings, manager: ModelManager, metrics: ServiceMetrics) -> None:
+    def __init__(self, settings: Settings, manager: ModelManager, metrics: ServiceMetrics,
+                 cache: ResponseCache) -> None:
         self.manager = manager
         self.metrics = metrics
+        self.cache = cache
         self.limits = rq.Limits.from_settings(settings)
         self.default_deadline_s = settings.default_deadline_s
         self.access_log = settings.access_log
@@ -60,13 +66,17 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             psi = rq.truncation_psi(request, "truncation_psi")
             output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self._cached("Sample", request, lease, outcome)
+            if cached.hit is not None:
+                return cached.hit
             spec = self._admit(lease, outcome, n)
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
                                          field="class_labels")
             z = generation.finite(generation.sample(lease.bundle, request.seed, n, psi),
                                   "truncation_psi")
-            return await self._respond(lease, z, labels, output, source="truncation_psi")
+            return cached.keep(await self._respond(lease, z, labels, output,
+                                                   source="truncation_psi"))
 
     @rpc("Interpolate")
     async def Interpolate(self, request: pb.InterpolateRequest, context: Any,
@@ -74,8 +84,11 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self._cached("Interpolate", request, lease, outcome)
+            if cached.hit is not None:
+                return cached.hit
             z, labels, output = self._path(request, lease, outcome)
-            return await self._respond(lease, z, labels, output, source="keyframes")
+            return cached.keep(await self._respond(lease, z, labels, output, source="keyframes"))
 
     @rpc_stream("StreamInterpolate")
     async def StreamInterpolate(self, request: pb.InterpolateRequest, context: Any,
@@ -100,6 +113,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             strengths = rq.strengths(request.strengths)
             output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self._cached("Edit", request, lease, outcome)
+            if cached.hit is not None:
+                return cached.hit
             spec = lease.bundle.spec
             bases = generation.finite(generation.keyframes(
                 lease.bundle, rq.keyframes(request.base, "base", spec, self.limits.max_items)),
@@ -113,7 +129,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                                   "strengths")
             labels = rq.class_labels(request.class_labels, spec, rows=rows, field="class_labels",
                                      per="base", groups=len(bases))
-            return await self._respond(lease, z, labels, output, source="strengths")
+            return cached.keep(await self._respond(lease, z, labels, output, source="strengths"))
 
     @rpc("Decode")
     async def Decode(self, request: pb.DecodeRequest, context: Any,
@@ -122,13 +138,16 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             rq.check_sizes(request, self.limits.max_items)
             output = rq.output_format(request.output)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self._cached("Decode", request, lease, outcome)
+            if cached.hit is not None:
+                return cached.hit
             spec = lease.bundle.spec
             with span("validation"):
                 z = rq.latents(request.latents, "latents", spec, self.limits.max_items)
                 self._admit(lease, outcome, len(z))
                 labels = rq.class_labels(request.class_labels, spec, rows=len(z),
                                          field="class_labels")
-            return await self._respond(lease, z, labels, output)
+            return cached.keep(await self._respond(lease, z, labels, output))
 
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context: Any,
@@ -136,6 +155,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_items)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self.cache.lookup("Encode", request, lease, outcome, pb.EncodeResponse)
+            if cached.hit is not None:
+                return cached.hit
             spec = lease.bundle.spec
             if spec.encoder is None:
                 raise FailedPrecondition(f"{spec.name} has no encoder; Encode is not available")
@@ -152,7 +174,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             field = "png.images" if request.WhichOneof("input") == "png" else "images"
             z = generation.finite_output(await lease.backend.encode(images, labels), field,
                                          "latents")
-            return responses.encode_response(lease, z)
+            return cached.keep(responses.encode_response(lease, z))
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None) -> BundleSpec:
@@ -162,6 +184,11 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         if rows is not None:
             outcome.items = rows
         return lease.bundle.spec
+
+    def _cached(self, rpc: str, request: Message, lease: Lease,
+                outcome: Outcome) -> Lookup[pb.GenerateResponse]:
+        """The response cache's lookup of a generating request (`hit`, or `keep` its result)."""
+        return self.cache.lookup(rpc, request, lease, outcome, pb.GenerateResponse)
 
     def _path(self, request: pb.InterpolateRequest, lease: Lease,
               outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:

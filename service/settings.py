@@ -107,6 +107,20 @@ class Settings(RegistrySettings):
         "(shaves ~0.2 ms off a call on dedicated cores, but burns CPU the gRPC event loop "
         "needs when cores are shared).",
     )
+    response_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Exact response cache: bytes of responses kept in memory (least recently "
+        "used dropped first) to answer repeated Sample, Interpolate, Edit, Decode and Encode "
+        "requests without recomputing them. Keyed by the serving version, so a moved alias "
+        "never gets the old version's results. 0: off.",
+    )
+    response_cache_max_key_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Largest request (serialized bytes) the response cache looks up; larger "
+        "ones (big Decode or Encode inputs) skip it rather than hash them.",
+    )
     grace_period_s: float = Field(
         10.0, ge=0, description="On SIGTERM: how long in-flight requests may finish before exit."
     )
