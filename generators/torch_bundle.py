@@ -91,7 +91,8 @@ def build_bundle_from_torch(out_dir: Path, options: BundleOptions,
             metric_notes={**options.metric_notes, PARITY_METRIC: (
                 f"max |torch − onnxruntime| over {PARITY_SAMPLES} prior latents (Sample seed 0) "
                 f"through the decoder and their decoded images through the encoder: {parts}")},
-            provenance={"torch_version": torch.__version__, **options.provenance},
+            provenance={"source": "torch", "torch_version": torch.__version__,
+                        **options.provenance},
         )
         bundle = build_bundle(out_dir, options, components)
     return TorchBundle(bundle, parity)

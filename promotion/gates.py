@@ -65,6 +65,10 @@ class GateResult:
 # ---------------------------------------------------------------- the gates file
 
 
+DETERMINISM_METRIC = "onnx_determinism_max_abs_diff"
+"""Stands in for parity on a bundle built from ONNX files (recorded by `bundle evaluate`)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -208,23 +212,38 @@ def bundle_gate(bundle_dir: Path) -> tuple[GateResult, Bundle | None]:
     return GateResult("bundle", True, "valid", detail), bundle
 
 
-def parity_gate(metrics: Mapping[str, float], config: ParityConfig) -> GateResult:
-    """`onnx_parity`: the recorded training-framework ↔ ONNX max |diff| is within the limit."""
+def parity_gate(metrics: Mapping[str, float], config: ParityConfig,
+                source: str | None = None) -> GateResult:
+    """`onnx_parity`: the recorded training-framework ↔ ONNX max |diff| is within the limit.
+
+    A bundle built from ONNX files (`source` "onnx", from its provenance) has no framework to
+    compare with: its graphs are the reference. For it the gate reads the ONNX Runtime
+    batch-split determinism `latentserve bundle evaluate` records instead, with the same limit.
+    """
     name = "onnx_parity"
     limit = f"≤ {config.max_abs_diff:g}"
-    value = metrics.get(config.metric)
+    metric = config.metric
+    value = metrics.get(metric)
+    if value is None and source == "onnx":
+        metric = DETERMINISM_METRIC
+        value = metrics.get(metric)
+        if value is None and config.required:
+            return GateResult(name, False, "missing",
+                              f"built from ONNX files, so no {config.metric} can exist, and no "
+                              f"{DETERMINISM_METRIC} is recorded: run `latentserve bundle "
+                              "evaluate` on the bundle before registering it")
     if value is None:
         if config.required:
             return GateResult(name, False, "missing",
                               f"no {config.metric} metric recorded; a parity record is required "
-                              "(a bundle built from torch modules records it; one built from "
-                              "ONNX files alone cannot: promote it with a gates file holding "
-                              "[parity] required = false)")
+                              "(a bundle built from torch modules records it, `latentserve "
+                              "bundle evaluate` records the determinism check that stands in "
+                              "for it on a bundle built from ONNX files; or promote with a gates "
+                              "file holding [parity] required = false)")
         return GateResult(name, None, "missing", f"no {config.metric} metric recorded")
     if not math.isfinite(value):
-        return GateResult(name, False, _num(value), f"{config.metric} is not finite")
-    return GateResult(name, value <= config.max_abs_diff, _num(value),
-                      f"{config.metric} {limit}")
+        return GateResult(name, False, _num(value), f"{metric} is not finite")
+    return GateResult(name, value <= config.max_abs_diff, _num(value), f"{metric} {limit}")
 
 
 def quality_gates(

@@ -237,7 +237,8 @@ def _run_gates(client: RegistryClient, name: str, version: int, holder: int | No
         metrics = version_metrics(client.version_tags(name, version), bundle)
         holder_tags = client.version_tags(name, holder) if holder is not None else None
         holder_metrics = None if holder_tags is None else version_metrics(holder_tags)
-        add(parity_gate(metrics, config.parity))
+        source = None if bundle is None else bundle.spec.provenance.get("source")
+        add(parity_gate(metrics, config.parity, source if isinstance(source, str) else None))
         add(*quality_gates(metrics, holder_metrics, config.metrics,
                            exclude=frozenset({config.parity.metric})))
         if bundle is None:

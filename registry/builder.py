@@ -199,7 +199,8 @@ def _spec(options: BundleOptions, found: Found, decoder: DecoderSpec,
         "max_batch_size": options.max_batch_size,
         "metrics": dict(options.metrics),
         "metric_notes": dict(options.metric_notes),
-        "provenance": {"built_by": "latentserve.registry.builder", **options.provenance},
+        "provenance": {"built_by": "latentserve.registry.builder", "source": "onnx",
+                       **options.provenance},
     }
     return BundleSpec.parse(raw, source="bundle options")
 

@@ -107,6 +107,21 @@ def test_parity_gate(metrics: dict[str, float], required: bool, outcome: str) ->
     assert result.name == "onnx_parity" and result.outcome == outcome
 
 
+@pytest.mark.parametrize(("metrics", "outcome"), [
+    ({"onnx_determinism_max_abs_diff": 2e-7}, "pass"),
+    ({"onnx_determinism_max_abs_diff": 1e-3}, "fail"),
+    ({}, "fail"),
+    ({"onnx_parity_max_abs_diff": 3e-6, "onnx_determinism_max_abs_diff": 1.0}, "pass"),
+])
+def test_parity_gate_on_a_bundle_built_from_onnx(metrics: dict[str, float], outcome: str) -> None:
+    """ONNX files are their own reference: determinism stands in for a framework parity."""
+    result = parity_gate(metrics, ParityConfig(), source="onnx")
+    assert result.outcome == outcome, result.detail
+    if not metrics:
+        assert "bundle evaluate" in result.detail
+    assert parity_gate({}, ParityConfig(), source="torch").outcome == "fail"
+
+
 # ---------------------------------------------------------------- quality
 
 
