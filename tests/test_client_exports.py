@@ -106,7 +106,7 @@ def test_cli_strip_is_one_row(address: str, tmp_path: Path) -> None:
 
 def test_cli_models_and_info_json(address: str) -> None:
     models = json.loads(cli(address, "models", "--json"))
-    assert {m["name"] for m in models} == {"tiny", "tiny-cond", "tiny-noenc"}
+    assert {m["name"] for m in models} == {"tiny", "tiny-cond", "tiny-noenc", "tiny-w"}
     info = json.loads(cli(address, "info", "tiny-cond", "--json"))
     assert info["num_classes"] == 3 and info["class_names"] == ["c0", "c1", "c2"]
     assert [d["name"] for d in info["directions"]] == ["d0", "pc0", "sefa0"]

@@ -211,7 +211,7 @@ def test_health_reflection_and_metrics_endpoint(server: BackgroundServer) -> Non
     assert server.server is not None
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ["", HEALTH_SERVICE_NAME, "tiny", "tiny-cond", "tiny-noenc"]:
+        for name in ["", HEALTH_SERVICE_NAME, "tiny", "tiny-cond", "tiny-noenc", "tiny-w"]:
             reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
         refl = reflection_pb2_grpc.ServerReflectionStub(channel)

@@ -133,8 +133,11 @@ def _info_table(info: ModelInfo) -> Table:
         "aliases": ", ".join(info.aliases),
         "latent_dim": str(info.latent_dim),
         "prior": info.prior,
+        "editing_space": f"{info.editing_space.upper()} ({info.editing_dim}-d)",
+        "mapping": f"z ({info.latent_dim}) → w ({info.w_dim})" if info.has_mapping else "no",
         "output": f"{list(info.output_shape)} in [{info.output_min:g}, {info.output_max:g}]",
-        "encoder": "yes" if info.has_encoder else "no",
+        "encoder": ("yes, conditional (needs --labels)" if info.encoder_conditional else "yes")
+        if info.has_encoder else "no",
         "classes": ", ".join(info.class_names) or str(info.num_classes),
         "max_batch_size": str(info.max_batch_size),
     }
