@@ -33,7 +33,6 @@ Method = Literal["lerp", "slerp", "vp_lerp"]
 Output = Literal["float32", "uint8", "png", "latents"]
 
 _METHODS: dict[int, Method] = {
-    pb.INTERPOLATION_METHOD_UNSPECIFIED: "slerp",
     pb.INTERPOLATION_METHOD_LERP: "lerp",
     pb.INTERPOLATION_METHOD_SLERP: "slerp",
     pb.INTERPOLATION_METHOD_VP_LERP: "vp_lerp",
@@ -172,8 +171,10 @@ def truncation_psi(message: Any, field: str) -> float | None:
     return psi
 
 
-def method(value: int) -> Method:
-    """InterpolationMethod enum → name."""
+def method(value: int, spec: BundleSpec) -> Method:
+    """InterpolationMethod enum → name; UNSPECIFIED is slerp in Z, lerp in W (StyleGAN's)."""
+    if value == pb.INTERPOLATION_METHOD_UNSPECIFIED:
+        return "lerp" if spec.editing_space == "w" else "slerp"
     try:
         return _METHODS[value]
     except KeyError:
@@ -294,7 +295,7 @@ def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: s
 
 def path(request: pb.InterpolateRequest, spec: BundleSpec, max_frames: int) -> PathRequest:
     """An InterpolateRequest's path: 2+ keyframes, 2+ steps, at most `max_frames` frames."""
-    chosen = method(request.method)
+    chosen = method(request.method, spec)
     output = output_format(request.output)
     keys = keyframes(request.keyframes, "keyframes", spec, max_frames, min_count=2)
     steps = check_count(request.steps, "steps", max_frames, low=2)

@@ -208,6 +208,9 @@ def test_interpolate_in_w_between_mapped_keyframes(client: Client) -> None:
     assert path.latents.shape == (9, TINY_W_DIM) and path.latent_space == "w"
     np.testing.assert_allclose(path.latents, latent_ops.interpolate_path(keys, 5, "lerp"),
                                atol=1e-6)
+    default = client.interpolate("tiny-w", seeds=[1, 2, 3], steps=5, truncation_psi=0.7,
+                                 output="latents")  # unspecified method: lerp in W
+    np.testing.assert_array_equal(default.latents, path.latents)
     given = client.interpolate("tiny-w", latents=keys, steps=5, method="slerp")
     np.testing.assert_allclose(given.latents, latent_ops.interpolate_path(keys, 5, "slerp"),
                                atol=1e-6)

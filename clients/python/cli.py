@@ -208,7 +208,8 @@ def interpolate(
     model: Model = "",
     seeds: Annotated[str, typer.Option("--seeds", help="Keyframe seeds, e.g. 1,2,3.")] = "1,2",
     steps: Annotated[int, typer.Option("--steps", min=2, help="Frames per segment.")] = 8,
-    method: Annotated[str, typer.Option("--method", help="lerp | slerp | vp_lerp.")] = "slerp",
+    method: Annotated[str | None, typer.Option(
+        "--method", help="lerp | slerp | vp_lerp (default: slerp in Z, lerp in W).")] = None,
     psi: Psi = None,
     labels: Labels = None,
     out: Out = Path("strip.png"),

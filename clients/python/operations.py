@@ -89,7 +89,7 @@ def _interpolate(
     seeds: Sequence[int] | None = None,
     latents: npt.ArrayLike | None = None,
     steps: int = 8,
-    method: MethodArg = "slerp",
+    method: MethodArg = None,
     truncation_psi: float | None = None,
     class_labels: Labels = None,
     output: OutputArg = "float32",

@@ -112,7 +112,9 @@ class _InterpolationMethod:
 class _InterpolationMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InterpolationMethod.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTERPOLATION_METHOD_UNSPECIFIED: _InterpolationMethod.ValueType  # 0
-    """Same as SLERP."""
+    """The model's default: SLERP when the editing space is Z (the Gaussian prior's shell),
+    LERP when it is W (the StyleGAN convention).
+    """
     INTERPOLATION_METHOD_LERP: _InterpolationMethod.ValueType  # 1
     """Linear: (1 - t) a + t b (the usual choice in W)."""
     INTERPOLATION_METHOD_SLERP: _InterpolationMethod.ValueType  # 2
@@ -124,7 +126,9 @@ class InterpolationMethod(_InterpolationMethod, metaclass=_InterpolationMethodEn
     """How to move between two keyframes."""
 
 INTERPOLATION_METHOD_UNSPECIFIED: InterpolationMethod.ValueType  # 0
-"""Same as SLERP."""
+"""The model's default: SLERP when the editing space is Z (the Gaussian prior's shell),
+LERP when it is W (the StyleGAN convention).
+"""
 INTERPOLATION_METHOD_LERP: InterpolationMethod.ValueType  # 1
 """Linear: (1 - t) a + t b (the usual choice in W)."""
 INTERPOLATION_METHOD_SLERP: InterpolationMethod.ValueType  # 2

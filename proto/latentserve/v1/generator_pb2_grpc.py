@@ -170,7 +170,8 @@ class GeneratorServiceServicer:
 
     def Encode(self, request, context):
         """Maps images to editing-space latents (posterior mean) for generators that ship an
-        encoder. class_labels required when ModelInfo.encoder_conditional, refused otherwise.
+        encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+        (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

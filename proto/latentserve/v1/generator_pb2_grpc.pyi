@@ -81,7 +81,8 @@ class GeneratorServiceStub:
     """
     Encode: _grpc.UnaryUnaryMultiCallable[_generator_pb2.EncodeRequest, _generator_pb2.EncodeResponse]
     """Maps images to editing-space latents (posterior mean) for generators that ship an
-    encoder. class_labels required when ModelInfo.encoder_conditional, refused otherwise.
+    encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+    (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
     """
     Decode: _grpc.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]
     """Decodes caller-supplied latents of the editing space.
@@ -135,7 +136,8 @@ class GeneratorServiceAsyncStub(GeneratorServiceStub):
     """
     Encode: _aio.UnaryUnaryMultiCallable[_generator_pb2.EncodeRequest, _generator_pb2.EncodeResponse]  # type: ignore[assignment]
     """Maps images to editing-space latents (posterior mean) for generators that ship an
-    encoder. class_labels required when ModelInfo.encoder_conditional, refused otherwise.
+    encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+    (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
     """
     Decode: _aio.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
     """Decodes caller-supplied latents of the editing space.
@@ -228,7 +230,8 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.EncodeResponse, _abc.Awaitable[_generator_pb2.EncodeResponse]]:
         """Maps images to editing-space latents (posterior mean) for generators that ship an
-        encoder. class_labels required when ModelInfo.encoder_conditional, refused otherwise.
+        encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+        (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
         """
 
     @_abc_1.abstractmethod
