@@ -56,7 +56,9 @@ class _LatentSpace:
 class _LatentSpaceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LatentSpace.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     LATENT_SPACE_UNSPECIFIED: _LatentSpace.ValueType  # 0
-    """Not reported (a server older than this field); read it as the model's editing space."""
+    """Not reported (a server older than this field): response latents are then in the model's
+    editing space, and a ModelInfo.editing_space left unspecified means Z.
+    """
     LATENT_SPACE_Z: _LatentSpace.ValueType  # 1
     """The prior's space Z (size ModelInfo.latent_dim)."""
     LATENT_SPACE_W: _LatentSpace.ValueType  # 2
@@ -66,7 +68,9 @@ class LatentSpace(_LatentSpace, metaclass=_LatentSpaceEnumTypeWrapper):
     """Which latent space a latent tensor belongs to."""
 
 LATENT_SPACE_UNSPECIFIED: LatentSpace.ValueType  # 0
-"""Not reported (a server older than this field); read it as the model's editing space."""
+"""Not reported (a server older than this field): response latents are then in the model's
+editing space, and a ModelInfo.editing_space left unspecified means Z.
+"""
 LATENT_SPACE_Z: LatentSpace.ValueType  # 1
 """The prior's space Z (size ModelInfo.latent_dim)."""
 LATENT_SPACE_W: LatentSpace.ValueType  # 2
