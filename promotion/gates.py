@@ -205,7 +205,8 @@ def bundle_gate(bundle_dir: Path) -> tuple[GateResult, Bundle | None]:
         bundle = load_bundle(bundle_dir)
     except BundleError as exc:
         return GateResult("bundle", False, "invalid", exc.message), None
-    parts = ["decoder"] + (["encoder"] if bundle.spec.encoder else [])
+    parts = (["decoder"] + (["mapping"] if bundle.spec.mapping else [])
+             + (["encoder"] if bundle.spec.encoder else []))
     detail = (f"schema {bundle.spec.schema_version}, {' + '.join(parts)} pass the ONNX checker "
               f"and match the spec's IO; {len(bundle.directions)} directions; "
               f"{bundle.content_hash}")

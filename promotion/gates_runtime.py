@@ -65,6 +65,7 @@ def smoke_gate(bundle: Bundle, settings: Settings, config: SmokeConfig) -> GateR
 async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
     spec = backend.spec
     dim, n = spec.latent_dim, config.items
+    prior = backend.to_editing_space  # z → W for two-stage generators; z itself otherwise
     rows = 0
 
     async def decode(what: str, z: F32) -> F32:
@@ -74,14 +75,14 @@ async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
         rows += len(z)
         return images
 
-    samples = truncate(sample_latents(config.seed, n, dim), config.psi,
+    samples = truncate(await prior(sample_latents(config.seed, n, dim)), config.psi,
                        backend.bundle.truncation_center)
     images = await decode("sample", samples)
-    keyframes = sample_latents(config.seed + 1, 3, dim)
+    keyframes = await prior(sample_latents(config.seed + 1, 3, dim))
     for method in ("lerp", "slerp", "vp_lerp"):
         await decode(f"interpolate ({method})",
                      interpolate_path(keyframes, config.steps, method))
-    bases = sample_latents(config.seed + 2, max(1, n // 4), dim)
+    bases = await prior(sample_latents(config.seed + 2, max(1, n // 4), dim))
     strengths = np.asarray(config.strengths, np.float32)
     directions = list(backend.bundle.directions.values())
     for d in directions:
@@ -97,9 +98,9 @@ async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
                          edit_latents(bases, moved, strengths, first.sigma))
     if spec.encoder is not None:
         latents = await backend.encode(images, _labels(spec.num_classes, len(images)))
-        if latents.shape != (len(images), dim):
+        if latents.shape != (len(images), spec.editing_dim):
             raise _SmokeFailure(f"encode: latents have shape {list(latents.shape)}, expected "
-                                f"{[len(images), dim]}")
+                                f"{[len(images), spec.editing_dim]}")
         if not np.all(np.isfinite(latents)):
             raise _SmokeFailure(f"encode: {int(np.sum(~np.isfinite(latents)))} non-finite "
                                 "latent values")
@@ -168,8 +169,9 @@ async def _time_decodes(bundles: list[Bundle], settings: Settings,
         for backend in backends:
             await backend.load()
             await backend.warm()
-        inputs = [(sample_latents(0, config.batch, b.spec.latent_dim),
-                   _labels(b.spec.num_classes, config.batch)) for b in bundles]
+        inputs = [(await backend.to_editing_space(sample_latents(0, config.batch,
+                                                                 backend.spec.latent_dim)),
+                   _labels(backend.spec.num_classes, config.batch)) for backend in backends]
         for backend, (z, labels) in zip(backends, inputs, strict=True):
             for _ in range(config.warmup):
                 await backend.decode(z, labels)

@@ -1,7 +1,8 @@
 """Generator bundles on disk: load and validate one, or write one, with its content hash.
 
-A bundle is a folder holding `latentserve.json`, `decoder.onnx`, an optional `encoder.onnx`,
-`directions.npz` and `preview.png` — plain files, never pickles. `load_bundle` checks the
+A bundle is a folder holding `latentserve.json`, `decoder.onnx`, optional `mapping.onnx`
+(two-stage generators) and `encoder.onnx`, `directions.npz` and `preview.png` — plain files,
+never pickles. `load_bundle` checks the
 spec schema, the files, the ONNX IO against the spec and the direction vectors (README,
 "Generator bundles") and raises `BundleError` naming the file or field at fault::
 
@@ -29,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32
-from latentserve.registry.onnx_checks import check_decoder, check_encoder
+from latentserve.registry.onnx_checks import check_decoder, check_encoder, check_mapping
 from latentserve.registry.spec import (
     DIRECTIONS_FILE,
     PREVIEW_FILE,
@@ -70,12 +71,18 @@ class Bundle:
     spec: BundleSpec
     directions: dict[str, Direction]
     truncation_center: F32
+    """Center of truncation in the editing space: 0 for a N(0, I) prior, w̄ for W."""
     content_hash: str
 
     @property
     def decoder_path(self) -> Path:
         """The decoder ONNX file."""
         return self.root / self.spec.decoder.file
+
+    @property
+    def mapping_path(self) -> Path | None:
+        """The mapping ONNX file (z → w), or None for one-stage generators."""
+        return self.root / self.spec.mapping.file if self.spec.mapping else None
 
     @property
     def encoder_path(self) -> Path | None:
@@ -112,6 +119,9 @@ def load_bundle(root: Path) -> Bundle:
 
     decoder = _inside(root, spec.decoder.file, "decoder.file")
     check_decoder(root, decoder, spec)
+    if spec.mapping is not None:
+        mapping = _inside(root, spec.mapping.file, "mapping.file")
+        check_mapping(root, mapping, spec)
     if spec.encoder is not None:
         encoder = _inside(root, spec.encoder.file, "encoder.file")
         check_encoder(root, encoder, spec)
@@ -122,7 +132,7 @@ def load_bundle(root: Path) -> Bundle:
             if fh.read(8) != b"\x89PNG\r\n\x1a\n":
                 raise BundleError(f"{preview}: not a PNG image")
 
-    center = np.zeros(spec.latent_dim, np.float32)
+    center = np.zeros(spec.editing_dim, np.float32)
     if spec.truncation_center is not None:
         center = np.asarray(spec.truncation_center, np.float32)
         if not np.all(np.isfinite(center)):
@@ -141,6 +151,7 @@ def write_bundle(
     spec: BundleSpec,
     *,
     decoder: Path | bytes,
+    mapping: Path | bytes | None = None,
     encoder: Path | bytes | None = None,
     directions: Mapping[str, tuple[F32, float]] | None = None,
     preview_png: bytes | None = None,
@@ -161,11 +172,16 @@ def write_bundle(
     if (encoder is None) != (spec.encoder is None):
         raise BundleError(f"{SPEC_FILE}: encoder must be set in the spec exactly when an encoder "
                           "file is given")
+    if (mapping is None) != (spec.mapping is None):
+        raise BundleError(f"{SPEC_FILE}: mapping must be set in the spec exactly when a mapping "
+                          "file is given")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         (staging / SPEC_FILE).write_text(spec.to_json())
         _put(staging, spec.decoder.file, "decoder.file", decoder)
+        if spec.mapping is not None and mapping is not None:
+            _put(staging, spec.mapping.file, "mapping.file", mapping)
         if spec.encoder is not None and encoder is not None:
             _put(staging, spec.encoder.file, "encoder.file", encoder)
         if directions:
@@ -293,8 +309,8 @@ def _check_metric_names(root: Path, spec: BundleSpec) -> None:
 
 def npz_member_limit(spec: BundleSpec) -> int:
     """Largest uncompressed size accepted for one member of directions.npz: a float64 vector
-    of the latent size plus room for the .npy header."""
-    return 8 * spec.latent_dim + NPY_HEADER_ALLOWANCE
+    of the editing space's size plus room for the .npy header."""
+    return 8 * spec.editing_dim + NPY_HEADER_ALLOWANCE
 
 
 def _read_npz(path: Path, spec: BundleSpec) -> dict[str, npt.NDArray[np.generic]]:
@@ -320,7 +336,7 @@ def _read_npz(path: Path, spec: BundleSpec) -> dict[str, npt.NDArray[np.generic]
                     raise BundleError(
                         f"{path}: member {info.filename[:64]!r} declares {info.file_size} bytes "
                         f"uncompressed, over the {limit} bytes a direction of length "
-                        f"{spec.latent_dim} needs; refusing to decompress it")
+                        f"{spec.editing_dim} needs; refusing to decompress it")
             arrays = {}
             for info in members:
                 key = info.filename.removesuffix(".npy")
@@ -368,8 +384,9 @@ def _load_directions(root: Path, spec: BundleSpec) -> dict[str, Direction]:
     for dspec in spec.directions:
         vector, sigma = arrays[dspec.name], arrays[dspec.name + SIGMA_SUFFIX]
         where = f"{path}: direction {dspec.name!r}"
-        if vector.dtype.kind != "f" or vector.shape != (spec.latent_dim,):
-            raise BundleError(f"{where} must be a float vector of length {spec.latent_dim}, got "
+        if vector.dtype.kind != "f" or vector.shape != (spec.editing_dim,):
+            raise BundleError(f"{where} must be a float vector of length {spec.editing_dim} "
+                              f"(the {spec.editing_space} editing space), got "
                               f"{vector.dtype} {list(vector.shape)}")
         vec = vector.astype(np.float32)
         if not np.all(np.isfinite(vec)):

@@ -231,7 +231,8 @@ def export_triton_command(
         "--instance-kind", help="Triton instance_group kind (default: KIND_GPU if onnxruntime, "
         "else KIND_CPU).")] = None,
 ) -> None:
-    """Write NAME's version (or alias) into --out as `<name>__v<version>[__encoder]` models."""
+    """Write NAME's version (or alias) into --out as `<name>__v<version>[__mapping|__encoder]`
+    models."""
     from latentserve.registry.bundle import load_bundle
     from latentserve.registry.settings import RegistrySettings
     from latentserve.registry.store import RegistryClient

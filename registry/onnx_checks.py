@@ -4,6 +4,7 @@ the spec.
 Used by `load_bundle`; each failure is a `BundleError` naming the file and the input/output::
 
     check_decoder(bundle_root, bundle_root / "decoder.onnx", spec)
+    check_mapping(bundle_root, bundle_root / "mapping.onnx", spec)   # two-stage generators
 """
 
 from __future__ import annotations
@@ -150,9 +151,12 @@ def _io(model: onnx.ModelProto, kind: str) -> dict[str, onnx.ValueInfoProto]:
 
 
 def _check_tensor(
-    path: Path, value: onnx.ValueInfoProto, elem: int, dims: list[int | None], what: str
+    path: Path, value: onnx.ValueInfoProto, elem: int, dims: list[int | None], what: str,
+    sized_by: str = "",
 ) -> None:
-    """`dims[0]` is the batch dim (must be dynamic); None elsewhere accepts any size."""
+    """`dims[0]` is the batch dim (must be dynamic); None elsewhere accepts any size.
+    `sized_by` names the spec field that sets the non-batch sizes (for the error message)."""
+    says = f"the spec says {{}} ({sized_by})" if sized_by else "the spec says {}"
     ttype = value.type.tensor_type
     got_elem = elem_name(ttype.elem_type)
     if ttype.elem_type != elem:
@@ -172,10 +176,10 @@ def _check_tensor(
             continue
         if dim.HasField("dim_value") and dim.dim_value != want:
             raise BundleError(f"{path}: {what} {value.name!r} dimension {axis} is "
-                              f"{dim.dim_value}, the spec says {want}")
+                              f"{dim.dim_value}, " + says.format(want))
         if what.endswith("input") and not dim.HasField("dim_value"):
             raise BundleError(f"{path}: {what} {value.name!r} dimension {axis} is not fixed; "
-                              f"the spec says {want}")
+                              + says.format(want))
 
 
 def _check_names(path: Path, model: onnx.ModelProto, inputs: list[str], outputs: list[str],
@@ -197,8 +201,8 @@ def check_decoder(root: Path, path: Path, spec: BundleSpec) -> None:
     inputs = [d.input] + ([d.condition_input] if d.condition_input else [])
     _check_names(path, model, inputs, [d.output], "decoder")
     ins, outs = _io(model, "input"), _io(model, "output")
-    n = spec.latent_dim
-    _check_tensor(path, ins[d.input], onnx.TensorProto.FLOAT, [None, n], "decoder input")
+    _check_tensor(path, ins[d.input], onnx.TensorProto.FLOAT, [None, spec.editing_dim],
+                  "decoder input", _editing_dim_field(spec))
     if d.condition_input:
         _check_tensor(path, ins[d.condition_input], onnx.TensorProto.INT64, [None],
                       "decoder condition input")
@@ -224,5 +228,23 @@ def check_encoder(root: Path, path: Path, spec: BundleSpec) -> None:
         _check_tensor(path, ins[e.condition_input], onnx.TensorProto.INT64, [None],
                       "encoder condition input")
     for name in outputs:
-        _check_tensor(path, outs[name], onnx.TensorProto.FLOAT, [None, spec.latent_dim],
-                      "encoder output")
+        _check_tensor(path, outs[name], onnx.TensorProto.FLOAT, [None, spec.editing_dim],
+                      "encoder output", _editing_dim_field(spec))
+
+
+def check_mapping(root: Path, path: Path, spec: BundleSpec) -> None:
+    """Validate the mapping ONNX file `path` (z [B, latent_dim] → w [B, w_dim]) against `spec`."""
+    assert spec.mapping is not None
+    model = _load_onnx(root, path)
+    m = spec.mapping
+    _check_names(path, model, [m.input], [m.output], "mapping")
+    ins, outs = _io(model, "input"), _io(model, "output")
+    _check_tensor(path, ins[m.input], onnx.TensorProto.FLOAT, [None, spec.latent_dim],
+                  "mapping input", "latent_dim")
+    _check_tensor(path, outs[m.output], onnx.TensorProto.FLOAT, [None, m.w_dim],
+                  "mapping output", "mapping.w_dim")
+
+
+def _editing_dim_field(spec: BundleSpec) -> str:
+    """The spec field that sets the editing space's size."""
+    return "mapping.w_dim" if spec.mapping is not None else "latent_dim"

@@ -1,10 +1,14 @@
 """The generator bundle spec (`latentserve.json`): schema, parsing and clear errors.
 
 A bundle is one MLflow model version: this spec plus plain files (decoder.onnx, optional
-encoder.onnx, directions.npz, preview.png). Example::
+mapping.onnx and encoder.onnx, directions.npz, preview.png). Example::
 
     spec = BundleSpec.from_file(Path("generators/zoo/sprites-vae/latentserve.json"))
     spec.latent_dim, spec.output.shape        # 10, [1, 64, 64]
+
+Two-stage generators (StyleGAN-like) set `mapping` (z → w) and `editing_space: "w"`: the
+decoder, the encoder, the directions and `truncation_center` (w̄) then live in W, whose size is
+`mapping.w_dim`; `editing_dim` is the size of the editing space either way.
 """
 
 from __future__ import annotations
@@ -76,8 +80,23 @@ class DecoderSpec(_Strict):
     condition_input: str | None = None
 
 
+class MappingSpec(_Strict):
+    """ONNX mapping network of a two-stage generator: `input` float32 [B, N] → `output` [B, w_dim].
+
+    The mapping is unconditional: class labels (if any) go to the decoder, so a W code means
+    the same under every label and every RPC's label rules stay those of one-stage generators.
+    Conditional mappings (StyleGAN2-ADA's mapping(z, c)) are not part of schema version 1.
+    """
+
+    file: str = "mapping.onnx"
+    input: str = "z"
+    output: str = "w"
+    w_dim: int = Field(ge=1, le=4096, description="Size of W, the decoder's input")
+
+
 class EncoderSpec(_Strict):
-    """ONNX encoder: float32 [B, C, H, W] (+ int64 [B] `condition_input`) → mean [B, N]."""
+    """ONNX encoder: float32 [B, C, H, W] (+ int64 [B] `condition_input`) → mean [B, D] of the
+    editing space (D = `BundleSpec.editing_dim`: W codes for two-stage generators)."""
 
     file: str = "encoder.onnx"
     input: str = "x"
@@ -120,6 +139,8 @@ class BundleSpec(_Strict):
     output: OutputSpec
     condition: ConditionSpec | None = None
     decoder: DecoderSpec = DecoderSpec()
+    mapping: MappingSpec | None = None
+    editing_space: Literal["z", "w"] = "z"
     encoder: EncoderSpec | None = None
     max_batch_size: int = Field(64, ge=1, le=4096)
     directions: list[DirectionSpec] = []
@@ -137,14 +158,28 @@ class BundleSpec(_Strict):
         names = [d.name for d in self.directions]
         if len(set(names)) != len(names):
             raise ValueError(f"directions has duplicate names: {names}")
-        if self.truncation_center is not None and len(self.truncation_center) != self.latent_dim:
-            raise ValueError(
-                f"truncation_center has {len(self.truncation_center)} values, "
-                f"latent_dim is {self.latent_dim}"
-            )
+        if self.mapping is not None and self.editing_space != "w":
+            raise ValueError("editing_space must be 'w' when mapping is set (a two-stage "
+                             "generator's decoder takes W codes)")
+        if self.mapping is None and self.editing_space == "w":
+            raise ValueError("editing_space 'w' needs a mapping (z → w network)")
+        if self.editing_space == "w" and self.truncation_center is None:
+            raise ValueError("truncation_center is required when editing_space is 'w': the mean "
+                             "w̄ of ≥ 10k mapped samples (registry.truncation.mean_w)")
+        if self.truncation_center is not None and len(self.truncation_center) != self.editing_dim:
+            size = ("mapping.w_dim" if self.mapping else "latent_dim") + f" is {self.editing_dim}"
+            raise ValueError(f"truncation_center has {len(self.truncation_center)} values, {size}")
         if (self.condition is None) != (self.decoder.condition_input is None):
             raise ValueError("decoder.condition_input must be set exactly when condition is set")
         return self
+
+    @property
+    def editing_dim(self) -> int:
+        """Size of the editing space: `mapping.w_dim` for two-stage generators, else latent_dim.
+
+        Decoder inputs, encoder outputs, directions, truncation_center and every latent the
+        service takes or returns have this size; seeds draw z of `latent_dim`."""
+        return self.mapping.w_dim if self.mapping is not None else self.latent_dim
 
     @property
     def num_classes(self) -> int:
@@ -184,5 +219,13 @@ class BundleSpec(_Strict):
         return cls.parse(raw, source=str(path))
 
     def to_json(self) -> str:
-        """Pretty JSON, stable key order, for writing `latentserve.json`."""
-        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+        """Pretty JSON, stable key order, for writing `latentserve.json`.
+
+        One-stage specs leave out `mapping` and `editing_space` (their defaults), so their
+        files read exactly as before two-stage generators existed."""
+        raw = self.model_dump(mode="json")
+        if self.mapping is None:
+            del raw["mapping"]
+            if self.editing_space == "z":
+                del raw["editing_space"]
+        return json.dumps(raw, indent=2) + "\n"

@@ -6,6 +6,11 @@ Everything follows from `seed`, so the same arguments give byte-identical bundle
 
     bundle = build_tiny_bundle(tmp_path / "tiny")                       # 4-d latents, 1×8×8
     cond = build_tiny_bundle(tmp_path / "cond", name="tiny-cond", num_classes=3)
+    two = build_tiny_bundle(tmp_path / "w", name="tiny-w", w_dim=6)     # z (4) → w (6) → x
+
+Two-stage (`w_dim` set): a mapping w = tanh(z A + a) B + c with a non-zero mean (so w̄ ≠ 0
+matters), the decoder and encoder above working on w, directions in W and
+`truncation_center` = w̄ from `registry.truncation.mean_w`.
 
 Directions: `d0` (supervised, σ 0.5), `pc0` (pca: the latent axis e₀, σ 1.0) and `sefa0`
 (sefa: top eigenvector of W Wᵀ, σ 1.0).
@@ -31,8 +36,10 @@ from latentserve.registry.spec import (
     DecoderSpec,
     DirectionSpec,
     EncoderSpec,
+    MappingSpec,
     OutputSpec,
 )
+from latentserve.registry.truncation import mean_w
 
 OPSET = 17
 IR_VERSION = 8
@@ -74,6 +81,38 @@ class TinyWeights:
         return _unit(top * np.sign(top[np.argmax(np.abs(top))]))
 
 
+class TinyMapping:
+    """The tiny two-stage mapping z [B, N] → w [B, w_dim]: tanh(z A + a) B + c."""
+
+    def __init__(self, latent_dim: int, w_dim: int, seed: int) -> None:
+        rng = np.random.default_rng([seed, 1])  # its own stream: one-stage bundles unchanged
+        self.a = (rng.standard_normal((latent_dim, w_dim)) / np.sqrt(latent_dim)).astype(
+            np.float32)
+        self.a_bias = (0.5 * rng.standard_normal(w_dim)).astype(np.float32)
+        self.b = (rng.standard_normal((w_dim, w_dim)) / np.sqrt(w_dim)).astype(np.float32)
+        self.c = (0.5 + 0.25 * rng.standard_normal(w_dim)).astype(np.float32)
+
+    def map(self, z: F32) -> F32:
+        """The mapping in numpy (float32 like onnxruntime, up to rounding)."""
+        hidden = np.tanh(z.astype(np.float32) @ self.a + self.a_bias)
+        out: F32 = (hidden @ self.b + self.c).astype(np.float32)
+        return out
+
+    def onnx(self) -> bytes:
+        """The mapping as an ONNX graph: input "z", output "w"."""
+        n, w_dim = self.a.shape
+        nodes = [helper.make_node("MatMul", ["z", "a"], ["za"]),
+                 helper.make_node("Add", ["za", "a_bias"], ["pre"]),
+                 helper.make_node("Tanh", ["pre"], ["h"]),
+                 helper.make_node("MatMul", ["h", "b"], ["hb"]),
+                 helper.make_node("Add", ["hb", "c"], ["w"])]
+        inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", n])]
+        outputs = [helper.make_tensor_value_info("w", TensorProto.FLOAT, ["batch", w_dim])]
+        return _model(nodes, inputs, outputs,
+                      {"a": self.a, "a_bias": self.a_bias, "b": self.b, "c": self.c},
+                      "tiny_mapping")
+
+
 def build_tiny_bundle(
     out_dir: Path,
     *,
@@ -85,16 +124,20 @@ def build_tiny_bundle(
     max_batch_size: int = 16,
     seed: int = 0,
     metrics: dict[str, float] | None = None,
+    w_dim: int | None = None,
 ) -> Bundle:
     """Write a tiny analytic generator bundle to `out_dir` and return it (validated).
 
+    `w_dim` makes it two-stage: a mapping z → w, editing space W of that size.
     Example::
 
         bundle = build_tiny_bundle(tmp_path / "t", latent_dim=8, shape=(3, 4, 4), num_classes=2)
     """
-    weights = TinyWeights(latent_dim, shape, num_classes, seed)
+    editing_dim = latent_dim if w_dim is None else w_dim
+    weights = TinyWeights(editing_dim, shape, num_classes, seed)
+    mapping = None if w_dim is None else TinyMapping(latent_dim, w_dim, seed)
     conditional = num_classes > 0
-    axis0 = np.zeros(latent_dim)
+    axis0 = np.zeros(editing_dim)
     axis0[0] = 1.0
     vectors = {"d0": weights.supervised, "pc0": _unit(axis0), "sefa0": weights.sefa()}
     spec = BundleSpec(
@@ -106,7 +149,11 @@ def build_tiny_bundle(
         condition=ConditionSpec(num_classes=num_classes,
                                 labels=[f"c{i}" for i in range(num_classes)])
         if conditional else None,
-        decoder=DecoderSpec(condition_input="label" if conditional else None),
+        decoder=DecoderSpec(input="w" if mapping else "z",
+                            condition_input="label" if conditional else None),
+        mapping=MappingSpec(w_dim=w_dim) if w_dim is not None else None,
+        editing_space="w" if mapping else "z",
+        truncation_center=[0.0] * editing_dim if mapping else None,  # w̄ is set below
         encoder=EncoderSpec(condition_input="label" if conditional else None)
         if with_encoder else None,
         max_batch_size=max_batch_size,
@@ -119,13 +166,19 @@ def build_tiny_bundle(
         metrics=dict(metrics or {}),
         provenance={"generator": "registry.tiny", "seed": seed},
     )
+    mapping_onnx = None
+    if mapping is not None:
+        mapping_onnx = mapping.onnx()
+        center = mean_w(mapping_onnx, spec, seed=seed)
+        spec = spec.model_copy(update={"truncation_center": [float(v) for v in center]})
     return write_bundle(
         out_dir,
         spec,
-        decoder=_decoder_onnx(weights, conditional),
+        decoder=_decoder_onnx(weights, conditional, "w" if mapping else "z"),
+        mapping=mapping_onnx,
         encoder=_encoder_onnx(weights, conditional) if with_encoder else None,
         directions={k: (v, DIRECTION_SIGMAS[k]) for k, v in vectors.items()},
-        preview_png=_preview(weights, num_classes),
+        preview_png=_preview(weights, num_classes, mapping, latent_dim),
     )
 
 
@@ -147,11 +200,12 @@ def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
     return model.SerializeToString()
 
 
-def _decoder_onnx(w: TinyWeights, conditional: bool) -> bytes:
+def _decoder_onnx(w: TinyWeights, conditional: bool, latent: str = "z") -> bytes:
     c, h, wd = w.shape
-    nodes = [helper.make_node("MatMul", ["z", "w_t"], ["zw"]),
+    nodes = [helper.make_node("MatMul", [latent, "w_t"], ["zw"]),
              helper.make_node("Add", ["zw", "b"], ["pre0"])]
-    inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", w.w_t.shape[0]])]
+    inputs = [helper.make_tensor_value_info(latent, TensorProto.FLOAT,
+                                            ["batch", w.w_t.shape[0]])]
     inits: dict[str, npt.NDArray[np.generic]] = {
         "w_t": w.w_t, "b": w.b, "shape": np.array([-1, c, h, wd], np.int64)}
     pre = "pre0"
@@ -197,12 +251,16 @@ def _encoder_onnx(w: TinyWeights, conditional: bool) -> bytes:
     return _model(nodes, inputs, outputs, inits, "tiny_encoder")
 
 
-def _preview(w: TinyWeights, num_classes: int, items: int = 8, scale: int = 8) -> bytes:
+def _preview(w: TinyWeights, num_classes: int, mapping: TinyMapping | None = None,
+             latent_dim: int = 0, items: int = 8, scale: int = 8) -> bytes:
     """A 1-row PNG grid of decoded samples (seeded like the service: item i of seed 0)."""
     z = np.stack([
-        np.random.default_rng(np.random.SeedSequence([0, i])).standard_normal(w.w_t.shape[0])
+        np.random.default_rng(np.random.SeedSequence([0, i])).standard_normal(
+            latent_dim if mapping else w.w_t.shape[0])
         for i in range(items)
     ]).astype(np.float32)
+    if mapping is not None:
+        z = mapping.map(z)
     labels = np.arange(items, dtype=np.int64) % num_classes if num_classes else None
     imgs = w.decode(z, labels)                                   # [B, C, H, W]
     row = np.concatenate(list(imgs.transpose(0, 2, 3, 1)), axis=1)  # [H, B*W, C]

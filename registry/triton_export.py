@@ -1,7 +1,8 @@
 """Triton model-repository export of a bundle version, in two flavours.
 
-Each bundle version becomes Triton models named `<name>__v<version>` (decoder) and
-`<name>__v<version>__encoder`, each with one Triton version `1`:
+Each bundle version becomes Triton models named `<name>__v<version>` (decoder),
+`<name>__v<version>__mapping` (two-stage generators) and `<name>__v<version>__encoder`, each
+with one Triton version `1`:
 
 - `onnxruntime`: `config.pbtxt` (backend onnxruntime, dynamic batching, KIND_GPU) + `1/model.onnx`,
   for the NGC Triton image in production;
@@ -33,7 +34,7 @@ from latentserve.registry.spec import BundleError, BundleSpec
 
 Flavor = Literal["onnxruntime", "python"]
 InstanceKind = Literal["KIND_GPU", "KIND_CPU"]
-TritonComponent = Literal["decoder", "encoder"]
+TritonComponent = Literal["decoder", "encoder", "mapping"]
 FLAVORS: tuple[Flavor, ...] = ("onnxruntime", "python")
 MODEL_FILE = "model.onnx"
 PYTHON_MODEL_FILE = "model.py"
@@ -44,9 +45,10 @@ DEFAULT_INSTANCE_KIND: dict[Flavor, InstanceKind] = {
 
 
 def triton_model_name(name: str, version: int, component: TritonComponent = "decoder") -> str:
-    """The Triton model name of a bundle version's component: `<name>__v<version>[__encoder]`."""
+    """The Triton model name of a bundle version's component:
+    `<name>__v<version>[__encoder|__mapping]`."""
     base = f"{name}__v{version}"
-    return base if component == "decoder" else f"{base}__encoder"
+    return base if component == "decoder" else f"{base}__{component}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,13 @@ def component_io(
 ) -> tuple[list[TensorIO], list[TensorIO]]:
     """Inputs and outputs of a component as Triton sees them (class labels go as [batch, 1])."""
     shape = tuple(spec.output.shape)
-    latent = (spec.latent_dim,)
+    latent = (spec.editing_dim,)
+    if component == "mapping":
+        mapping = spec.mapping
+        if mapping is None:
+            raise BundleError(f"{spec.name}: mapping: the bundle has no mapping to export")
+        return ([TensorIO(mapping.input, "TYPE_FP32", (spec.latent_dim,))],
+                [TensorIO(mapping.output, "TYPE_FP32", (mapping.w_dim,))])
     if component == "decoder":
         dec = spec.decoder
         inputs = [TensorIO(dec.input, "TYPE_FP32", latent)]
@@ -84,8 +92,13 @@ def component_io(
 
 
 def components(bundle: Bundle) -> list[TritonComponent]:
-    """The bundle's components: decoder, plus encoder when it has one."""
-    return ["decoder", "encoder"] if bundle.spec.encoder is not None else ["decoder"]
+    """The bundle's components: decoder, plus mapping and encoder when it has them."""
+    found: list[TritonComponent] = ["decoder"]
+    if bundle.spec.mapping is not None:
+        found.append("mapping")
+    if bundle.spec.encoder is not None:
+        found.append("encoder")
+    return found
 
 
 def model_config_proto(
@@ -153,9 +166,12 @@ def python_model_source() -> bytes:
 
 
 def _onnx_path(bundle: Bundle, component: TritonComponent) -> Path:
-    path: Path | None = bundle.decoder_path if component == "decoder" else bundle.encoder_path
+    paths = {"decoder": bundle.decoder_path, "mapping": bundle.mapping_path,
+             "encoder": bundle.encoder_path}
+    path = paths[component]
     if path is None:
-        raise BundleError(f"{bundle.spec.name}: encoder: the bundle has no encoder to export")
+        raise BundleError(f"{bundle.spec.name}: {component}: the bundle has no {component} "
+                          "to export")
     return path
 
 

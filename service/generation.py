@@ -3,8 +3,11 @@
 Takes checked values from `requests` and the leased version; returns arrays for `responses`.
 Example::
 
-    z = sample(bundle, seed=7, n=4, psi=0.7)
+    z = await sample(lease, seed=7, n=4, psi=0.7)
     images = await decode(lease, z, None, "png", limits.max_message_bytes)
+
+Latents here are in the bundle's editing space: seeds draw z from the prior, and two-stage
+generators map it to W on the backend before truncation (around w̄), editing and decoding.
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ from latentserve.service import requests as rq
 from latentserve.service.model_manager import Lease
 
 
-def sample(bundle: Bundle, seed: int, n: int, psi: float | None) -> F32:
-    """Items 0..n-1 of `seed` drawn from the prior, truncated toward the bundle's center by ψ."""
-    return _truncated(bundle, latent_ops.sample_latents(seed, n, bundle.spec.latent_dim), psi)
+async def sample(lease: Lease, seed: int, n: int, psi: float | None) -> F32:
+    """Items 0..n-1 of `seed` drawn from the prior, in the editing space (mapped to W for
+    two-stage generators), truncated toward the bundle's center by ψ."""
+    z = latent_ops.sample_latents(seed, n, lease.bundle.spec.latent_dim)
+    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi)
 
 
-def keyframes(bundle: Bundle, source: F32 | rq.KeyframeSeeds) -> F32:
-    """Caller latents as given, or one latent per seed (item 0 of that seed, then truncated)."""
+async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
+    """Caller latents as given (editing space), or one latent per seed: item 0 of that seed,
+    in the editing space, then truncated."""
     if not isinstance(source, rq.KeyframeSeeds):
         return source
-    dim = bundle.spec.latent_dim
+    dim = lease.bundle.spec.latent_dim
     z = np.stack([latent_ops.sample_latents(s, 1, dim)[0] for s in source.seeds])
-    return _truncated(bundle, z, source.psi)
+    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), source.psi)
 
 
 def edit(bases: F32, direction: F32, strengths: F32, sigma: float) -> F32:

@@ -33,7 +33,6 @@ Method = Literal["lerp", "slerp", "vp_lerp"]
 Output = Literal["float32", "uint8", "png", "latents"]
 
 _METHODS: dict[int, Method] = {
-    pb.INTERPOLATION_METHOD_UNSPECIFIED: "slerp",
     pb.INTERPOLATION_METHOD_LERP: "lerp",
     pb.INTERPOLATION_METHOD_SLERP: "slerp",
     pb.INTERPOLATION_METHOD_VP_LERP: "vp_lerp",
@@ -172,8 +171,10 @@ def truncation_psi(message: Any, field: str) -> float | None:
     return psi
 
 
-def method(value: int) -> Method:
-    """InterpolationMethod enum → name."""
+def method(value: int, spec: BundleSpec) -> Method:
+    """InterpolationMethod enum → name; UNSPECIFIED is slerp in Z, lerp in W (StyleGAN's)."""
+    if value == pb.INTERPOLATION_METHOD_UNSPECIFIED:
+        return "lerp" if spec.editing_space == "w" else "slerp"
     try:
         return _METHODS[value]
     except KeyError:
@@ -204,17 +205,32 @@ def strengths(values: Sequence[float]) -> F32:
     return arr
 
 
-def tensor(message: pb.Tensor, field: str, **checks: Any) -> npt.NDArray[Any]:
-    """from_tensor with TensorError turned into InvalidArgument on the same field."""
+def tensor(message: pb.Tensor, field: str, *, space: BundleSpec | None = None,
+           **checks: Any) -> npt.NDArray[Any]:
+    """from_tensor with TensorError turned into InvalidArgument on the same field; with `space`,
+    a wrong shape also says which editing space (and size) the latents belong to."""
     try:
         return from_tensor(message, field=field, **checks)
     except TensorError as exc:
-        raise InvalidArgument(str(exc), field=exc.field) from None
+        text = str(exc)
+        if space is not None and exc.field.endswith(".shape"):
+            text += f" ({editing_space_note(space)})"
+        raise InvalidArgument(text, field=exc.field) from None
+
+
+def editing_space_note(spec: BundleSpec) -> str:
+    """'latents are in Z, latent_dim 4' or '… in W, mapping.w_dim 6' for error messages."""
+    if spec.mapping is not None:
+        return (f"{spec.name}'s latents are in W, mapping.w_dim {spec.editing_dim}; "
+                f"seeds draw z of latent_dim {spec.latent_dim}")
+    return f"{spec.name}'s latents are in Z, latent_dim {spec.latent_dim}"
 
 
 def latents(message: pb.Tensor, field: str, spec: BundleSpec, limit: int) -> F32:
-    """Caller latents: float32 [n, N] with 1 ≤ n ≤ limit, finite."""
-    z = tensor(message, field, dtype=np.float32, shape=(None, spec.latent_dim), finite=True)
+    """Caller latents of the editing space: float32 [n, D] with 1 ≤ n ≤ limit, finite
+    (D = spec.editing_dim: W codes of w_dim for two-stage generators)."""
+    z = tensor(message, field, dtype=np.float32, shape=(None, spec.editing_dim), finite=True,
+               space=spec)
     check_count(len(z), f"{field}.shape[0]", limit)
     return np.asarray(z, dtype=np.float32)
 
@@ -232,6 +248,11 @@ def keyframes(source: pb.LatentSource, field: str, spec: BundleSpec, limit: int,
         seeds = list(source.seeds.seeds)
         return KeyframeSeeds(seeds, truncation_psi(source.seeds, f"{field}.seeds.truncation_psi"))
     raise InvalidArgument(f"{field} must give latents or seeds", field=field)
+
+
+def keyframe_count(source: F32 | KeyframeSeeds) -> int:
+    """How many latents a checked LatentSource stands for (seeds or rows)."""
+    return len(source.seeds) if isinstance(source, KeyframeSeeds) else len(source)
 
 
 def source_field(source: pb.LatentSource, field: str) -> str:
@@ -274,11 +295,11 @@ def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: s
 
 def path(request: pb.InterpolateRequest, spec: BundleSpec, max_frames: int) -> PathRequest:
     """An InterpolateRequest's path: 2+ keyframes, 2+ steps, at most `max_frames` frames."""
-    chosen = method(request.method)
+    chosen = method(request.method, spec)
     output = output_format(request.output)
     keys = keyframes(request.keyframes, "keyframes", spec, max_frames, min_count=2)
     steps = check_count(request.steps, "steps", max_frames, low=2)
-    count = len(keys.seeds) if isinstance(keys, KeyframeSeeds) else len(keys)
+    count = keyframe_count(keys)
     frames = (count - 1) * (steps - 1) + 1
     if frames > max_frames:
         raise InvalidArgument(
@@ -288,14 +309,15 @@ def path(request: pb.InterpolateRequest, spec: BundleSpec, max_frames: int) -> P
 
 
 def edit_direction(request: pb.EditRequest, spec: BundleSpec) -> DirectionChoice:
-    """An EditRequest's direction: a name, or a finite non-zero vector of the latent size."""
+    """An EditRequest's direction: a name, or a finite non-zero vector of the editing space's
+    size."""
     which = request.WhichOneof("direction")
     conditional_on = list(request.conditional_on)
     if which == "direction_name":
         return DirectionChoice(request.direction_name, None, conditional_on)
     if which == "direction_vector":
         raw = tensor(request.direction_vector, "direction_vector", dtype=np.float32,
-                     shape=(spec.latent_dim,), finite=True)
+                     shape=(spec.editing_dim,), finite=True, space=spec)
         if float(np.linalg.norm(raw.astype(np.float64))) < 1e-12:
             raise InvalidArgument("direction_vector has zero norm", field="direction_vector")
         return DirectionChoice("", raw, conditional_on)
@@ -320,7 +342,7 @@ async def encode_images(request: pb.EncodeRequest, spec: BundleSpec, limit: int)
 def check_response_size(rows: int, spec: BundleSpec, output: Output, limit: int) -> None:
     """A generated response of `rows` items as `output` must fit in `limit` bytes (estimate)."""
     per_item = math.prod(spec.output.shape) * (4 if output == "float32" else 1)
-    estimate = rows * (per_item + 4 * spec.latent_dim)
+    estimate = rows * (per_item + 4 * spec.editing_dim)
     if estimate > limit:
         raise InvalidArgument(
             f"the response would be about {estimate >> 20} MiB, over the "

@@ -13,7 +13,7 @@ import asyncio
 
 from latentserve.core.arrays import F32
 from latentserve.core.tensors import to_tensor
-from latentserve.registry.spec import DirectionQualitySpec
+from latentserve.registry.spec import BundleSpec, DirectionQualitySpec
 from latentserve.registry.store import ModelRecord
 from latentserve.service.images import to_png, to_uint8
 from latentserve.service.model_manager import Lease
@@ -34,6 +34,11 @@ def list_models(entries: list[tuple[ModelRecord, int]]) -> pb.ListModelsResponse
                         loaded_version=loaded)
         for r, loaded in entries
     ])
+
+
+def latent_space(spec: BundleSpec) -> pb.LatentSpace.ValueType:
+    """The proto enum of the bundle's editing space (where every served latent lives)."""
+    return pb.LATENT_SPACE_W if spec.editing_space == "w" else pb.LATENT_SPACE_Z
 
 
 def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
@@ -59,6 +64,11 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         metrics=spec.metrics,
         aliases=aliases,
         description=spec.description,
+        editing_space=latent_space(spec),
+        has_mapping=spec.mapping is not None,
+        w_dim=spec.mapping.w_dim if spec.mapping else 0,
+        encoder_conditional=spec.encoder is not None
+        and spec.encoder.condition_input is not None,
     )
 
 
@@ -72,7 +82,8 @@ def direction_quality(quality: DirectionQualitySpec | None) -> pb.DirectionQuali
 async def generate_response(lease: Lease, z: F32, images: F32 | None,
                             output: Output) -> pb.GenerateResponse:
     """GenerateResponse of latents z and their decoded images (None: latents only) as `output`."""
-    response = pb.GenerateResponse(model=resolved(lease), latents=to_tensor(z))
+    response = pb.GenerateResponse(model=resolved(lease), latents=to_tensor(z),
+                                   latent_space=latent_space(lease.bundle.spec))
     if images is None:
         return response
     value_range = lease.bundle.spec.output.range
@@ -86,5 +97,6 @@ async def generate_response(lease: Lease, z: F32, images: F32 | None,
 
 
 def encode_response(lease: Lease, z: F32) -> pb.EncodeResponse:
-    """EncodeResponse of the posterior means z."""
-    return pb.EncodeResponse(model=resolved(lease), latents=to_tensor(z))
+    """EncodeResponse of the posterior means z (editing space)."""
+    return pb.EncodeResponse(model=resolved(lease), latents=to_tensor(z),
+                             latent_space=latent_space(lease.bundle.spec))

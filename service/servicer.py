@@ -73,7 +73,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
                                          field="class_labels")
-            z = generation.finite(generation.sample(lease.bundle, request.seed, n, psi),
+            z = generation.finite(await generation.sample(lease, request.seed, n, psi),
                                   "truncation_psi")
             return cached.keep(await self._respond(lease, z, labels, output,
                                                    source="truncation_psi"))
@@ -87,7 +87,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             cached = self._cached("Interpolate", request, lease, outcome)
             if cached.hit is not None:
                 return cached.hit
-            z, labels, output = self._path(request, lease, outcome)
+            z, labels, output = await self._path(request, lease, outcome)
             return cached.keep(await self._respond(lease, z, labels, output, source="keyframes"))
 
     @rpc_stream("StreamInterpolate")
@@ -96,7 +96,7 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            z, labels, output = self._path(request, lease, outcome)
+            z, labels, output = await self._path(request, lease, outcome)
             step = lease.bundle.spec.max_batch_size
             for lo in range(0, len(z), step):
                 part = None if labels is None else labels[lo:lo + step]
@@ -117,18 +117,19 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             if cached.hit is not None:
                 return cached.hit
             spec = lease.bundle.spec
-            bases = generation.finite(generation.keyframes(
-                lease.bundle, rq.keyframes(request.base, "base", spec, self.limits.max_items)),
-                rq.source_field(request.base, "base"))
-            rows = len(bases) * len(strengths)
+            source = rq.keyframes(request.base, "base", spec, self.limits.max_items)
+            count = rq.keyframe_count(source)
+            rows = count * len(strengths)
             self._admit(lease, outcome, rows)
             rq.check_count(rows, "items (rows produced)", self.limits.max_items)
             direction, sigma = generation.direction(lease.bundle,
                                                     rq.edit_direction(request, spec))
+            labels = rq.class_labels(request.class_labels, spec, rows=rows, field="class_labels",
+                                     per="base", groups=count)
+            bases = generation.finite(await generation.keyframes(lease, source),
+                                      rq.source_field(request.base, "base"))
             z = generation.finite(generation.edit(bases, direction, strengths, sigma),
                                   "strengths")
-            labels = rq.class_labels(request.class_labels, spec, rows=rows, field="class_labels",
-                                     per="base", groups=len(bases))
             return cached.keep(await self._respond(lease, z, labels, output, source="strengths"))
 
     @rpc("Decode")
@@ -190,18 +191,18 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         """The response cache's lookup of a generating request (`hit`, or `keep` its result)."""
         return self.cache.lookup(rpc, request, lease, outcome, pb.GenerateResponse)
 
-    def _path(self, request: pb.InterpolateRequest, lease: Lease,
-              outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:
+    async def _path(self, request: pb.InterpolateRequest, lease: Lease,
+                    outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:
         """An interpolation request's frames, recorded on `outcome`, with their labels."""
         spec = lease.bundle.spec
         with span("validation"):
             path = rq.path(request, spec, self.limits.max_frames)
-        source = rq.source_field(request.keyframes, "keyframes")
-        keys = generation.finite(generation.keyframes(lease.bundle, path.keyframes), source)
-        z = generation.finite(latent_ops.interpolate_path(keys, path.steps, path.method), source)
         self._admit(lease, outcome, path.frames)
         labels = rq.class_labels(request.class_labels, spec, rows=path.frames,
                                  field="class_labels", per="frame")
+        source = rq.source_field(request.keyframes, "keyframes")
+        keys = generation.finite(await generation.keyframes(lease, path.keyframes), source)
+        z = generation.finite(latent_ops.interpolate_path(keys, path.steps, path.method), source)
         return z, labels, path.output
 
     async def _respond(self, lease: Lease, z: F32, labels: I64 | None,

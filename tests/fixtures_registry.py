@@ -2,8 +2,9 @@
 
 - `tiny_bundle` / `tiny_conditional_bundle`: a fresh tiny bundle in `tmp_path` (per test).
 - `registry_bundles`: the session's tiny bundles by model name (what `registry_uri` holds).
-- `registry_uri`: a session-wide sqlite registry with "tiny", "tiny-cond" and "tiny-noenc",
-  each v1 with alias `production`. Treat it as read-only; mutate `empty_registry_uri`.
+- `registry_uri`: a session-wide sqlite registry with "tiny", "tiny-cond", "tiny-noenc" and
+  "tiny-w" (two-stage: z of 4 → w of 6), each v1 with alias `production`. Treat it as
+  read-only; mutate `empty_registry_uri`.
 - `empty_registry_uri`: a fresh, empty (but initialised) sqlite registry per test.
 """
 
@@ -20,6 +21,8 @@ from latentserve.registry.tiny import build_tiny_bundle
 
 TINY_NUM_CLASSES = 3
 """Classes of the conditional tiny generator ("tiny-cond"; labels c0, c1, c2)."""
+TINY_W_DIM = 6
+"""Size of W of the two-stage tiny generator ("tiny-w"; its z has the default 4)."""
 
 
 def _sqlite_uri(db: Path) -> str:
@@ -67,6 +70,7 @@ def registry_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bund
                                        num_classes=TINY_NUM_CLASSES),
         "tiny-noenc": build_tiny_bundle(root / "tiny-noenc", name="tiny-noenc",
                                         with_encoder=False),
+        "tiny-w": build_tiny_bundle(root / "tiny-w", name="tiny-w", w_dim=TINY_W_DIM),
     }
 
 
@@ -76,7 +80,8 @@ def registry_uri(
     registry_template: Path,
     registry_bundles: dict[str, Bundle],
 ) -> str:
-    """Session sqlite registry: "tiny", "tiny-cond", "tiny-noenc", each v1 @ production."""
+    """Session sqlite registry: "tiny", "tiny-cond", "tiny-noenc", "tiny-w", each v1 @
+    production."""
     db = tmp_path_factory.mktemp("registry") / "mlflow.db"
     shutil.copyfile(registry_template, db)
     uri = _sqlite_uri(db)

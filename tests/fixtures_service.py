@@ -49,7 +49,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def server(registry_uri: str, tmp_path_factory: pytest.TempPathFactory, backend: str,
            request: pytest.FixtureRequest) -> Iterator[BackgroundServer]:
-    """A server for the session (models tiny, tiny-cond, tiny-noenc) on `backend`."""
+    """A server for the session (models tiny, tiny-cond, tiny-noenc, tiny-w) on `backend`."""
     settings = service_settings(registry_uri, tmp_path_factory.mktemp("cache"),
                                 **backend_overrides(request, backend))
     with BackgroundServer(settings) as bg:

@@ -106,11 +106,20 @@ def test_cli_strip_is_one_row(address: str, tmp_path: Path) -> None:
 
 def test_cli_models_and_info_json(address: str) -> None:
     models = json.loads(cli(address, "models", "--json"))
-    assert {m["name"] for m in models} == {"tiny", "tiny-cond", "tiny-noenc"}
+    assert {m["name"] for m in models} == {"tiny", "tiny-cond", "tiny-noenc", "tiny-w"}
     info = json.loads(cli(address, "info", "tiny-cond", "--json"))
     assert info["num_classes"] == 3 and info["class_names"] == ["c0", "c1", "c2"]
     assert [d["name"] for d in info["directions"]] == ["d0", "pc0", "sefa0"]
     assert info["directions"][0]["quality"] is None
+    assert info["encoder_conditional"] is True and info["editing_space"] == "z"
+    two = json.loads(cli(address, "info", "tiny-w", "--json"))
+    assert (two["editing_space"], two["has_mapping"], two["w_dim"]) == ("w", True, 6)
+
+
+def test_cli_info_table_shows_spaces(address: str) -> None:
+    table = cli(address, "info", "tiny-w")
+    assert "W (6-d)" in table and "z (4) → w (6)" in table
+    assert "yes, conditional" in cli(address, "info", "tiny-cond")
 
 
 def test_cli_encode_then_decode(address: str, client: Client, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_enums_accept_names_and_values() -> None:
     assert m.output_format("latents") == pb.OUTPUT_FORMAT_LATENTS_ONLY
     assert m.output_format(pb.OUTPUT_FORMAT_PNG) == pb.OUTPUT_FORMAT_PNG
     assert m.interpolation_method("vp_lerp") == pb.INTERPOLATION_METHOD_VP_LERP
-    assert m.interpolation_method(None) == pb.INTERPOLATION_METHOD_SLERP
+    assert m.interpolation_method(None) == pb.INTERPOLATION_METHOD_UNSPECIFIED
     assert m.interpolation_method(pb.INTERPOLATION_METHOD_LERP) == pb.INTERPOLATION_METHOD_LERP
     with pytest.raises(ValueError, match=r"method must be one of \['lerp', 'slerp', 'vp_lerp'\]"):
         m.interpolation_method("cubic")

@@ -206,6 +206,8 @@ def test_bundle_gate_passes_a_good_bundle_and_fails_a_corrupt_decoder(tmp_path: 
     assert result.outcome == "pass" and result.value == "valid"
     assert good.content_hash in result.detail
     assert loaded is not None and loaded.content_hash == good.content_hash
+    two_stage, _ = bundle_gate(build_tiny_bundle(tmp_path / "w", name="tiny-w", w_dim=6).root)
+    assert two_stage.outcome == "pass" and "decoder + mapping + encoder" in two_stage.detail
 
     bad = corrupt_decoder_dir(tmp_path / "bad")
     result, loaded = bundle_gate(bad.root)
@@ -216,6 +218,7 @@ def test_bundle_gate_passes_a_good_bundle_and_fails_a_corrupt_decoder(tmp_path: 
 def test_smoke_gate_passes_good_bundles(tmp_path: Path) -> None:
     for bundle in (build_tiny_bundle(tmp_path / "plain"),
                    build_tiny_bundle(tmp_path / "cond", name="tiny-cond", num_classes=3),
+                   build_tiny_bundle(tmp_path / "w", name="tiny-w", w_dim=6),
                    build_tiny_bundle(tmp_path / "noenc", with_encoder=False)):
         result = smoke_gate(bundle, _settings(), SmokeConfig())
         assert result.outcome == "pass", result
@@ -248,6 +251,8 @@ def test_latency_gate_compares_with_the_holder(tmp_path: Path) -> None:
 def test_latency_gate_without_holder_uses_the_absolute_budget(tmp_path: Path) -> None:
     bundle = build_tiny_bundle(tmp_path / "b")
     assert latency_gate(bundle, None, _settings(), QUICK_LATENCY).outcome == "pass"
+    two_stage = build_tiny_bundle(tmp_path / "w", name="tiny-w", w_dim=6)
+    assert latency_gate(two_stage, None, _settings(), QUICK_LATENCY).outcome == "pass"
     tight = QUICK_LATENCY.model_copy(update={"budget_ms": 1e-6})
     result = latency_gate(bundle, None, _settings(), tight)
     assert result.outcome == "fail" and "absolute budget" in result.detail

@@ -49,9 +49,10 @@ FIELDS: dict[str, dict[str, int]] = {
     },
     "EncodeRequest": {"model": 1, "images": 2, "png": 3, "class_labels": 4},
     "PngList": {"images": 1},
-    "EncodeResponse": {"model": 1, "latents": 2},
+    "EncodeResponse": {"model": 1, "latents": 2, "latent_space": 3},
     "DecodeRequest": {"model": 1, "latents": 2, "class_labels": 3, "output": 4},
-    "GenerateResponse": {"model": 1, "latents": 2, "images": 3, "png": 4, "offset": 5},
+    "GenerateResponse": {"model": 1, "latents": 2, "images": 3, "png": 4, "offset": 5,
+                         "latent_space": 6},
     "ListModelsRequest": {},
     "ListModelsResponse": {"models": 1},
     "ModelSummary": {"name": 1, "versions": 2, "aliases": 3, "loaded_version": 4},
@@ -75,10 +76,15 @@ FIELDS: dict[str, dict[str, int]] = {
         "metrics": 12,
         "aliases": 13,
         "description": 14,
+        "editing_space": 15,
+        "has_mapping": 16,
+        "w_dim": 17,
+        "encoder_conditional": 18,
     },
 }
 ENUMS = {
     "DType": ["D_TYPE_UNSPECIFIED", "D_TYPE_FLOAT32", "D_TYPE_UINT8"],
+    "LatentSpace": ["LATENT_SPACE_UNSPECIFIED", "LATENT_SPACE_Z", "LATENT_SPACE_W"],
     "OutputFormat": [
         "OUTPUT_FORMAT_UNSPECIFIED",
         "OUTPUT_FORMAT_FLOAT32",

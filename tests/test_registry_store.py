@@ -35,6 +35,7 @@ def test_session_registry_holds_the_tiny_models(
         ModelRecord("tiny", [1], {"production": 1}),
         ModelRecord("tiny-cond", [1], {"production": 1}),
         ModelRecord("tiny-noenc", [1], {"production": 1}),
+        ModelRecord("tiny-w", [1], {"production": 1}),
     ]
     for name, bundle in registry_bundles.items():
         version = client.resolve(name, "production")

@@ -63,6 +63,9 @@ def test_interpolate_paths(client: Client, method: str) -> None:
     np.testing.assert_array_equal(path.latents[[0, 4, 8]], keys)
     np.testing.assert_allclose(path.latents, latent_ops.interpolate_path(keys, 5, method),
                                atol=1e-6)
+    if method == "slerp":  # the default in Z
+        default = client.interpolate("tiny", seeds=[1, 2, 3], steps=5)
+        np.testing.assert_array_equal(default.latents, path.latents)
 
 
 def test_stream_interpolate_equals_interpolate(client: Client) -> None:
@@ -211,7 +214,7 @@ def test_health_reflection_and_metrics_endpoint(server: BackgroundServer) -> Non
     assert server.server is not None
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ["", HEALTH_SERVICE_NAME, "tiny", "tiny-cond", "tiny-noenc"]:
+        for name in ["", HEALTH_SERVICE_NAME, "tiny", "tiny-cond", "tiny-noenc", "tiny-w"]:
             reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
         refl = reflection_pb2_grpc.ServerReflectionStub(channel)

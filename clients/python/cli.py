@@ -133,8 +133,11 @@ def _info_table(info: ModelInfo) -> Table:
         "aliases": ", ".join(info.aliases),
         "latent_dim": str(info.latent_dim),
         "prior": info.prior,
+        "editing_space": f"{info.editing_space.upper()} ({info.editing_dim}-d)",
+        "mapping": f"z ({info.latent_dim}) → w ({info.w_dim})" if info.has_mapping else "no",
         "output": f"{list(info.output_shape)} in [{info.output_min:g}, {info.output_max:g}]",
-        "encoder": "yes" if info.has_encoder else "no",
+        "encoder": ("yes, conditional (needs --labels)" if info.encoder_conditional else "yes")
+        if info.has_encoder else "no",
         "classes": ", ".join(info.class_names) or str(info.num_classes),
         "max_batch_size": str(info.max_batch_size),
     }
@@ -205,7 +208,8 @@ def interpolate(
     model: Model = "",
     seeds: Annotated[str, typer.Option("--seeds", help="Keyframe seeds, e.g. 1,2,3.")] = "1,2",
     steps: Annotated[int, typer.Option("--steps", min=2, help="Frames per segment.")] = 8,
-    method: Annotated[str, typer.Option("--method", help="lerp | slerp | vp_lerp.")] = "slerp",
+    method: Annotated[str | None, typer.Option(
+        "--method", help="lerp | slerp | vp_lerp (default: slerp in Z, lerp in W).")] = None,
     psi: Psi = None,
     labels: Labels = None,
     out: Out = Path("strip.png"),

@@ -25,7 +25,8 @@ OutputArg = str | int | None
 """`output=`: "float32" | "uint8" | "png" | "latents", or an `OutputFormat` enum value."""
 
 MethodArg = str | int | None
-"""`method=`: "lerp" | "slerp" | "vp_lerp", or an `InterpolationMethod` enum value."""
+"""`method=`: "lerp" | "slerp" | "vp_lerp", an `InterpolationMethod` enum value, or None for
+the model's default (slerp in Z, lerp in W)."""
 
 Labels = int | np.integer[Any] | Sequence[int] | npt.NDArray[np.integer[Any]] | None
 """`class_labels=`: one label for all items, or one per item."""
@@ -66,9 +67,10 @@ def output_format(value: OutputArg) -> pb.OutputFormat.ValueType:
 
 
 def interpolation_method(value: MethodArg) -> pb.InterpolationMethod.ValueType:
-    """The InterpolationMethod for a `method=` argument (None → SLERP)."""
+    """The InterpolationMethod for a `method=` argument (None → UNSPECIFIED: the server uses
+    the model's default, SLERP in Z and LERP in W)."""
     if value is None:
-        return pb.INTERPOLATION_METHOD_SLERP
+        return pb.INTERPOLATION_METHOD_UNSPECIFIED
     result: pb.InterpolationMethod.ValueType = _enum(
         value, _METHODS, pb.InterpolationMethod, "method"
     )

@@ -89,7 +89,7 @@ def _interpolate(
     seeds: Sequence[int] | None = None,
     latents: npt.ArrayLike | None = None,
     steps: int = 8,
-    method: MethodArg = "slerp",
+    method: MethodArg = None,
     truncation_psi: float | None = None,
     class_labels: Labels = None,
     output: OutputArg = "float32",
@@ -161,7 +161,8 @@ def edit(
     alias: str | None = None,
     timeout_s: float | None = None,
 ) -> Plan[GenerateResult]:
-    """Move each base latent along `direction` (a name or a vector [N]) by each strength;
+    """Move each base latent along `direction` (a name or a vector [D] of the editing space)
+    by each strength;
     rows are base-major (row = b * len(strengths) + s), and `grid()` has one row per base,
     one column per strength.
 
@@ -198,7 +199,8 @@ def encode(
     timeout_s: float | None = None,
 ) -> Plan[EncodeResult]:
     """Map images (float [n, C, H, W] in the output range, uint8 [n, C, H, W], PNG bytes
-    or PIL images) to posterior-mean latents.
+    or PIL images) to posterior-mean latents of the model's editing space (W codes for
+    two-stage generators). `class_labels` is required when `ModelInfo.encoder_conditional`.
 
     Example::
 
@@ -221,7 +223,8 @@ def decode(
     alias: str | None = None,
     timeout_s: float | None = None,
 ) -> Plan[GenerateResult]:
-    """Decode caller latents [n, N].
+    """Decode caller latents [n, D] of the model's editing space (D = `ModelInfo.editing_dim`:
+    `w_dim` for two-stage generators, else `latent_dim`).
 
     Example::
 

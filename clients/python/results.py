@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,17 @@ from . import images as _images
 
 if TYPE_CHECKING:
     from PIL import Image
+
+LatentSpace = Literal["z", "w", ""]
+"""The space of a result's latents: "z" (the prior's), "w" (a two-stage generator's mapped
+space) or "" when the server did not say (then it is the model's editing space)."""
+
+_SPACES: dict[int, LatentSpace] = {pb.LATENT_SPACE_Z: "z", pb.LATENT_SPACE_W: "w"}
+
+
+def latent_space_from_proto(value: int) -> LatentSpace:
+    """The SDK name of a LatentSpace enum value ("" for unspecified or unknown values)."""
+    return _SPACES.get(value, "")
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,12 @@ class ResolvedModel:
 class GenerateResult:
     """Latents and images from Sample, Interpolate, Edit or Decode (or one stream chunk).
 
-    `images` is float32 or uint8 [n, C, H, W] (None for PNG / latents-only output), `png`
-    one PNG per row for PNG output, `offset` the index of the first row (stream chunks),
-    `output_range` the model's float range when the SDK knows it, `columns` the grid layout
-    of the call that made it (see `grid`). Example::
+    `latents` are in the model's editing space, named by `latent_space` ("w" for two-stage
+    generators: W codes after mapping and truncation). `images` is float32 or uint8
+    [n, C, H, W] (None for PNG / latents-only output), `png` one PNG per row for PNG output,
+    `offset` the index of the first row (stream chunks), `output_range` the model's float
+    range when the SDK knows it, `columns` the grid layout of the call that made it (see
+    `grid`). Example::
 
         out = client.edit("sprites-vae", seeds=[1, 2], direction="scale", strengths=[-1, 0, 1])
         out.grid()             # rows = bases, columns = strengths
@@ -64,6 +77,7 @@ class GenerateResult:
     offset: int = 0
     output_range: tuple[float, float] | None = None
     columns: int | None = None
+    latent_space: LatentSpace = ""
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
@@ -102,6 +116,7 @@ class GenerateResult:
             offset=first.offset,
             output_range=first.output_range,
             columns=columns,
+            latent_space=first.latent_space,
         )
 
     def save_animation(
@@ -114,10 +129,12 @@ class GenerateResult:
 
 @dataclass(frozen=True, eq=False)
 class EncodeResult:
-    """Posterior-mean latents float32 [n, N] from Encode."""
+    """Posterior-mean latents float32 [n, D] from Encode, in the model's editing space
+    (`latent_space`: "z", "w", or "" when the server did not say)."""
 
     model: ResolvedModel
     latents: npt.NDArray[np.float32]
+    latent_space: LatentSpace = ""
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
@@ -156,6 +173,10 @@ class ModelInfo:
 
     info = client.get_model("digits-cvae")
     info.latent_dim, info.num_classes, [d.name for d in info.directions]
+
+    `latent_dim` is the size of Z (what seeds draw); latents passed to and returned by the
+    service are in `editing_space` ("w" for two-stage generators with `has_mapping`), of size
+    `editing_dim` (`w_dim` for W). `encoder_conditional`: Encode needs class labels.
     """
 
     model: ResolvedModel
@@ -172,6 +193,15 @@ class ModelInfo:
     metrics: Mapping[str, float] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     description: str = ""
+    editing_space: LatentSpace = "z"
+    has_mapping: bool = False
+    w_dim: int = 0
+    encoder_conditional: bool = False
+
+    @property
+    def editing_dim(self) -> int:
+        """Size of the latents the service takes and returns: w_dim for W, else latent_dim."""
+        return self.w_dim if self.editing_space == "w" else self.latent_dim
 
     @property
     def output_range(self) -> tuple[float, float]:
@@ -224,13 +254,15 @@ def generate_result_from_proto(
         png=list(resp.png),
         offset=int(resp.offset),
         output_range=output_range,
+        latent_space=latent_space_from_proto(resp.latent_space),
     )
 
 
 def encode_result_from_proto(resp: pb.EncodeResponse) -> EncodeResult:
     """EncodeResult from an EncodeResponse (validates the latents)."""
     latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
-    return EncodeResult(model=resolved_from_proto(resp.model), latents=latents)
+    return EncodeResult(model=resolved_from_proto(resp.model), latents=latents,
+                        latent_space=latent_space_from_proto(resp.latent_space))
 
 
 def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
@@ -254,6 +286,10 @@ def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
         metrics=dict(sorted(msg.metrics.items())),
         aliases=tuple(msg.aliases),
         description=msg.description,
+        editing_space=latent_space_from_proto(msg.editing_space) or "z",
+        has_mapping=bool(msg.has_mapping),
+        w_dim=int(msg.w_dim),
+        encoder_conditional=bool(msg.encoder_conditional),
     )
 
 

@@ -6,7 +6,8 @@ Lifecycle, as the ModelManager drives it::
     backend = make_backend(settings, bundle)   # see latentserve.service.backends.factory
     await backend.load()
     await backend.warm()                       # one full batch through each component
-    images = await backend.decode(z, labels)   # any n: split into chunks ≤ max_batch_size
+    w = await backend.map(z)                   # two-stage generators: prior z → W
+    images = await backend.decode(w, labels)   # any n: split into chunks ≤ max_batch_size
     await backend.unload()
 """
 
@@ -23,7 +24,7 @@ from latentserve.core.arrays import F32, I64, Arrays
 from latentserve.registry.bundle import Bundle
 from latentserve.service import tracing
 
-Component = Literal["decoder", "encoder"]
+Component = Literal["decoder", "encoder", "mapping"]
 
 
 class Backend(abc.ABC):
@@ -57,13 +58,29 @@ class Backend(abc.ABC):
         """Push one full batch through every component so the first request pays no set-up."""
         n = self.spec.max_batch_size
         z = np.zeros((n, self.spec.latent_dim), dtype=np.float32)
+        if self.spec.mapping is not None:
+            z = await self.map(z)
         labels = np.zeros(n, dtype=np.int64) if self.spec.condition else None
         images = await self.decode(z, labels)
         if self.spec.encoder is not None:
             await self.encode(images, labels)
 
+    async def map(self, z: F32) -> F32:
+        """Map prior latents z [n, N] to W codes [n, w_dim] (two-stage generators), in row order."""
+        spec = self.spec.mapping
+        if spec is None:
+            raise ValueError(f"{self.spec.name} has no mapping network")
+        return await self._chunked("mapping", len(z), lambda lo, hi: {spec.input: z[lo:hi]},
+                                   spec.output)
+
+    async def to_editing_space(self, z: F32) -> F32:
+        """Prior latents z as codes of the editing space: mapped to W for two-stage generators,
+        unchanged otherwise."""
+        return z if self.spec.mapping is None else await self.map(z)
+
     async def decode(self, z: F32, labels: I64 | None = None) -> F32:
-        """Decode latents [n, N] (+ labels [n]) to images [n, C, H, W], in row order."""
+        """Decode latents of the editing space [n, D] (+ labels [n]) to images [n, C, H, W],
+        in row order (D = spec.editing_dim: W codes for two-stage generators)."""
         spec = self.spec.decoder
 
         def inputs(lo: int, hi: int) -> Arrays:
@@ -75,7 +92,7 @@ class Backend(abc.ABC):
         return await self._chunked("decoder", len(z), inputs, spec.output)
 
     async def encode(self, images: F32, labels: I64 | None = None) -> F32:
-        """Encode images [n, C, H, W] to posterior means [n, N], in row order."""
+        """Encode images [n, C, H, W] to editing-space means [n, D], in row order."""
         spec = self.spec.encoder
         if spec is None:
             raise ValueError(f"{self.spec.name} has no encoder")

@@ -44,7 +44,8 @@ def make_session(
 
 
 class EmbeddedBackend(Backend):
-    """Runs a bundle's decoder/encoder with onnxruntime, one adaptive batcher per component."""
+    """Runs a bundle's decoder/mapping/encoder with onnxruntime, one adaptive batcher per
+    component."""
 
     kind = "embedded"
 
@@ -58,6 +59,8 @@ class EmbeddedBackend(Backend):
 
     async def load(self) -> None:
         paths: dict[Component, Path] = {"decoder": self.bundle.decoder_path}
+        if self.bundle.mapping_path is not None:
+            paths["mapping"] = self.bundle.mapping_path
         if self.bundle.encoder_path is not None:
             paths["encoder"] = self.bundle.encoder_path
         threads, spinning = self._settings.intra_op_threads, self._settings.intra_op_spinning

@@ -1,11 +1,11 @@
 """The Triton backend: a bundle version served by a Triton Inference Server over gRPC.
 
-Model names are `<name>__v<version>` (+ `__encoder`). With `LATENTSERVE_TRITON_MODEL_CONTROL=
-explicit` the backend loads them itself (config JSON + file overrides, flavour from
-`LATENTSERVE_TRITON_FLAVOR`) and unloads them in `unload()`; with `none` they are expected to be
-preloaded and the backend only checks that they are ready. Batching happens on the server
-(dynamic batching), so each `infer()` is one request. If the server restarts and forgets the
-models, the next request reloads them. Example::
+Model names are `<name>__v<version>` (+ `__mapping`, `__encoder`). With
+`LATENTSERVE_TRITON_MODEL_CONTROL=explicit` the backend loads them itself (config JSON + file
+overrides, flavour from `LATENTSERVE_TRITON_FLAVOR`) and unloads them in `unload()`; with `none`
+they are expected to be preloaded and the backend only checks that they are ready. Batching
+happens on the server (dynamic batching), so each `infer()` is one request. If the server
+restarts and forgets the models, the next request reloads them. Example::
 
     backend = TritonBackend(bundle, settings, version=3)
     await backend.load()

@@ -49,6 +49,34 @@ D_TYPE_UINT8: DType.ValueType  # 2
 """Unsigned byte, 1 byte per element."""
 Global___DType: _TypeAlias = DType  # noqa: Y015
 
+class _LatentSpace:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LatentSpaceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LatentSpace.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LATENT_SPACE_UNSPECIFIED: _LatentSpace.ValueType  # 0
+    """Not reported (a server older than this field): response latents are then in the model's
+    editing space, and a ModelInfo.editing_space left unspecified means Z.
+    """
+    LATENT_SPACE_Z: _LatentSpace.ValueType  # 1
+    """The prior's space Z (size ModelInfo.latent_dim)."""
+    LATENT_SPACE_W: _LatentSpace.ValueType  # 2
+    """A two-stage generator's intermediate space W = mapping(Z) (size ModelInfo.w_dim)."""
+
+class LatentSpace(_LatentSpace, metaclass=_LatentSpaceEnumTypeWrapper):
+    """Which latent space a latent tensor belongs to."""
+
+LATENT_SPACE_UNSPECIFIED: LatentSpace.ValueType  # 0
+"""Not reported (a server older than this field): response latents are then in the model's
+editing space, and a ModelInfo.editing_space left unspecified means Z.
+"""
+LATENT_SPACE_Z: LatentSpace.ValueType  # 1
+"""The prior's space Z (size ModelInfo.latent_dim)."""
+LATENT_SPACE_W: LatentSpace.ValueType  # 2
+"""A two-stage generator's intermediate space W = mapping(Z) (size ModelInfo.w_dim)."""
+Global___LatentSpace: _TypeAlias = LatentSpace  # noqa: Y015
+
 class _OutputFormat:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -88,9 +116,11 @@ class _InterpolationMethod:
 class _InterpolationMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InterpolationMethod.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTERPOLATION_METHOD_UNSPECIFIED: _InterpolationMethod.ValueType  # 0
-    """Same as SLERP."""
+    """The model's default: SLERP when the editing space is Z (the Gaussian prior's shell),
+    LERP when it is W (the StyleGAN convention).
+    """
     INTERPOLATION_METHOD_LERP: _InterpolationMethod.ValueType  # 1
-    """Linear: (1 - t) a + t b."""
+    """Linear: (1 - t) a + t b (the usual choice in W)."""
     INTERPOLATION_METHOD_SLERP: _InterpolationMethod.ValueType  # 2
     """Spherical linear; falls back to LERP for (anti)parallel keyframes."""
     INTERPOLATION_METHOD_VP_LERP: _InterpolationMethod.ValueType  # 3
@@ -100,9 +130,11 @@ class InterpolationMethod(_InterpolationMethod, metaclass=_InterpolationMethodEn
     """How to move between two keyframes."""
 
 INTERPOLATION_METHOD_UNSPECIFIED: InterpolationMethod.ValueType  # 0
-"""Same as SLERP."""
+"""The model's default: SLERP when the editing space is Z (the Gaussian prior's shell),
+LERP when it is W (the StyleGAN convention).
+"""
 INTERPOLATION_METHOD_LERP: InterpolationMethod.ValueType  # 1
-"""Linear: (1 - t) a + t b."""
+"""Linear: (1 - t) a + t b (the usual choice in W)."""
 INTERPOLATION_METHOD_SLERP: InterpolationMethod.ValueType  # 2
 """Spherical linear; falls back to LERP for (anti)parallel keyframes."""
 INTERPOLATION_METHOD_VP_LERP: InterpolationMethod.ValueType  # 3
@@ -220,12 +252,15 @@ class SampleRequest(_message.Message):
     n: _builtins.int
     """Number of items (≥ 1, at most the service's max items per request)."""
     seed: _builtins.int
-    """Item i's latent is default_rng(SeedSequence([seed, i])).standard_normal(N) in numpy
-    (float64, then cast to float32): identical for the same (seed, i) whatever n,
-    batching, backend or replica, and reproducible by any client.
+    """Item i's prior latent is default_rng(SeedSequence([seed, i])).standard_normal(N) in numpy
+    (float64, then cast to float32, N = latent_dim): identical for the same (seed, i)
+    whatever n, batching, backend or replica, and reproducible by any client. Two-stage
+    generators then map it: w = mapping(z).
     """
     truncation_psi: _builtins.float
-    """z' = c + psi (z - c); unset means 1.0 (no truncation); must be > 0."""
+    """Truncation in the editing space around its stored center c: z' = c + psi (z - c) for
+    Z (c = 0), w' = w̄ + psi (w - w̄) for W; unset means 1.0 (no truncation); must be > 0.
+    """
     output: Global___OutputFormat.ValueType
     """Image encoding of the response."""
     @_builtins.property
@@ -234,7 +269,7 @@ class SampleRequest(_message.Message):
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Conditional generators: one label for all items, or one per item."""
+        """Conditional generators (required): one label for all items, or one per item."""
 
     def __init__(
         self,
@@ -266,11 +301,15 @@ class LatentSource(_message.Message):
     SEEDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """Explicit latents, float32 [k, N]."""
+        """Explicit latents of the editing space, float32 [k, D] (D = latent_dim for Z, w_dim
+        for W).
+        """
 
     @_builtins.property
     def seeds(self) -> Global___SeedList:
-        """One latent per seed, drawn as item 0 of that seed."""
+        """One latent per seed, drawn as item 0 of that seed (mapped to W for two-stage
+        generators).
+        """
 
     def __init__(
         self,
@@ -297,7 +336,9 @@ class SeedList(_message.Message):
     SEEDS_FIELD_NUMBER: _builtins.int
     TRUNCATION_PSI_FIELD_NUMBER: _builtins.int
     truncation_psi: _builtins.float
-    """Truncation applied to the drawn latents, as in SampleRequest; unset means 1.0."""
+    """Truncation applied to the drawn (and, for W, mapped) latents around the editing space's
+    center, as in SampleRequest; unset means 1.0.
+    """
     @_builtins.property
     def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """One latent per seed, in order."""
@@ -344,11 +385,11 @@ class InterpolateRequest(_message.Message):
 
     @_builtins.property
     def keyframes(self) -> Global___LatentSource:
-        """Path keyframes; k ≥ 2."""
+        """Path keyframes in the editing space; k ≥ 2. The path runs in the editing space."""
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Conditional generators: one label for every frame, or one per frame."""
+        """Conditional generators (required): one label for every frame, or one per frame."""
 
     def __init__(
         self,
@@ -383,7 +424,7 @@ class EditRequest(_message.Message):
     CLASS_LABELS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     direction_name: _builtins.str
-    """One of ModelInfo.directions; strengths are in its unit."""
+    """One of ModelInfo.directions (vectors of the editing space); strengths are in its unit."""
     output: Global___OutputFormat.ValueType
     """Image encoding of the response."""
     @_builtins.property
@@ -392,11 +433,13 @@ class EditRequest(_message.Message):
 
     @_builtins.property
     def base(self) -> Global___LatentSource:
-        """The latents to edit (b of them)."""
+        """The latents to edit (b of them), in the editing space."""
 
     @_builtins.property
     def direction_vector(self) -> Global___Tensor:
-        """A caller direction, float32 [N], normalised by the service; strengths are latent lengths."""
+        """A caller direction of the editing space, float32 [D], normalised by the service;
+        strengths are latent lengths.
+        """
 
     @_builtins.property
     def strengths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
@@ -412,8 +455,8 @@ class EditRequest(_message.Message):
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Conditional generators: one label for every row, or one per base latent (shared by
-        all of its strengths).
+        """Conditional generators (required): one label for every row, or one per base latent
+        (shared by all of its strengths).
         """
 
     def __init__(
@@ -462,8 +505,10 @@ class EncodeRequest(_message.Message):
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Added for generators whose encoder is conditional (q(z | x, y)): one label for all
-        images, or one per image; must be empty for unconditional generators.
+        """Added for generators whose encoder is conditional (q(z | x, y)): required then
+        (ModelInfo.encoder_conditional; missing labels are INVALID_ARGUMENT naming
+        class_labels), one label for all images, or one per image; must be empty when the
+        encoder is not conditional.
         """
 
     def __init__(
@@ -516,23 +561,27 @@ class EncodeResponse(_message.Message):
 
     MODEL_FIELD_NUMBER: _builtins.int
     LATENTS_FIELD_NUMBER: _builtins.int
+    LATENT_SPACE_FIELD_NUMBER: _builtins.int
+    latent_space: Global___LatentSpace.ValueType
+    """Added so clients know the space of `latents`: the model's editing space."""
     @_builtins.property
     def model(self) -> Global___ResolvedModel:
         """The version that served the request."""
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """Posterior means, float32 [n, N]."""
+        """Posterior means in the editing space, float32 [n, D] (D = latent_dim for Z, w_dim for W)."""
 
     def __init__(
         self,
         *,
         model: Global___ResolvedModel | None = ...,
         latents: Global___Tensor | None = ...,
+        latent_space: Global___LatentSpace.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latents", b"latents", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["latents", b"latents", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latent_space", b"latent_space", "latents", b"latents", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -556,11 +605,11 @@ class DecodeRequest(_message.Message):
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """float32 [n, N], finite."""
+        """Latents of the editing space, float32 [n, D] (D = latent_dim for Z, w_dim for W), finite."""
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Conditional generators: one label for all items, or one per item."""
+        """Conditional generators (required): one label for all items, or one per item."""
 
     def __init__(
         self,
@@ -589,15 +638,20 @@ class GenerateResponse(_message.Message):
     IMAGES_FIELD_NUMBER: _builtins.int
     PNG_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
+    LATENT_SPACE_FIELD_NUMBER: _builtins.int
     offset: _builtins.int
     """Index of the first row within the whole result (non-zero only for stream chunks)."""
+    latent_space: Global___LatentSpace.ValueType
+    """Added so clients know the space of `latents`: the model's editing space."""
     @_builtins.property
     def model(self) -> Global___ResolvedModel:
         """The version that served the request."""
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """float32 [n, N]: the exact latents that were decoded."""
+        """float32 [n, D]: the exact latents that were decoded, in the editing space (W codes after
+        mapping and truncation for two-stage generators).
+        """
 
     @_builtins.property
     def images(self) -> Global___Tensor:
@@ -615,10 +669,11 @@ class GenerateResponse(_message.Message):
         images: Global___Tensor | None = ...,
         png: _abc.Iterable[_builtins.bytes] | None = ...,
         offset: _builtins.int = ...,
+        latent_space: Global___LatentSpace.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latents", b"latents", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latents", b"latents", "model", b"model", "offset", b"offset", "png", b"png"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latent_space", b"latent_space", "latents", b"latents", "model", b"model", "offset", b"offset", "png", b"png"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -768,8 +823,8 @@ class DirectionInfo(_message.Message):
     factor: _builtins.str
     """The attribute it controls, when known (e.g. "scale"); empty otherwise."""
     sigma: _builtins.float
-    """Added so clients can relate strengths to latent distances: the latent-space length of
-    strength 1.0 (the edit moves z by strength * sigma along the unit direction).
+    """Added so clients can relate strengths to latent distances: the editing-space length of
+    strength 1.0 (the edit moves a latent by strength * sigma along the unit direction).
     """
     @_builtins.property
     def quality(self) -> Global___DirectionQuality:
@@ -888,8 +943,12 @@ class ModelInfo(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     ALIASES_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    EDITING_SPACE_FIELD_NUMBER: _builtins.int
+    HAS_MAPPING_FIELD_NUMBER: _builtins.int
+    W_DIM_FIELD_NUMBER: _builtins.int
+    ENCODER_CONDITIONAL_FIELD_NUMBER: _builtins.int
     latent_dim: _builtins.int
-    """N, the latent dimension."""
+    """N, the dimension of the prior's space Z (what seeds draw)."""
     prior: _builtins.str
     """The latent prior; "normal" (N(0, I))."""
     output_min: _builtins.float
@@ -904,6 +963,18 @@ class ModelInfo(_message.Message):
     """Largest batch the backend runs at once (also the StreamInterpolate chunk size)."""
     description: _builtins.str
     """Added for discoverability: a one-line description of the generator, if the bundle has one."""
+    editing_space: Global___LatentSpace.ValueType
+    """Added for two-stage generators: the space every latent input and output, direction and
+    truncation center lives in (LATENT_SPACE_Z, or LATENT_SPACE_W when has_mapping).
+    """
+    has_mapping: _builtins.bool
+    """Added for two-stage generators: whether the generator maps z to w before decoding."""
+    w_dim: _builtins.int
+    """Added for two-stage generators: the size of W; 0 when has_mapping is false."""
+    encoder_conditional: _builtins.bool
+    """Added for contract clarity: whether the encoder takes class labels (Encode then
+    requires class_labels); false when there is no encoder.
+    """
     @_builtins.property
     def model(self) -> Global___ResolvedModel:
         """The version described."""
@@ -945,10 +1016,14 @@ class ModelInfo(_message.Message):
         metrics: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         aliases: _abc.Iterable[_builtins.str] | None = ...,
         description: _builtins.str = ...,
+        editing_space: Global___LatentSpace.ValueType = ...,
+        has_mapping: _builtins.bool = ...,
+        w_dim: _builtins.int = ...,
+        encoder_conditional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "class_names", b"class_names", "description", b"description", "directions", b"directions", "has_encoder", b"has_encoder", "latent_dim", b"latent_dim", "max_batch_size", b"max_batch_size", "metrics", b"metrics", "model", b"model", "num_classes", b"num_classes", "output_max", b"output_max", "output_min", b"output_min", "output_shape", b"output_shape", "prior", b"prior"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "class_names", b"class_names", "description", b"description", "directions", b"directions", "editing_space", b"editing_space", "encoder_conditional", b"encoder_conditional", "has_encoder", b"has_encoder", "has_mapping", b"has_mapping", "latent_dim", b"latent_dim", "max_batch_size", b"max_batch_size", "metrics", b"metrics", "model", b"model", "num_classes", b"num_classes", "output_max", b"output_max", "output_min", b"output_min", "output_shape", b"output_shape", "prior", b"prior", "w_dim", b"w_dim"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

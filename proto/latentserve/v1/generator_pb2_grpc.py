@@ -29,6 +29,20 @@ class GeneratorServiceStub:
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
 
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
+
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for
     operations the model does not support, RESOURCE_EXHAUSTED when the service is full,
@@ -88,6 +102,20 @@ class GeneratorServiceServicer:
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
 
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
+
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for
     operations the model does not support, RESOURCE_EXHAUSTED when the service is full,
@@ -110,14 +138,16 @@ class GeneratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Sample(self, request, context):
-        """Draws n latents from the prior (seeded, optionally truncated) and decodes them.
+        """Draws n latents from the prior (seeded), maps them to the editing space, optionally
+        truncates them and decodes them. Conditional generators: class_labels required.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Interpolate(self, request, context):
-        """Decodes a path through ≥ 2 keyframe latents.
+        """Decodes a path through ≥ 2 keyframe latents of the editing space.
+        Conditional generators: class_labels required.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,21 +161,25 @@ class GeneratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Edit(self, request, context):
-        """Moves base latents along a direction for each strength and decodes them.
+        """Moves base latents along a direction of the editing space for each strength and decodes
+        them. Conditional generators: class_labels required.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Encode(self, request, context):
-        """Maps images to latents (posterior mean) for generators that ship an encoder.
+        """Maps images to editing-space latents (posterior mean) for generators that ship an
+        encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+        (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Decode(self, request, context):
-        """Decodes caller-supplied latents.
+        """Decodes caller-supplied latents of the editing space.
+        Conditional generators: class_labels required.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +239,20 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
 class GeneratorService:
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
+
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for

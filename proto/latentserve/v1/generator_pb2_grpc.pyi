@@ -36,6 +36,20 @@ class GeneratorServiceStub:
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
 
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
+
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for
     operations the model does not support, RESOURCE_EXHAUSTED when the service is full,
@@ -52,22 +66,47 @@ class GeneratorServiceStub:
     GetModel: _grpc.UnaryUnaryMultiCallable[_generator_pb2.GetModelRequest, _generator_pb2.ModelInfo]
     """Describes one generator version: dims, prior, condition, directions, metrics."""
     Sample: _grpc.UnaryUnaryMultiCallable[_generator_pb2.SampleRequest, _generator_pb2.GenerateResponse]
-    """Draws n latents from the prior (seeded, optionally truncated) and decodes them."""
+    """Draws n latents from the prior (seeded), maps them to the editing space, optionally
+    truncates them and decodes them. Conditional generators: class_labels required.
+    """
     Interpolate: _grpc.UnaryUnaryMultiCallable[_generator_pb2.InterpolateRequest, _generator_pb2.GenerateResponse]
-    """Decodes a path through ≥ 2 keyframe latents."""
+    """Decodes a path through ≥ 2 keyframe latents of the editing space.
+    Conditional generators: class_labels required.
+    """
     StreamInterpolate: _grpc.UnaryStreamMultiCallable[_generator_pb2.InterpolateRequest, _generator_pb2.GenerateResponse]
     """Same as Interpolate, streamed in order in chunks of at most max_batch_size frames."""
     Edit: _grpc.UnaryUnaryMultiCallable[_generator_pb2.EditRequest, _generator_pb2.GenerateResponse]
-    """Moves base latents along a direction for each strength and decodes them."""
+    """Moves base latents along a direction of the editing space for each strength and decodes
+    them. Conditional generators: class_labels required.
+    """
     Encode: _grpc.UnaryUnaryMultiCallable[_generator_pb2.EncodeRequest, _generator_pb2.EncodeResponse]
-    """Maps images to latents (posterior mean) for generators that ship an encoder."""
+    """Maps images to editing-space latents (posterior mean) for generators that ship an
+    encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+    (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
+    """
     Decode: _grpc.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]
-    """Decodes caller-supplied latents."""
+    """Decodes caller-supplied latents of the editing space.
+    Conditional generators: class_labels required.
+    """
 
 @_typing.type_check_only
 class GeneratorServiceAsyncStub(GeneratorServiceStub):
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
+
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for
@@ -82,21 +121,46 @@ class GeneratorServiceAsyncStub(GeneratorServiceStub):
     GetModel: _aio.UnaryUnaryMultiCallable[_generator_pb2.GetModelRequest, _generator_pb2.ModelInfo]  # type: ignore[assignment]
     """Describes one generator version: dims, prior, condition, directions, metrics."""
     Sample: _aio.UnaryUnaryMultiCallable[_generator_pb2.SampleRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Draws n latents from the prior (seeded, optionally truncated) and decodes them."""
+    """Draws n latents from the prior (seeded), maps them to the editing space, optionally
+    truncates them and decodes them. Conditional generators: class_labels required.
+    """
     Interpolate: _aio.UnaryUnaryMultiCallable[_generator_pb2.InterpolateRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Decodes a path through ≥ 2 keyframe latents."""
+    """Decodes a path through ≥ 2 keyframe latents of the editing space.
+    Conditional generators: class_labels required.
+    """
     StreamInterpolate: _aio.UnaryStreamMultiCallable[_generator_pb2.InterpolateRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
     """Same as Interpolate, streamed in order in chunks of at most max_batch_size frames."""
     Edit: _aio.UnaryUnaryMultiCallable[_generator_pb2.EditRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Moves base latents along a direction for each strength and decodes them."""
+    """Moves base latents along a direction of the editing space for each strength and decodes
+    them. Conditional generators: class_labels required.
+    """
     Encode: _aio.UnaryUnaryMultiCallable[_generator_pb2.EncodeRequest, _generator_pb2.EncodeResponse]  # type: ignore[assignment]
-    """Maps images to latents (posterior mean) for generators that ship an encoder."""
+    """Maps images to editing-space latents (posterior mean) for generators that ship an
+    encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+    (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
+    """
     Decode: _aio.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Decodes caller-supplied latents."""
+    """Decodes caller-supplied latents of the editing space.
+    Conditional generators: class_labels required.
+    """
 
 class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
     """GeneratorService serves latent-space operations on versioned generators
     g: Z ⊆ R^N → X ⊆ R^M loaded from the model registry.
+
+    Latent spaces: every generator has an editing space (ModelInfo.editing_space). For one-stage
+    generators it is Z itself (size latent_dim). Two-stage (StyleGAN-like) generators map z to
+    w = mapping(z) first; their editing space is W (size ModelInfo.w_dim). Seeds always draw z
+    from the prior (size latent_dim); every latent the service returns (GenerateResponse.latents,
+    EncodeResponse.latents) and every latent it takes (Decode latents, Interpolate keyframes,
+    Edit base latents, Edit direction_vector) is in the editing space, and truncation is around
+    the stored center of the editing space (0 for Z, w̄ = mean of mapped samples for W).
+
+    Conditional generators (ModelInfo.num_classes > 0): Sample, Interpolate, Edit and Decode
+    require class_labels (the decoder takes a label per row); Encode requires class_labels
+    when ModelInfo.encoder_conditional is true and refuses them otherwise. A missing required
+    label list is INVALID_ARGUMENT naming class_labels; labels sent to an unconditional
+    generator are FAILED_PRECONDITION.
 
     Errors: INVALID_ARGUMENT (with google.rpc.BadRequest field violations) for bad fields,
     NOT_FOUND for unknown models/versions/aliases/directions, FAILED_PRECONDITION for
@@ -127,7 +191,9 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generator_pb2.SampleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
-        """Draws n latents from the prior (seeded, optionally truncated) and decodes them."""
+        """Draws n latents from the prior (seeded), maps them to the editing space, optionally
+        truncates them and decodes them. Conditional generators: class_labels required.
+        """
 
     @_abc_1.abstractmethod
     def Interpolate(
@@ -135,7 +201,9 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generator_pb2.InterpolateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
-        """Decodes a path through ≥ 2 keyframe latents."""
+        """Decodes a path through ≥ 2 keyframe latents of the editing space.
+        Conditional generators: class_labels required.
+        """
 
     @_abc_1.abstractmethod
     def StreamInterpolate(
@@ -151,7 +219,9 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generator_pb2.EditRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
-        """Moves base latents along a direction for each strength and decodes them."""
+        """Moves base latents along a direction of the editing space for each strength and decodes
+        them. Conditional generators: class_labels required.
+        """
 
     @_abc_1.abstractmethod
     def Encode(
@@ -159,7 +229,10 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generator_pb2.EncodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.EncodeResponse, _abc.Awaitable[_generator_pb2.EncodeResponse]]:
-        """Maps images to latents (posterior mean) for generators that ship an encoder."""
+        """Maps images to editing-space latents (posterior mean) for generators that ship an
+        encoder. class_labels required when ModelInfo.encoder_conditional; otherwise refused
+        (INVALID_ARGUMENT, or FAILED_PRECONDITION on an unconditional generator).
+        """
 
     @_abc_1.abstractmethod
     def Decode(
@@ -167,6 +240,8 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generator_pb2.DecodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
-        """Decodes caller-supplied latents."""
+        """Decodes caller-supplied latents of the editing space.
+        Conditional generators: class_labels required.
+        """
 
 def add_GeneratorServiceServicer_to_server(servicer: GeneratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
