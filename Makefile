@@ -119,4 +119,4 @@ gallery: registry-init
 		--out $(GALLERY)/interpolate.gif
 
 clean:
-	rm -rf $(VENV) .venv-triton .latentserve .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-triton .venv-mlserver .latentserve .pytest_cache .mypy_cache .ruff_cache

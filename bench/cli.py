@@ -94,10 +94,11 @@ async def run_scenarios(cfg: RunConfig, names: list[str]) -> tuple[dict[str, Any
                                                                    dict[str, Any]]:
     """Run the scenarios in order on one shared Stack; a failing scenario records its error."""
     sections: dict[str, Any] = {}
+    run_id = now_iso()
     with Stack(cfg) as stack:
         for name in names:
             print(f"[bench] {name} …", file=sys.stderr, flush=True)
-            meta: dict[str, Any] = {"started": now_iso(),
+            meta: dict[str, Any] = {"run": run_id, "started": now_iso(),
                                     "load_average_before": load_average()}
             t0 = time.perf_counter()
             try:

@@ -1,10 +1,13 @@
 """The generator under test and the throw-away MLflow registries the benchmark services read.
 
-The shipped `sprites-vae` (generators/zoo/sprites-vae) is used when it exists and is
-unconditional (the scenarios send no class labels); otherwise a tiny analytic generator of the
-same size (latent 10, 1×64×64, max batch 256) stands in, and the results say so. Example::
+The shipped `sprites-vae` (generators/zoo/sprites-vae; class-conditional, 3 shapes) is used
+when it exists; otherwise a tiny analytic unconditional generator of a similar size (latent 10,
+1×64×64, max batch 256) stands in, and the results say so. For a conditional model every path
+(service, tritonclient, in-process onnxruntime, peers) sends the same labels: item k of a
+request whose first item has index `start` gets class (start + k) mod num_classes. Example::
 
     choice = choose_bundle(cfg)               # ChosenModel: bundle + where it came from
+    choice.labels(4, start=1)                 # [1, 2, 0, 1] for 3 classes; None if unconditional
     uri = Registries(work / "registries").create("main", {choice.name: [choice.bundle.root]})
 """
 
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from bench.config import ZOO_SPRITES, RunConfig
 from latentserve.registry.bundle import Bundle, load_bundle
 from latentserve.registry.spec import SPEC_FILE
@@ -26,7 +32,7 @@ PRODUCTION = "production"
 STANDIN_LATENT_DIM = 10
 STANDIN_SHAPE = (1, 64, 64)
 STANDIN_MAX_BATCH = 256
-"""The tiny stand-in's size: that of sprites-vae."""
+"""The tiny stand-in's size (sprites-vae's output and batch limit; its latent is 4)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,33 @@ class ChosenModel:
     def name(self) -> str:
         return self.bundle.spec.name
 
+    @property
+    def num_classes(self) -> int:
+        """0 for an unconditional generator."""
+        return self.bundle.spec.num_classes
+
+    def labels(self, n: int, start: int = 0) -> list[int] | None:
+        """Class labels of an n-item request (item k: (start + k) mod num_classes), or None
+        when the model is unconditional (requests then carry no labels)."""
+        if not self.num_classes:
+            return None
+        return [(start + k) % self.num_classes for k in range(n)]
+
+    def label_array(self, n: int, start: int = 0) -> npt.NDArray[np.int64] | None:
+        """`labels` as the decoder's int64 [n] input, or None when unconditional."""
+        labels = self.labels(n, start)
+        return None if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def decoder_feed(self, z: npt.NDArray[np.float32], start: int = 0
+                     ) -> dict[str, npt.NDArray[Any]]:
+        """The decoder's ONNX inputs for latents `z` (plus labels when conditional)."""
+        dec = self.bundle.spec.decoder
+        feed: dict[str, npt.NDArray[Any]] = {dec.input: z}
+        labels = self.label_array(len(z), start)
+        if labels is not None and dec.condition_input is not None:
+            feed[dec.condition_input] = labels
+        return feed
+
     def facts(self) -> dict[str, Any]:
         spec = self.bundle.spec
         return {
@@ -49,6 +82,9 @@ class ChosenModel:
             "latent_dim": spec.latent_dim,
             "output_shape": list(spec.output.shape),
             "max_batch_size": spec.max_batch_size,
+            "num_classes": spec.num_classes,
+            "labels": "item k of a request starting at index i: (i + k) mod num_classes"
+            if spec.num_classes else None,
             "has_encoder": spec.encoder is not None,
             "directions": [d.name for d in spec.directions],
             "content_hash": self.bundle.content_hash,
@@ -56,15 +92,13 @@ class ChosenModel:
 
 
 def choose_bundle(cfg: RunConfig, *, seed: int = 0, name: str | None = None) -> ChosenModel:
-    """The zoo sprites-vae when present and unconditional (or forced), else the tiny stand-in
-    built in work_dir."""
+    """The zoo sprites-vae when present (or forced), else the tiny stand-in built in
+    work_dir."""
     zoo = load_bundle(ZOO_SPRITES) if (ZOO_SPRITES / SPEC_FILE).is_file() else None
-    usable = zoo is not None and zoo.spec.condition is None
-    if cfg.model == "zoo" or (cfg.model == "auto" and usable):
-        if zoo is None or not usable:
-            raise FileNotFoundError(f"{ZOO_SPRITES / SPEC_FILE}: --model zoo needs a trained, "
-                                    "unconditional sprites-vae bundle (the scenarios send no "
-                                    "class labels)")
+    if cfg.model == "zoo" or (cfg.model == "auto" and zoo is not None):
+        if zoo is None:
+            raise FileNotFoundError(f"{ZOO_SPRITES / SPEC_FILE}: --model zoo needs the trained "
+                                    "sprites-vae bundle")
         return ChosenModel(zoo, "zoo")
     tiny_name = name or "tiny-sprites"
     out = cfg.work_dir / "bundles" / f"{tiny_name}-{seed}"

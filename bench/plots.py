@@ -141,6 +141,65 @@ def plot_hot_swap(section: dict[str, Any]) -> Figure:
     return fig
 
 
+def plot_cache(section: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    values = [section.get("miss_p50_ms") or 0.0, section.get("hit_p50_ms") or 0.0]
+    _bar_labels(ax, ax.bar(["miss\n(new seed)", "hit\n(same request)"], values,
+                           color=["#999", "#55a868"]), "{:.2f}")
+    ax.set_ylabel("p50 ms, Sample n=64, one client")
+    known = "" if section.get("setting_known", True) else " (setting unknown to the service)"
+    ax.set_title(f"Response cache: {section.get('hit_speedup')}× faster{known}", fontsize=10)
+    return fig
+
+
+def plot_workers(section: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    curve = sorted(section.get("curve") or [], key=lambda p: p["workers"])
+    xs = range(len(curve))
+    width = 0.38
+    _bar_labels(ax, ax.bar([x - width / 2 for x in xs],
+                           [p.get("concurrent_ips") or 0.0 for p in curve], width,
+                           label="64 clients × n=1"))
+    _bar_labels(ax, ax.bar([x + width / 2 for x in xs],
+                           [p.get("sequential_ips") or 0.0 for p in curve], width,
+                           label="one client × n=1"))
+    ax.set_xticks(list(xs), [f"{p['workers']} worker(s)" for p in curve])
+    ax.set_ylabel("images / s")
+    ax.legend(fontsize=8)
+    known = "" if section.get("setting_known", True) else " (setting unknown to the service)"
+    ax.set_title(f"Embedded backend: worker processes{known}", fontsize=10)
+    return fig
+
+
+def plot_peers(section: dict[str, Any]) -> Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5),
+                                      gridspec_kw={"width_ratios": [3, 1]})
+    servers = {"latentserve": section.get("latentserve") or {}}
+    for label, c in ((section.get("mlserver") or {}).get("configs") or {}).items():
+        if "error" not in c:
+            servers[f"MLServer {label}"] = c
+    loads = [("1 × n=64", "batched_ips"), ("64 × n=1", "concurrent_ips"),
+             ("1 × n=1", "sequential_ips")]
+    width = 0.8 / max(len(servers), 1)
+    for k, (name, figs) in enumerate(servers.items()):
+        xs = [i + (k - (len(servers) - 1) / 2) * width for i in range(len(loads))]
+        left.bar(xs, [figs.get(key) or 0.0 for _, key in loads], width, label=name)
+    left.set_xticks(range(len(loads)), [name for name, _ in loads])
+    left.set_ylabel("images / s")
+    left.legend(fontsize=7)
+    left.set_title("Throughput per load")
+    names = list(servers)
+    p50 = [servers[n].get("sequential_p50_ms") or 0.0 for n in names]
+    right.barh(range(len(names)), p50, color="#dd8452")
+    right.set_yticks(range(len(names)), names, fontsize=7)
+    right.invert_yaxis()
+    right.set_xlabel("p50 ms, one client × n=1")
+    right.set_title("Latency")
+    fig.suptitle(f"latentserve vs MLServer + mlserver-mlflow: 64×n=1 ratio "
+                 f"{section.get('concurrent_ratio')} (vs MLServer's best)")
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "batching": plot_batching,
     "triton": plot_triton,
@@ -148,6 +207,9 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "scaling": plot_scaling,
     "payload": plot_payload,
     "hot_swap": plot_hot_swap,
+    "cache": plot_cache,
+    "workers": plot_workers,
+    "peers": plot_peers,
 }
 
 

@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.config import REPO_ROOT
+from bench.probes import process_tree
 from bench.profiling import SpyRecorder, py_spy, write_pstats_summary
 from latentserve.service.devtools.triton_local import free_port
 
@@ -32,8 +33,12 @@ BASE_ENV = {
     "LOG_LEVEL": "WARNING",
     "GRACE_PERIOD_S": "1",
     "REGISTRY_POLL_S": "3600",
+    "RESPONSE_CACHE_BYTES": "0",
 }
-"""Settings every benchmark service gets (callers override or add to them)."""
+"""Settings every benchmark service gets (callers override or add to them). The response
+cache is off: load loops repeat seeds across rounds and modes, and would otherwise measure the
+cache (the `cache` scenario turns it on for its own service). A service that does not know a
+setting ignores it."""
 
 
 class ServiceError(RuntimeError):
@@ -66,8 +71,9 @@ class ServiceProcess:
         return self._proc.pid if self._proc is not None else None
 
     def pids(self) -> list[int]:
-        """The process id as a list (empty once stopped), for `bench.probes`."""
-        return [self._proc.pid] if self._proc is not None else []
+        """The service process and any worker processes it started (empty once stopped), for
+        `bench.probes`."""
+        return process_tree(self._proc.pid) if self._proc is not None else []
 
     @property
     def metrics_url(self) -> str:
@@ -159,3 +165,11 @@ class ServiceProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def known_setting(name: str) -> bool:
+    """Whether the service under test (this checkout's `latentserve serve`) has the setting
+    `name` (without the LATENTSERVE_ prefix); an unknown one is silently ignored by it."""
+    from latentserve.service.settings import Settings
+
+    return name.lower() in Settings.model_fields

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.results import BACKENDS, LATENCY_RPCS
+from bench.results import BACKENDS, DERIVED, LATENCY_RPCS
 
 SETUP_TEXT = (
     "Each service under test is `latentserve serve` in its own process (`python -m bench.serve "
@@ -72,9 +72,12 @@ def _setup(doc: dict[str, Any]) -> list[str]:
         source = ("the shipped bundle generators/zoo/sprites-vae" if model.get("source") == "zoo"
                   else "a tiny analytic stand-in (one dense layer + sigmoid) of sprites-vae's "
                        "size, because the zoo bundle was not there")
+        classes = (f"; class-conditional ({model['num_classes']} classes): every path sends "
+                   f"item k of request i the label (i + k) mod {model['num_classes']}"
+                   if model.get("num_classes") else "")
         lines += [f"Model: **{model.get('name')}** — {source}; latent {model.get('latent_dim')}, "
-                  f"output {model.get('output_shape')}, max batch {model.get('max_batch_size')}.",
-                  ""]
+                  f"output {model.get('output_shape')}, max batch {model.get('max_batch_size')}"
+                  f"{classes}.", ""]
     for label, svc in (setup.get("services") or {}).items():
         settings = ", ".join(f"`{k}={v}`" for k, v in svc.get("settings", {}).items()
                              if k not in ("REGISTRY_URI", "CACHE_DIR"))
@@ -86,7 +89,11 @@ def _targets(doc: dict[str, Any]) -> list[str]:
     rows = [(f"`{t['key']}`", f"{t['op']} {t['target']}", t["value"],
              "—" if t["met"] is None else ("met" if t["met"] else "**missed**"))
             for t in doc.get("targets", [])]
-    return ["## Targets", "", *table(["key", "target", "measured", ""], rows)]
+    derived = ", ".join(f"`{k}` = {' ÷ '.join(f'`{p}`' for p in parts)}"
+                        for k, parts in DERIVED.items())
+    return ["## Targets", "", *table(["key", "target", "measured", ""], rows),
+            f"Derived across scenarios (only when both were measured in the same run): "
+            f"{derived}.", ""]
 
 
 def _cores(mode: dict[str, Any]) -> str:
@@ -111,7 +118,8 @@ def _modes(section: dict[str, Any]) -> list[str]:
 def _batching(s: dict[str, Any]) -> list[str]:
     ratios = [(k, s.get(k)) for k in ("concurrent_vs_batched_ratio",
                                       "concurrent_vs_sequential_ratio",
-                                      "service_vs_inprocess_ratio")]
+                                      "service_vs_inprocess_ratio",
+                                      "service_cpu_ms_per_request")]
     policy = s.get("policy") or {}
     columns = ("sequential_p50_ms", "sequential_ips", "sequential_cpu_ms_per_request",
                "concurrent_ips", "concurrent_p50_ms", "concurrent_cpu_ms_per_request")
@@ -132,10 +140,11 @@ def _triton(s: dict[str, Any]) -> list[str]:
     keys = ("service_ips", "direct_ips", "service_vs_direct_ratio", "batched_service_ips",
             "batched_direct_ips", "batched_service_vs_direct_ratio", "p50_ms_service",
             "p50_ms_direct", "p50_overhead_ms", "avg_batch", "avg_batch_direct",
-            "triton_version")
+            "avg_batch_ratio", "triton_version")
     return ["Headline throughput: 64 concurrent clients × n=1; p50: one client × n=1. "
-            "`avg_batch`: Triton's Δnv_inference_count / Δnv_inference_exec_count during the "
-            "service's concurrent runs.", "", *table(["key", "value"], [(k, s.get(k))
+            "`avg_batch` / `avg_batch_direct`: Triton's statistics (Δ inference count ÷ Δ "
+            "execution count) over the 64×n=1 windows through the service / straight to "
+            "Triton.", "", *table(["key", "value"], [(k, s.get(k))
                                                                        for k in keys]),
             *_modes(s)]
 
@@ -178,8 +187,66 @@ def _hot_swap(s: dict[str, Any]) -> list[str]:
                               "last old response after s"], rows)]
 
 
+def _unknown_setting(s: dict[str, Any]) -> list[str]:
+    return [f"**Note:** {s['note']}", ""] if s.get("note") else []
+
+
+def _cache(s: dict[str, Any]) -> list[str]:
+    keys = ("hit_speedup", "bit_identical", "setting_known", "hit_p50_ms", "miss_p50_ms",
+            "hit_ips", "miss_ips")
+    metrics = s.get("cache_metrics") or {}
+    return [*_unknown_setting(s),
+            "One client, Sample n=64: `hit` repeats one request, `miss` a new seed each time "
+            "(interleaved). `hit_speedup` = miss p50 ÷ hit p50; `bit_identical`: the hit equals "
+            "the first answer and a cache-off service's answer byte for byte.", "",
+            *table(["key", "value"], [(k, s.get(k)) for k in keys]),
+            *(table(["cache metric (Δ over the windows)", "value"], metrics.items())
+              if metrics else [])]
+
+
+def _workers(s: dict[str, Any]) -> list[str]:
+    rows = [(p.get("workers"), p.get("processes"), p.get("concurrent_ips"),
+             p.get("concurrent_p50_ms"), p.get("sequential_ips"), p.get("p50_ms"),
+             p.get("service_cpu_ms_per_request"), p.get("failed"))
+            for p in s.get("curve") or []]
+    return [*_unknown_setting(s),
+            f"`LATENTSERVE_WORKERS` per point; 64 clients × n=1 over "
+            f"{(s.get('settings') or {}).get('channels', '?')} connections, and one client × "
+            "n=1. CPU: the service process and its children.", "",
+            *table(["workers", "processes", "64×n=1 images/s", "64×n=1 p50 ms",
+                    "sequential images/s", "sequential p50 ms", "service CPU ms/req",
+                    "failed"], rows),
+            f"64×n=1, 2 workers ÷ 1 worker: {_fmt(s.get('concurrent_ratio_2_vs_1'))}", ""]
+
+
+def _peers(s: dict[str, Any]) -> list[str]:
+    ml = s.get("mlserver") or {}
+    ours = s.get("latentserve") or {}
+    cols = ("batched_ips", "concurrent_ips", "sequential_ips", "sequential_p50_ms")
+    rows = [("latentserve (embedded)", *(ours.get(c) for c in cols), "", "")]
+    for label, c in (ml.get("configs") or {}).items():
+        if "error" in c:
+            rows.append((f"MLServer `{label}`", None, None, None, None, None, c["error"][:200]))
+            continue
+        out = c.get("outputs") or {}
+        rows.append((f"MLServer `{label}`", *(c.get(k) for k in cols), out.get("match"),
+                     ""))
+    rows.append(("MLServer best per load", *(ml.get(c) for c in cols), "", ""))
+    won = ml.get("settings") or {}
+    ratios = [(k, s.get(k)) for k in ("concurrent_ratio", "batched_ratio", "sequential_ratio",
+                                      "sequential_p50_ratio", "sequential_p50_below")]
+    return ["The same decoder ONNX: latentserve's embedded service (SDK Sample) vs MLServer + "
+            "mlserver-mlflow serving it from an MLflow registry (V2 gRPC, tritonclient), "
+            "interleaved. Loads: one client × n=64, 64 clients × n=1, one client × n=1.", "",
+            *table(["server", "1×n=64 images/s", "64×n=1 images/s", "sequential images/s",
+                    "sequential p50 ms", "outputs = onnxruntime", "error"], rows),
+            "MLServer's best per load: " + ", ".join(f"{k} `{v}`" for k, v in won.items()),
+            "", *table(["ratio (latentserve ÷ MLServer best)", "value"], ratios)]
+
+
 SECTIONS = {"batching": _batching, "triton": _triton, "latency": _latency,
-            "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap}
+            "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap,
+            "cache": _cache, "workers": _workers, "peers": _peers}
 
 
 def render(doc: dict[str, Any], *, plots: dict[str, Path], report_path: Path,

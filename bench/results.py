@@ -1,7 +1,7 @@
 """The results document: required keys, targets, merging runs, writing latest + dated JSON.
 
-`results[<scenario>]` is each scenario's section; the top level holds machine facts, the setup
-and the evaluated targets. Example::
+`results[<scenario>]` is each scenario's section; the top level holds machine facts, the setup,
+keys derived from two sections of the same run (`derived`) and the evaluated targets. Example::
 
     doc = new_document(cfg, machine, setup, sections)
     doc = merge_previous(doc, out_dir / LATEST)          # keep sections not run this time
@@ -28,15 +28,23 @@ BACKENDS = ("embedded", "triton")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "batching": ("batched_ips", "concurrent_ips", "sequential_ips", "inprocess_ips",
                  "concurrent_vs_batched_ratio", "concurrent_vs_sequential_ratio",
-                 "service_vs_inprocess_ratio"),
+                 "service_vs_inprocess_ratio", "service_cpu_ms_per_request"),
     "triton": ("service_ips", "direct_ips", "service_vs_direct_ratio", "p50_ms_service",
-               "p50_ms_direct", "p50_overhead_ms", "avg_batch"),
+               "p50_ms_direct", "p50_overhead_ms", "avg_batch", "avg_batch_direct",
+               "avg_batch_ratio"),
     "latency": tuple(f"{rpc}.{backend}.{p}_ms" for rpc in LATENCY_RPCS for backend in BACKENDS
                      for p in ("p50", "p90", "p99")),
     "scaling": ("curve",),
     "payload": (*(f"{fmt}.{k}" for fmt in ("float32", "uint8", "png") for k in ("bytes", "ms")),
                 "ok"),
     "hot_swap": ("requests", "failed", "switch_s"),
+    "cache": ("hit_speedup", "bit_identical", "setting_known", "hit_p50_ms", "miss_p50_ms"),
+    "workers": ("curve", "setting_known"),
+    "peers": (*(f"mlserver.{k}" for k in ("batched_ips", "concurrent_ips", "sequential_ips",
+                                          "sequential_p50_ms", "settings", "defaults")),
+              *(f"latentserve.{k}" for k in ("batched_ips", "concurrent_ips", "sequential_ips",
+                                             "sequential_p50_ms")),
+              "concurrent_ratio", "sequential_p50_ratio", "sequential_p50_below"),
 }
 """Keys (dotted, inside the scenario's section) every full result must carry, non-null."""
 
@@ -46,16 +54,32 @@ TARGETS: tuple[tuple[str, str, Any], ...] = (
     ("batching.concurrent_vs_batched_ratio", ">=", 0.8),
     ("batching.concurrent_vs_sequential_ratio", ">=", 5.0),
     ("batching.service_vs_inprocess_ratio", ">=", 0.9),
+    ("batching.service_cpu_ms_per_request", "<=", 0.7),
+    ("batching.concurrent_vs_triton_direct", ">=", 1.0),
     ("triton.service_vs_direct_ratio", ">=", 0.85),
+    ("triton.avg_batch_ratio", ">=", 0.8),
     ("triton.p50_overhead_ms", "<=", 1.0),
+    ("peers.concurrent_ratio", ">=", 3.0),
+    ("peers.sequential_p50_below", "==", True),
+    ("cache.hit_speedup", ">=", 10.0),
+    ("cache.bit_identical", "==", True),
     ("payload.ok", "==", True),
     ("hot_swap.failed", "<=", 0),
 )
-"""(dotted key, comparison, target) from the issue; evaluated into `results["targets"]`."""
+"""(dotted key, comparison, target); evaluated into `results["targets"]`."""
+
+DERIVED: dict[str, tuple[str, str]] = {
+    "batching.concurrent_vs_triton_direct": ("batching.concurrent_ips", "triton.direct_ips"),
+}
+"""Ratios of keys in two scenarios (numerator, denominator), computed only when both
+sections were measured by the same run (their `meta.run` agree); stored under `derived`."""
 
 
 def lookup(doc: dict[str, Any], dotted: str) -> Any:
-    """The value at a dotted key path, or None when any part is missing."""
+    """The value at a dotted key path (a derived key: its value under `derived`), or None
+    when any part is missing."""
+    if dotted in DERIVED:
+        return (doc.get("derived") or {}).get(dotted)
     node: Any = doc
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -68,6 +92,19 @@ def missing_keys(doc: dict[str, Any], scenario: str) -> list[str]:
     """Required keys of `scenario` that are absent or null in `doc` (dotted, with prefix)."""
     keys = [f"{scenario}.{k}" for k in REQUIRED[scenario]]
     return [k for k in keys if lookup(doc, k) is None]
+
+
+def derive(doc: dict[str, Any]) -> dict[str, Any]:
+    """The `DERIVED` ratios of `doc` (None where a part is missing or the two sections come
+    from different runs)."""
+    out: dict[str, Any] = {}
+    for key, (num, den) in DERIVED.items():
+        runs = {lookup(doc, f"{k.split('.')[0]}.meta.run") for k in (num, den)}
+        a, b = lookup(doc, num), lookup(doc, den)
+        same = len(runs) == 1 and None not in runs
+        out[key] = round(a / b, 3) if same and isinstance(a, int | float) and \
+            isinstance(b, int | float) and b else None
+    return out
 
 
 def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,6 +127,7 @@ def new_document(*, quick: bool, command: str, machine: dict[str, Any], setup: d
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "generated": now_iso(),
                            "quick": quick, "command": command, "machine": machine,
                            "setup": setup, **sections}
+    doc["derived"] = derive(doc)
     doc["targets"] = evaluate_targets(doc)
     return doc
 
@@ -112,6 +150,7 @@ def merge_previous(doc: dict[str, Any], previous_path: Path, scenarios: Iterable
     setup["services"] = {**old_services, **(setup.get("services") or {})}
     setup["model"] = setup.get("model") or (previous.get("setup") or {}).get("model")
     merged["setup"] = setup
+    merged["derived"] = derive(merged)
     merged["targets"] = evaluate_targets(merged)
     return merged
 

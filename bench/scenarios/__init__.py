@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 Scenario = Callable[["Stack", RunConfig], Awaitable[dict[str, Any]]]
 
-SCENARIOS: tuple[str, ...] = ("batching", "triton", "latency", "scaling", "payload", "hot_swap")
+SCENARIOS: tuple[str, ...] = ("batching", "triton", "latency", "scaling", "payload", "hot_swap",
+                              "cache", "workers", "peers")
 
 
 def load_scenario(name: str) -> Scenario:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.load import MAX_ERRORS_KEPT, rounded
-from bench.models import PRODUCTION, choose_bundle
+from bench.models import PRODUCTION, ChosenModel, choose_bundle
 from bench.stack import Stack
 from latentserve.client import AsyncClient, GenerateResult
 from latentserve.registry.store import RegistryClient
@@ -27,9 +27,10 @@ BIN_S = 0.5
 class SwapLoad:
     """Workers looping mixed RPCs; records (time, version) of every response and failures."""
 
-    def __init__(self, client: AsyncClient, model: str, direction: str | None) -> None:
+    def __init__(self, client: AsyncClient, chosen: ChosenModel, direction: str | None) -> None:
         self.client = client
-        self.model = model
+        self.model = chosen.name
+        self.labels = chosen.labels
         self.direction = direction
         self.t0 = time.monotonic()
         self.seen: list[tuple[float, int]] = []
@@ -40,11 +41,13 @@ class SwapLoad:
     async def _one(self, k: int, i: int) -> GenerateResult:
         kind = (k + i) % 3
         if kind == 1:
-            return await self.client.interpolate(self.model, seeds=[i, i + 1], steps=6)
+            return await self.client.interpolate(self.model, seeds=[i, i + 1], steps=6,
+                                                 class_labels=self.labels(1, i))
         if kind == 2 and self.direction is not None:
             return await self.client.edit(self.model, seeds=[i], direction=self.direction,
-                                          strengths=[-1.0, 0.0, 1.0])
-        return await self.client.sample(self.model, n=4, seed=i)
+                                          strengths=[-1.0, 0.0, 1.0],
+                                          class_labels=self.labels(1, i))
+        return await self.client.sample(self.model, n=4, seed=i, class_labels=self.labels(4, i))
 
     async def worker(self, k: int) -> None:
         i = 0
@@ -94,7 +97,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
     registry = RegistryClient(uri)
     moves: list[dict[str, Any]] = []
     async with AsyncClient(svc.address, retries=0, timeout_s=30) as client:
-        load = SwapLoad(client, name, direction)
+        load = SwapLoad(client, chosen[0], direction)
         tasks = [asyncio.ensure_future(load.worker(k)) for k in range(workers)]
         try:
             old = 1

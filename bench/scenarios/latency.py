@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.config import RunConfig
 from bench.load import Request, closed_loop
+from bench.models import ChosenModel
 from bench.processes import ServiceProcess
 from bench.stack import Stack
 from latentserve.client import AsyncClient
@@ -23,26 +24,31 @@ STRENGTHS = np.linspace(-2.0, 2.0, 9).tolist()
 RPCS = ("sample_n1", "sample_n16", "sample_n64", "interpolate_3x16", "edit_4x9", "encode_16")
 
 
-def requests_for(client: AsyncClient, model: str, direction: str | None,
+def requests_for(client: AsyncClient, chosen: ChosenModel, direction: str | None,
                  images: np.ndarray | None) -> dict[str, Request | None]:
-    """Each RPC of the scenario as a request function (None where the model cannot do it)."""
+    """Each RPC of the scenario as a request function (None where the model cannot do it);
+    a conditional model gets labels per item (Sample, Encode), per path (Interpolate) and per
+    base (Edit)."""
+    model, labels = chosen.name, chosen.labels
 
     async def sample(n: int, i: int) -> int:
-        return len(await client.sample(model, n=n, seed=i, output=OUTPUT))
+        return len(await client.sample(model, n=n, seed=i, output=OUTPUT,
+                                       class_labels=labels(n, i)))
 
     async def interpolate(i: int) -> int:
-        out = await client.interpolate(model, seeds=[i, i + 1, i + 2], steps=16, output=OUTPUT)
+        out = await client.interpolate(model, seeds=[i, i + 1, i + 2], steps=16, output=OUTPUT,
+                                       class_labels=labels(1, i))
         return len(out)
 
     async def edit(i: int) -> int:
         assert direction is not None
         out = await client.edit(model, seeds=[i, i + 1, i + 2, i + 3], direction=direction,
-                                strengths=STRENGTHS, output=OUTPUT)
+                                strengths=STRENGTHS, output=OUTPUT, class_labels=labels(4, i))
         return len(out)
 
     async def encode(i: int) -> int:
         assert images is not None
-        return len(await client.encode(model, images))
+        return len(await client.encode(model, images, class_labels=labels(len(images))))
 
     def sized(n: int) -> Request:
         return lambda i: sample(n, i)
@@ -77,8 +83,9 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
             client = clients[backend] = AsyncClient(svc.address, retries=0, timeout_s=60)
             images = None
             if spec.encoder is not None:
-                images = (await client.sample(stack.model.name, n=16, seed=0)).images
-            plans[backend] = requests_for(client, stack.model.name, direction, images)
+                images = (await client.sample(stack.model.name, n=16, seed=0,
+                                              class_labels=stack.model.labels(16))).images
+            plans[backend] = requests_for(client, stack.model, direction, images)
         for rpc in RPCS:
             for backend, plan in plans.items():
                 request = plan[rpc]

@@ -23,7 +23,7 @@ N = 256
 FORMATS = ("float32", "uint8", "png")
 
 
-async def wire_bytes(address: str, model: str, fmt: str) -> int:
+async def wire_bytes(address: str, model: str, fmt: str, labels: list[int] | None) -> int:
     """Serialized size of the Sample response for `fmt` (raw stub, no SDK decoding)."""
     limit = DEFAULT_MAX_MESSAGE_BYTES
     options = [("grpc.max_receive_message_length", limit),
@@ -31,7 +31,7 @@ async def wire_bytes(address: str, model: str, fmt: str) -> int:
     async with grpc.aio.insecure_channel(address, options=options) as channel:
         stub = pb_grpc.GeneratorServiceStub(channel)
         request = sample_request(ModelRef(model), n=N, seed=0, truncation_psi=None,
-                                 class_labels_=None, output=fmt)
+                                 class_labels_=labels, output=fmt)
         response = await stub.Sample(request, timeout=60)
         return int(response.ByteSize())
 
@@ -46,14 +46,15 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         for fmt in FORMATS:
 
             async def one(i: int, fmt: str = fmt) -> int:
-                result = await client.sample(model, n=N, seed=i, output=fmt)
+                result = await client.sample(model, n=N, seed=i, output=fmt,
+                                             class_labels=stack.model.labels(N, i))
                 got = len(result.png) if fmt == "png" else len(result)
                 if got != N:
                     raise AssertionError(f"{fmt}: got {got} items, expected {N}")
                 return got
 
             try:
-                size = await wire_bytes(svc.address, model, fmt)
+                size = await wire_bytes(svc.address, model, fmt, stack.model.labels(N))
                 res = await closed_loop(one, concurrency=1, duration_s=seconds,
                                         max_requests=reps, warmup_s=0.0)
             except Exception as exc:

@@ -24,7 +24,8 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
 
         async def measure(axis: str, concurrency: int, n: int) -> None:
             async def one(i: int) -> int:
-                return len(await client.sample(model, n=n, seed=i, output=OUTPUT))
+                return len(await client.sample(model, n=n, seed=i, output=OUTPUT,
+                                               class_labels=stack.model.labels(n, i)))
 
             res = await closed_loop(one, concurrency=concurrency, duration_s=seconds,
                                     warmup_s=warmup)

@@ -1,17 +1,18 @@
 """`triton`: what the service costs in front of a Triton server.
 
 The same loads go (a) through the service with the Triton backend and (b) straight to the same
-tritonserver model with tritonclient.grpc.aio (pre-drawn latents, no service), interleaved:
-64 concurrent clients × n=1 (headline throughput; Triton's average dynamic batch is read from
-its metrics), one client × n=64, and one client × n=1 back to back (p50 latency overhead).
+tritonserver model with tritonclient.grpc.aio (pre-drawn latents and the same class labels,
+no service), interleaved: 64 concurrent clients × n=1 (headline throughput), one client × n=64,
+and one client × n=1 back to back (p50 latency overhead).
+
+`avg_batch` / `avg_batch_direct`: Triton's own statistics (statistics extension: Δ inference
+count ÷ Δ execution count of the model) read right before and after each measured 64×n=1 window,
+through the service and direct respectively; `avg_batch_ratio` is the first over the second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from bench.config import RunConfig
 from bench.load import LoadResult, Request, closed_loop, ratio, rounded
+from bench.models import ChosenModel
 from bench.probes import Probe, add, derived, group_pids
 from bench.stack import Stack
 from latentserve.client import AsyncClient
@@ -28,40 +30,51 @@ from latentserve.core.latent_ops import sample_latents
 from latentserve.service.backends.triton import CHANNEL_ARGS
 
 OUTPUT = "float32"
-TARGETS = {"service_vs_direct_ratio": 0.85, "p50_overhead_ms": 1.0}
+TARGETS = {"service_vs_direct_ratio": 0.85, "p50_overhead_ms": 1.0, "avg_batch_ratio": 0.8}
 LOADS = {"concurrent": (64, 1), "batched": (1, 64), "sequential": (1, 1)}
 """load name → (concurrency, items per request)."""
-COUNTERS = ("nv_inference_count", "nv_inference_exec_count")
+COUNTERS = ("inference_count", "execution_count")
 
 
-def read_counters(metrics_url: str, model: str) -> dict[str, float]:
-    """Triton's inference counters for `model` (summed over versions)."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
+async def read_counters(client: InferenceServerClient, model: str) -> dict[str, float]:
+    """Triton's statistics for `model` (summed over versions): items inferred and model
+    executions so far."""
+    stats = await client.get_inference_statistics(model, as_json=True)
     totals = dict.fromkeys(COUNTERS, 0.0)
-    for name in COUNTERS:
-        pattern = rf'^{name}\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} ([0-9.e+]+)$'
-        totals[name] = sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
+    for entry in stats.get("model_stats", []):
+        for name in COUNTERS:
+            totals[name] += float(entry.get(name, 0))
     return totals
 
 
-def direct_request(client: InferenceServerClient, model: str, input_name: str,
-                   output_name: str, pool: list[np.ndarray], max_batch: int
-                   ) -> Callable[[int], Request]:
-    """A factory: n → request sending n pre-drawn latents straight to Triton (chunked to the
-    model's max batch), returning the images as numpy like the SDK does."""
+def direct_request(client: InferenceServerClient, model: str, chosen: ChosenModel,
+                   pool: list[np.ndarray]) -> Callable[[int], Request]:
+    """A factory: n → request sending n pre-drawn latents (and, for a conditional model, the
+    class labels the service's request i would carry, as int64 [n, 1] like the service's
+    Triton backend) straight to Triton, chunked to the model's max batch; returns the images
+    as numpy like the SDK does."""
+    spec = chosen.bundle.spec
+    dec, max_batch = spec.decoder, spec.max_batch_size
 
     def for_n(n: int) -> Request:
         async def one(i: int) -> int:
             z = pool[i % len(pool)][:n]
+            labels = chosen.label_array(n, i)
             done = 0
             for lo in range(0, n, max_batch):
                 chunk = np.ascontiguousarray(z[lo:lo + max_batch])
-                item = grpcclient.InferInput(input_name, list(chunk.shape), "FP32")
+                item = grpcclient.InferInput(dec.input, list(chunk.shape), "FP32")
                 item.set_data_from_numpy(chunk)
-                result = await client.infer(model, [item],
-                                            outputs=[grpcclient.InferRequestedOutput(output_name)])
-                done += int(result.as_numpy(output_name).shape[0])
+                inputs = [item]
+                if labels is not None and dec.condition_input is not None:
+                    part = np.ascontiguousarray(labels[lo:lo + max_batch].reshape(-1, 1))
+                    label = grpcclient.InferInput(dec.condition_input, list(part.shape),
+                                                  "INT64")
+                    label.set_data_from_numpy(part)
+                    inputs.append(label)
+                result = await client.infer(model, inputs,
+                                            outputs=[grpcclient.InferRequestedOutput(dec.output)])
+                done += int(result.as_numpy(dec.output).shape[0])
             return done
         return one
 
@@ -83,11 +96,11 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
 
             def via_service(n: int) -> Request:
                 async def one(i: int) -> int:
-                    return len(await client.sample(name, n=n, seed=i, output=OUTPUT))
+                    return len(await client.sample(name, n=n, seed=i, output=OUTPUT,
+                                                   class_labels=stack.model.labels(n, i)))
                 return one
 
-            direct = direct_request(direct_client, model, spec.decoder.input,
-                                    spec.decoder.output, pool, spec.max_batch_size)
+            direct = direct_request(direct_client, model, stack.model, pool)
             targets: dict[str, Callable[[int], Request]] = {"service": via_service,
                                                             "direct": direct}
             results: dict[tuple[str, str], LoadResult] = {}
@@ -100,13 +113,13 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
                 for load, (concurrency, n) in LOADS.items():
                     for target, make in targets.items():
                         res, delta, cpu = await _measure(make(n), concurrency, seconds, warmup,
-                                                         server.metrics_url, model, probe)
+                                                         direct_client, model, probe)
                         key = (load, target)
                         results[key] = results[key].merge(res) if key in results else res
                         raw[key] = add(raw.get(key, {}), cpu)
                         if load == "concurrent":
-                            batches[target][0] += delta["nv_inference_count"]
-                            batches[target][1] += delta["nv_inference_exec_count"]
+                            batches[target][0] += delta["inference_count"]
+                            batches[target][1] += delta["execution_count"]
     finally:
         await direct_client.close()
 
@@ -125,6 +138,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         else None,
         "avg_batch": ratio(*batches["service"]),
         "avg_batch_direct": ratio(*batches["direct"]),
+        "avg_batch_ratio": ratio(ratio(*batches["service"]), ratio(*batches["direct"])),
         "batched_service_ips": ips("batched", "service"),
         "batched_direct_ips": ips("batched", "direct"),
         "batched_service_vs_direct_ratio": ratio(ips("batched", "service"),
@@ -140,13 +154,13 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
 
 
 async def _measure(request: Request, concurrency: int, seconds: float, warmup: float,
-                   metrics_url: str, model: str, probe: Probe
+                   client: InferenceServerClient, model: str, probe: Probe
                    ) -> tuple[LoadResult, dict[str, float], dict[str, float]]:
-    """Warm up, then one measured run with Triton's counters and CPU use read around it."""
+    """Warm up, then one measured run with Triton's statistics and CPU use read around it."""
     await closed_loop(request, concurrency=concurrency, duration_s=warmup)
-    before = await asyncio.to_thread(read_counters, metrics_url, model)
+    before = await read_counters(client, model)
     result, cpu = await probe.measure(closed_loop(request, concurrency=concurrency,
                                                   duration_s=seconds))
-    after = await asyncio.to_thread(read_counters, metrics_url, model)
+    after = await read_counters(client, model)
     return result, {k: after[k] - before[k] for k in COUNTERS}, cpu
 
