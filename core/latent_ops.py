@@ -15,8 +15,9 @@ array-likes; results are new float32 arrays (math is done in float64). Bad input
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,7 @@ __all__ = [
     "normalize",
     "orthogonalize",
     "sample_latents",
+    "sample_latents_reference",
     "slerp",
     "truncate",
     "vp_lerp",
@@ -113,16 +115,108 @@ def sample_latents(seed: int, n: int, dim: int, *, start: int = 0) -> F32:
 
         z = sample_latents(42, 16, 128)
         assert (z[8:] == sample_latents(42, 8, 128, start=8)).all()
+
+    Bit-identical to `sample_latents_reference`, but each item's PCG64 state is computed by
+    `_pcg64_states` (SeedSequence's hash, vectorised over items) and one thread-local
+    generator is re-seeded per item instead of building a SeedSequence and a Generator.
     """
     seed = _check_int(seed, "seed", low=0, high=MAX_SEED)
     n = _check_int(n, "n", low=0)
     dim = _check_int(dim, "dim", low=1)
     start = _check_int(start, "start", low=0)
+    if start + n - 1 > MAX_SEED:  # item indices of 3+ words: numpy's general path
+        return sample_latents_reference(seed, n, dim, start=start)
+    out = np.empty((n, dim), dtype=np.float32)
+    bits, generator = _thread_generator()
+    for i, (state, inc) in enumerate(_pcg64_states(seed, start, n)):
+        bits.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
+                      "has_uint32": 0, "uinteger": 0}
+        out[i] = generator.standard_normal(dim)
+    return out
+
+
+def sample_latents_reference(seed: int, n: int, dim: int, *, start: int = 0) -> F32:
+    """`sample_latents` by its definition, one SeedSequence and Generator per item (slow)."""
     out = np.empty((n, dim), dtype=np.float32)
     for i in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, start + i]))
         out[i] = rng.standard_normal(dim)
     return out
+
+
+# SeedSequence's constants (numpy/random/bit_generator.pyx) and PCG64's multiplier (pcg64.h).
+_M32 = 0xFFFFFFFF
+_M128 = (1 << 128) - 1
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+_VECTOR_FROM = 8
+"""Item count from which the hash runs on numpy columns rather than Python ints (measured:
+below it the per-ufunc overhead costs more than hashing item by item)."""
+_local = threading.local()
+
+
+def _thread_generator() -> tuple[np.random.PCG64, np.random.Generator]:
+    """This thread's re-seedable PCG64 and its Generator (built once per thread)."""
+    found: tuple[np.random.PCG64, np.random.Generator] | None = getattr(_local, "rng", None)
+    if found is None:
+        bits = np.random.PCG64(0)
+        found = _local.rng = (bits, np.random.Generator(bits))
+    return found
+
+
+def _seed_pool(words: list[Any]) -> list[Any]:
+    """SeedSequence's 4-word entropy pool and `generate_state(4, uint64)`, as 8 32-bit words.
+
+    `words` are the 4 entropy words (zero-padded); each is a Python int or a uint32 column
+    (one entry per item): the same operations, masked to 32 bits, serve both.
+    """
+    hash_const = _INIT_A
+
+    def hashmix(value: Any) -> Any:
+        nonlocal hash_const
+        value = value ^ hash_const
+        hash_const = (hash_const * _MULT_A) & _M32
+        value = (value * hash_const) & _M32
+        return value ^ (value >> 16)
+
+    pool = [hashmix(w) for w in words]
+    for src in range(4):
+        for dst in range(4):
+            if src != dst:
+                mixed = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * hashmix(pool[src])) & _M32
+                pool[dst] = mixed ^ (mixed >> 16)
+    state, hash_b = [], _INIT_B
+    for k in range(8):
+        value = pool[k % 4] ^ hash_b
+        hash_b = (hash_b * _MULT_B) & _M32
+        value = (value * hash_b) & _M32
+        state.append(value ^ (value >> 16))
+    return state
+
+
+def _pcg64_states(seed: int, start: int, n: int) -> list[tuple[int, int]]:
+    """(state, inc) of `PCG64(SeedSequence([seed, start + i]))` for i < n (start + n ≤ 2**64).
+
+    Entropy words are seed's 32-bit words then the item's, zero-padded to the pool size of 4
+    (a missing high word of the item and the padding are both 0, so both cases are one).
+    """
+    seed_words = [seed & _M32] if seed <= _M32 else [seed & _M32, seed >> 32]
+    if n < _VECTOR_FROM:
+        halves = [_seed_pool([*seed_words, i & _M32, i >> 32, 0][:4])
+                  for i in range(start, start + n)]
+    else:
+        items = np.arange(start, start + n, dtype=np.uint64)
+        columns: list[Any] = [np.full(n, w, dtype=np.uint32) for w in seed_words]
+        columns += [(items & _M32).astype(np.uint32), (items >> np.uint64(32)).astype(np.uint32)]
+        columns += [np.zeros(n, dtype=np.uint32)] * (4 - len(columns))
+        halves = np.stack(_seed_pool(columns), axis=1).astype(np.uint64).tolist()
+    states = []
+    for h in halves:
+        initstate = (h[1] << 96) | (h[0] << 64) | (h[3] << 32) | h[2]
+        inc = ((((h[5] << 96) | (h[4] << 64) | (h[7] << 32) | h[6]) << 1) | 1) & _M128
+        states.append((((inc + initstate) * _PCG_MULT + inc) & _M128, inc))
+    return states
 
 
 def truncate(z: npt.ArrayLike, psi: float, center: npt.ArrayLike | None = None) -> F32:
