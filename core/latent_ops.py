@@ -14,6 +14,7 @@ array-likes; results are new float32 arrays (math is done in float64). Bad input
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Sequence
@@ -150,9 +151,9 @@ _M128 = (1 << 128) - 1
 _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
 _MIX_MULT_L, _MIX_MULT_R = 0xCA01F9DD, 0x4973F715
 _PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
-_VECTOR_FROM = 8
-"""Item count from which the hash runs on numpy columns rather than Python ints (measured:
-below it the per-ufunc overhead costs more than hashing item by item)."""
+_VECTOR_FROM = 32
+"""Item count from which the pool hash runs on numpy columns for all items at once (measured:
+below it numpy's per-call overhead costs more than one SeedSequence per item)."""
 _local = threading.local()
 
 
@@ -165,32 +166,40 @@ def _thread_generator() -> tuple[np.random.PCG64, np.random.Generator]:
     return found
 
 
-def _seed_pool(words: list[Any]) -> list[Any]:
-    """SeedSequence's 4-word entropy pool and `generate_state(4, uint64)`, as 8 32-bit words.
+def _hash_constants(init: int, mult: int, count: int) -> list[tuple[int, int]]:
+    """(xor, multiply) pairs of SeedSequence's successive hash steps from `init`."""
+    values = [init]
+    for _ in range(count):
+        values.append((values[-1] * mult) & _M32)
+    return list(itertools.pairwise(values))
 
-    `words` are the 4 entropy words (zero-padded); each is a Python int or a uint32 column
-    (one entry per item): the same operations, masked to 32 bits, serve both.
-    """
-    hash_const = _INIT_A
 
-    def hashmix(value: Any) -> Any:
-        nonlocal hash_const
-        value = value ^ hash_const
-        hash_const = (hash_const * _MULT_A) & _M32
-        value = (value * hash_const) & _M32
-        return value ^ (value >> 16)
+_MIX_A = _hash_constants(_INIT_A, _MULT_A, 16)
+"""Steps 0-3 hash the entropy words into the pool; steps 4-15 mix pool words pairwise."""
+_MIX_STEPS = [(src, dst, *_MIX_A[4 + k])
+              for k, (src, dst) in enumerate((s, d) for s in range(4) for d in range(4) if s != d)]
+_OUT_STEPS = [(k % 4, *pair) for k, pair in enumerate(_hash_constants(_INIT_B, _MULT_B, 8))]
 
-    pool = [hashmix(w) for w in words]
-    for src in range(4):
-        for dst in range(4):
-            if src != dst:
-                mixed = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * hashmix(pool[src])) & _M32
-                pool[dst] = mixed ^ (mixed >> 16)
-    state, hash_b = [], _INIT_B
-    for k in range(8):
-        value = pool[k % 4] ^ hash_b
-        hash_b = (hash_b * _MULT_B) & _M32
-        value = (value * hash_b) & _M32
+
+def _mix_pool(words: list[Any]) -> list[Any]:
+    """SeedSequence's 4-word entropy pool of 4 entropy words (zero-padded), each a uint32
+    column with one entry per item (Python ints work too, masked to 32 bits alike)."""
+    pool = []
+    for word, (xor, mul) in zip(words, _MIX_A[:4], strict=True):
+        value = ((word ^ xor) * mul) & _M32
+        pool.append(value ^ (value >> 16))
+    for src, dst, xor, mul in _MIX_STEPS:
+        value = ((pool[src] ^ xor) * mul) & _M32
+        mixed = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * (value ^ (value >> 16))) & _M32
+        pool[dst] = mixed ^ (mixed >> 16)
+    return pool
+
+
+def _pool_state(pool: list[Any]) -> list[Any]:
+    """SeedSequence's `generate_state(4, uint64)` of a pool, as 8 32-bit words."""
+    state = []
+    for src, xor, mul in _OUT_STEPS:
+        value = ((pool[src] ^ xor) * mul) & _M32
         state.append(value ^ (value >> 16))
     return state
 
@@ -201,16 +210,16 @@ def _pcg64_states(seed: int, start: int, n: int) -> list[tuple[int, int]]:
     Entropy words are seed's 32-bit words then the item's, zero-padded to the pool size of 4
     (a missing high word of the item and the padding are both 0, so both cases are one).
     """
-    seed_words = [seed & _M32] if seed <= _M32 else [seed & _M32, seed >> 32]
-    if n < _VECTOR_FROM:
-        halves = [_seed_pool([*seed_words, i & _M32, i >> 32, 0][:4])
+    if n < _VECTOR_FROM:  # numpy's own pool mixing (C) per item, then the state as below
+        halves = [_pool_state(np.random.SeedSequence([seed, i]).pool.tolist())
                   for i in range(start, start + n)]
     else:
+        seed_words = [seed & _M32] if seed <= _M32 else [seed & _M32, seed >> 32]
         items = np.arange(start, start + n, dtype=np.uint64)
         columns: list[Any] = [np.full(n, w, dtype=np.uint32) for w in seed_words]
         columns += [(items & _M32).astype(np.uint32), (items >> np.uint64(32)).astype(np.uint32)]
         columns += [np.zeros(n, dtype=np.uint32)] * (4 - len(columns))
-        halves = np.stack(_seed_pool(columns), axis=1).astype(np.uint64).tolist()
+        halves = np.stack(_pool_state(_mix_pool(columns)), axis=1).astype(np.uint64).tolist()
     states = []
     for h in halves:
         initstate = (h[1] << 96) | (h[0] << 64) | (h[3] << 32) | h[2]
