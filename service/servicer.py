@@ -64,8 +64,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
                                          field="class_labels")
-            z = generation.finite(generation.sample(lease.bundle, request.seed, n, psi),
-                                  "truncation_psi")
+            z = generation.sample(lease.bundle, request.seed, n, psi)
+            if psi is not None:  # standard normals are finite; only ψ can push them out
+                z = generation.finite(z, "truncation_psi")
             return await self._respond(lease, z, labels, output, source="truncation_psi")
 
     @rpc("Interpolate")
