@@ -124,13 +124,16 @@ def _batching(s: dict[str, Any]) -> list[str]:
     columns = ("sequential_p50_ms", "sequential_ips", "sequential_cpu_ms_per_request",
                "concurrent_ips", "concurrent_p50_ms", "concurrent_cpu_ms_per_request")
     policy_rows = [(name, *((policy.get(name) or {}).get(c) for c in columns))
-                   for name in ("adaptive", "fixed_delay", "spinning") if name in policy]
+                   for name in ("adaptive", "fixed_delay", "spinning", "asyncio_loop")
+                   if name in policy]
     return ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
             "client n=1, `inprocess` onnxruntime session.run on the same 64-row batches in the "
             "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios),
             f"Service variants: `adaptive` (the default: no timer, spinning off), "
             f"`fixed_delay` (a {policy.get('fixed_delay_ms', '?')} ms window, "
-            "`LATENTSERVE_BATCH_MAX_DELAY_MS`), `spinning` (`LATENTSERVE_INTRA_OP_SPINNING=true`). "
+            "`LATENTSERVE_BATCH_MAX_DELAY_MS`), `spinning` (`LATENTSERVE_INTRA_OP_SPINNING=true`), "
+            "`asyncio_loop` (the standard event loop instead of uvloop, "
+            "`LATENTSERVE_EVENT_LOOP=asyncio`). "
             "CPU ms/request: the service process, all threads.",
             "", *table(["variant", "lone n=1 p50 ms", "lone n=1 ips", "lone CPU ms/req",
                         "64×n=1 ips", "64×n=1 p50 ms", "64×n=1 CPU ms/req"], policy_rows)]

@@ -21,6 +21,7 @@ _WIRE_DTYPES: dict[pb.DType.ValueType, np.dtype[Any]] = {
     pb.D_TYPE_FLOAT32: np.dtype("<f4"),
     pb.D_TYPE_UINT8: np.dtype("u1"),
 }
+_F32 = np.dtype("<f4")
 _DTYPE_NAMES = {pb.D_TYPE_FLOAT32: "float32", pb.D_TYPE_UINT8: "uint8"}
 
 
@@ -57,8 +58,11 @@ def to_tensor(
         to_tensor(images, out=response.images)
     """
     arr = np.asarray(array)
-    dtype = _wire_dtype_of(arr, field)
-    data = np.ascontiguousarray(arr, dtype=_WIRE_DTYPES[dtype]).tobytes()
+    if arr.dtype == _F32 and arr.flags.c_contiguous:  # the common case: bytes as they are
+        dtype, data = pb.D_TYPE_FLOAT32, arr.tobytes()
+    else:
+        dtype = _wire_dtype_of(arr, field)
+        data = np.ascontiguousarray(arr, dtype=_WIRE_DTYPES[dtype]).tobytes()
     if out is None:
         return pb.Tensor(dtype=dtype, shape=arr.shape, data=data)
     out.Clear()

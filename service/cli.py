@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import types
 import typing
@@ -49,6 +48,7 @@ def serve(**given: Any) -> None:
     from pydantic import ValidationError
 
     from latentserve.service.auth import TokenFileError
+    from latentserve.service.event_loop import run as run_loop
     from latentserve.service.logs import configure_logging
     from latentserve.service.server import LatentServer
     from latentserve.service.server import serve as run_server
@@ -74,7 +74,7 @@ def serve(**given: Any) -> None:
         )
 
     try:
-        asyncio.run(run_server(settings, on_ready=announce))
+        run_loop(run_server(settings, on_ready=announce), settings.event_loop)
     except TokenFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

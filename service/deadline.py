@@ -33,6 +33,23 @@ def request_deadline(timeout_s: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
+@contextlib.contextmanager
+def request_deadline_at(deadline: float | None) -> Iterator[None]:
+    """Like `request_deadline`, with an absolute `time.monotonic()` deadline (None: default).
+
+    The batcher runs a combined backend call under the latest deadline of its requests."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def deadline_at() -> float | None:
+    """The current request's absolute deadline in `time.monotonic()` seconds (None: none)."""
+    return _deadline.get()
+
+
 def remaining_deadline_s() -> float | None:
     """Seconds left of the current request's deadline (None: no deadline set)."""
     deadline = _deadline.get()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -58,6 +60,24 @@ class Admission:
     def check(self) -> None:
         if self.draining:
             raise Unavailable("the server is shutting down; retry (another replica will answer)")
+
+
+_REQUEST_IDS = itertools.count(1)
+_process_tag = uuid.uuid4().hex[:6]
+
+
+def _new_process_tag() -> None:
+    global _process_tag
+    _process_tag = uuid.uuid4().hex[:6]
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
+
+
+def request_id() -> str:
+    """A request id unique across processes: a random per-process tag and a counter (cheaper
+    than a uuid4 per request, which reads the OS entropy pool)."""
+    return f"{_process_tag}{next(_REQUEST_IDS):06x}"
 
 
 class HasObservability(Protocol):
@@ -184,10 +204,11 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
     code = _code_of(error)
     model = outcome.model or "-"
     elapsed = time.perf_counter() - started
-    self.metrics.requests.labels(rpc=name, model=model, code=code).inc()
-    self.metrics.latency.labels(rpc=name, model=model).observe(elapsed)
+    requests, latency, items = self.metrics.rpc_series(name, model, code)
+    requests.inc()
+    latency.observe(elapsed)
     if outcome.items:
-        self.metrics.items.labels(rpc=name).observe(outcome.items)
+        items.observe(outcome.items)
     self.metrics.inflight.dec()
     self.admission.active -= 1
     set_rpc_status(code)
@@ -214,7 +235,7 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
         @functools.wraps(handler)
         async def method(self: HasObservability, request: Any,
                          context: grpc.aio.ServicerContext) -> R:
-            rid = uuid.uuid4().hex[:12]
+            rid = request_id()
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()
@@ -277,7 +298,7 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
         @functools.wraps(handler)
         async def method(self: HasObservability, request: Any,
                          context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
-            rid = uuid.uuid4().hex[:12]
+            rid = request_id()
             outcome, started = Outcome(), time.perf_counter()
             error: BaseException | None = None
             self.metrics.inflight.inc()

@@ -26,6 +26,7 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._http_server: Any = None
+        self._rpc_series: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         r = self.registry
         self.requests = Counter(
             "latentserve_requests", "RPCs handled, by final status code.",
@@ -116,6 +117,19 @@ class ServiceMetrics:
             "latentserve_response_cache_entries", "Responses held by the response cache.",
             registry=r,
         )
+
+    def rpc_series(self, rpc: str, model: str, code: str) -> tuple[Any, Any, Any]:
+        """The (requests, latency, items) series of one RPC outcome, looked up once per label
+        set (a `labels()` call costs more than the observation itself)."""
+        key = (rpc, model, code)
+        series = self._rpc_series.get(key)
+        if series is None:
+            series = self._rpc_series[key] = (
+                self.requests.labels(rpc=rpc, model=model, code=code),
+                self.latency.labels(rpc=rpc, model=model),
+                self.items.labels(rpc=rpc),
+            )
+        return series
 
     def serve_http(self, host: str, port: int) -> int:
         """Serve /metrics over HTTP in a daemon thread; returns the bound port."""

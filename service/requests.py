@@ -15,7 +15,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal
 
 import numpy as np
@@ -115,6 +115,22 @@ def _field(message: Any, path: str) -> Any:
     return message
 
 
+@cache
+def _size_paths(descriptor: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The repeated-field and tensor paths a message type has (worked out once per type)."""
+
+    def exists(path: str) -> bool:
+        current = descriptor
+        for part in path.split("."):
+            if current is None or part not in current.fields_by_name:
+                return False
+            current = current.fields_by_name[part].message_type
+        return True
+
+    return (tuple(p for p in _REPEATED_FIELDS if exists(p)),
+            tuple(p for p in _TENSOR_FIELDS if exists(p)))
+
+
 def check_sizes(request: Any, limit: int) -> None:
     """Bound every repeated field (and tensor rank) of `request` before any per-element work.
 
@@ -122,13 +138,14 @@ def check_sizes(request: Any, limit: int) -> None:
     40 million labels to an array would hold the event loop for seconds. `limit` is the most
     entries any of these fields may need (max_items, or max_frames for a path).
     """
-    for path in _REPEATED_FIELDS:
+    repeated, tensors = _size_paths(request.DESCRIPTOR)
+    for path in repeated:
         values = _field(request, path)
         if values is not None and len(values) > limit:
             raise InvalidArgument(
                 f"{path} holds {len(values)} entries, over the limit of {limit}", field=path
             )
-    for path in _TENSOR_FIELDS:
+    for path in tensors:
         message = _field(request, path)
         if message is not None and len(message.shape) > MAX_TENSOR_RANK:
             raise InvalidArgument(

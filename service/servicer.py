@@ -73,8 +73,10 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
                                          field="class_labels")
-            z = generation.finite(await generation.sample(lease, request.seed, n, psi),
-                                  "truncation_psi")
+            z = await generation.sample(lease, request.seed, n, psi)
+            if psi is not None or spec.mapping is not None:
+                # standard normals are finite; only ψ (or a mapping network) can push them out
+                z = generation.finite(z, "truncation_psi")
             return cached.keep(await self._respond(lease, z, labels, output,
                                                    source="truncation_psi"))
 

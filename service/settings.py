@@ -66,6 +66,13 @@ class Settings(RegistrySettings):
         "its batch (max_queue_delay_microseconds of the models the service loads in explicit "
         "mode).",
     )
+    triton_max_inflight: int = Field(
+        4,
+        ge=1,
+        description="Batches the service keeps in flight to Triton per model component: the "
+        "service merges concurrent requests into batches, and several in flight keep Triton's "
+        "dynamic batcher and model instances busy.",
+    )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."
     )
@@ -84,6 +91,11 @@ class Settings(RegistrySettings):
     default_deadline_s: float = Field(
         30.0, gt=0, description="Deadline applied to requests that arrive without one."
     )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="Event loop of the server process: uvloop (less CPU per request), asyncio "
+        "(the standard loop), or auto (uvloop when installed, else asyncio).",
+    )
     max_concurrent_rpcs: int = Field(
         512, ge=1, description="RPCs handled at once; beyond that gRPC answers RESOURCE_EXHAUSTED."
     )
@@ -97,6 +109,12 @@ class Settings(RegistrySettings):
         ge=0,
         description="Opt-in extra wait for a batch to fill. 0: adaptive only (an idle backend "
         "runs a lone request at once; batches form while it is busy).",
+    )
+    embedded_max_inflight: int = Field(
+        1,
+        ge=1,
+        description="Batches ONNX Runtime runs at once per model component with the embedded "
+        "backend (each uses intra_op_threads threads).",
     )
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session (0: one per core)."

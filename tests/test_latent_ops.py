@@ -23,6 +23,7 @@ from latentserve.core.latent_ops import (
     normalize,
     orthogonalize,
     sample_latents,
+    sample_latents_reference,
     slerp,
     truncate,
     vp_lerp,
@@ -83,6 +84,33 @@ def test_sample_matches_reference_formula(seed: int, start: int, n: int, dim: in
         ]
     )
     assert bits(sample_latents(seed, n, dim, start=start)) == bits(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.one_of(st.sampled_from([0, 1, 2**32 - 1, 2**32, 2**63 - 1, MAX_SEED]), seeds),
+    start=st.one_of(st.sampled_from([0, 2**32 - 3, 2**32, 2**63, 2**64 - 40]),
+                    st.integers(0, 2**64 - 40)),
+    n=st.one_of(st.integers(0, 4), st.integers(30, 40)),
+    dim=st.integers(1, 70),
+)
+def test_sample_is_bit_identical_to_the_reference(seed: int, start: int, n: int,
+                                                  dim: int) -> None:
+    # n on both sides of the vectorised threshold; starts cross the 32-bit word boundary
+    expected = sample_latents_reference(seed, n, dim, start=start)
+    assert bits(sample_latents(seed, n, dim, start=start)) == bits(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1, 2**63 - 1, MAX_SEED])
+def test_sample_large_batches_are_bit_identical(seed: int) -> None:
+    expected = sample_latents_reference(seed, 100, 16, start=2**32 - 50)
+    assert bits(sample_latents(seed, 100, 16, start=2**32 - 50)) == bits(expected)
+
+
+def test_sample_past_64_bit_items_falls_back_to_the_reference() -> None:
+    start = 2**64 - 2  # items 2**64 and up need three entropy words
+    assert bits(sample_latents(9, 5, 3, start=start)) == bits(
+        sample_latents_reference(9, 5, 3, start=start))
 
 
 def test_sample_golden_values() -> None:

@@ -19,6 +19,7 @@ from latentserve.registry.tiny import build_tiny_bundle
 from latentserve.registry.triton_export import triton_load_files, triton_model_config
 from latentserve.service.backends.triton import TritonBackend, shared_client
 from latentserve.service.devtools.triton_local import TritonProcess, free_port
+from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 
 pytestmark = [pytest.mark.triton, pytest.mark.asyncio(loop_scope="session")]
@@ -76,6 +77,30 @@ async def test_dynamic_batching_merges_concurrent_requests(
     items, batches = await counters_reaching(triton_metric, "tbatch__v1", 64)
     assert items == 64
     assert items / batches > 1, f"{items} items in {batches} batches"
+    np.testing.assert_array_equal(np.concatenate(rows), await backend.decode(z))
+    await backend.unload()
+
+
+async def test_service_batcher_merges_requests_before_triton(
+    tmp_path: Path, triton_settings: Settings, triton_metric: Callable[[str, str], float]
+) -> None:
+    bundle = build_tiny_bundle(tmp_path / "b", name="tmerge", with_encoder=False)
+    metrics = ServiceMetrics()
+    settings = triton_settings.model_copy(update={"triton_max_inflight": 2})
+    backend = TritonBackend(bundle, settings, 1, metrics=metrics)
+    await backend.load()
+    n = 48
+    z = np.random.default_rng(4).standard_normal((n, 4)).astype(np.float32)
+    rows = await asyncio.gather(*(backend.decode(z[i : i + 1]) for i in range(n)))
+    labels = {"model": "tmerge", "component": "decoder"}
+    calls = metrics.registry.get_sample_value("latentserve_backend_batch_size_count", labels)
+    merged = metrics.registry.get_sample_value("latentserve_backend_batch_size_sum", labels)
+    assert merged == n and calls is not None
+    assert calls <= n / 4, f"{n} requests went out as {calls} Triton calls"
+    # Triton saw exactly the service's calls, each carrying several rows
+    items, _ = await counters_reaching(triton_metric, "tmerge__v1", n)
+    assert items == n
+    assert triton_metric("nv_inference_request_success", "tmerge__v1") == calls
     np.testing.assert_array_equal(np.concatenate(rows), await backend.decode(z))
     await backend.unload()
 

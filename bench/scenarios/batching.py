@@ -131,13 +131,16 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
 async def compare_policies(stack: Stack, model: str, seconds: float,
                            warmup: float) -> dict[str, Any]:
     """Service variants side by side: adaptive batching (the default), an opt-in fixed delay,
-    and ONNX Runtime thread spinning on. Lone-request latency, 64×n=1 throughput, and the
-    service's CPU milliseconds per request in each."""
+    ONNX Runtime thread spinning on, and the standard asyncio loop instead of uvloop.
+    Lone-request latency, 64×n=1 throughput, and the service's CPU milliseconds per request in
+    each."""
     services = {"adaptive": stack.embedded(),
                 "fixed_delay": stack.start_service("embedded-delay", stack.service_settings(
                     BATCH_MAX_DELAY_MS=str(FIXED_DELAY_MS))),
                 "spinning": stack.start_service("embedded-spinning", stack.service_settings(
-                    INTRA_OP_SPINNING="true"))}
+                    INTRA_OP_SPINNING="true")),
+                "asyncio_loop": stack.start_service("embedded-asyncio", stack.service_settings(
+                    EVENT_LOOP="asyncio"))}
     out: dict[str, Any] = {"fixed_delay_ms": FIXED_DELAY_MS}
     for name, svc in services.items():
         probe = Probe({"service": svc.pids})

@@ -1,7 +1,9 @@
 """The `Backend` interface every numeric backend implements (one instance per model version).
 
 The service does the latent math; a backend only runs the bundle's ONNX components on batches.
-Lifecycle, as the ModelManager drives it::
+Every backend puts one `AdaptiveBatcher` per component in front of its model calls
+(`_open_batchers` in `load()`), so concurrent requests for a version and component merge into
+one backend call whatever the backend. Lifecycle, as the ModelManager drives it::
 
     backend = make_backend(settings, bundle)   # see latentserve.service.backends.factory
     await backend.load()
@@ -15,27 +17,39 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import numpy as np
 
 from latentserve.core.arrays import F32, I64, Arrays
+from latentserve.core.errors import Unavailable
 from latentserve.registry.bundle import Bundle
 from latentserve.service import tracing
+from latentserve.service.backends.batching import (
+    AdaptiveBatcher,
+    AsyncRunBatch,
+    BatchObserver,
+    RunBatch,
+)
+from latentserve.service.metrics import ServiceMetrics
+from latentserve.service.settings import Settings
 
 Component = Literal["decoder", "encoder", "mapping"]
 
 
 class Backend(abc.ABC):
-    """One generator version on a numeric backend; subclasses implement `load/infer/unload`."""
+    """One generator version on a numeric backend; subclasses implement `load/unload` and open
+    one batcher per component (`_open_batchers`) whose run function calls the model."""
 
     kind: str = "abstract"
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, *, metrics: ServiceMetrics | None = None) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
         self._ready = False
+        self._metrics = metrics
+        self._batchers: dict[Component, AdaptiveBatcher] = {}
 
     @property
     def ready(self) -> bool:
@@ -46,9 +60,59 @@ class Backend(abc.ABC):
     async def load(self) -> None:
         """Make the version's components runnable (sessions created / models loaded)."""
 
-    @abc.abstractmethod
     async def infer(self, component: Component, inputs: Arrays) -> Arrays:
-        """Run one component on a batch of at most `max_batch_size` rows; returns its outputs."""
+        """Run one component on at most `max_batch_size` rows; returns its outputs.
+
+        Goes through the component's batcher: concurrent calls share backend calls."""
+        batcher = self._batchers.get(component)
+        if batcher is None or not self._ready:
+            raise Unavailable(f"{self.spec.name} {component} is not loaded")
+        return await batcher.submit(inputs)
+
+    def _open_batchers(self, runs: Mapping[Component, RunBatch | AsyncRunBatch],
+                       settings: Settings, *, max_inflight: int) -> None:
+        """One batcher per component (kept if already open) calling `runs[component]`."""
+        for component, run in runs.items():
+            if component in self._batchers:
+                continue
+            batcher = AdaptiveBatcher(
+                run,
+                max_batch_size=self.spec.max_batch_size,
+                max_queue_items=settings.max_queue_items,
+                max_delay_s=settings.batch_max_delay_ms / 1000.0,
+                max_inflight=max_inflight,
+                on_batch=self._observer(component),
+                on_queue=self._queue_gauge(component),
+                name=f"{self.spec.name}-{component}",
+            )
+            batcher.start()
+            self._batchers[component] = batcher
+
+    async def _close_batchers(self) -> None:
+        """Stop every batcher: queued requests fail, running batches finish."""
+        batchers, self._batchers = self._batchers, {}
+        for batcher in batchers.values():
+            await batcher.stop()
+
+    def _observer(self, component: Component) -> BatchObserver | None:
+        metrics = self._metrics
+        if metrics is None:
+            return None
+        sizes = metrics.batch_size.labels(model=self.spec.name, component=component)
+        seconds = metrics.backend_latency.labels(model=self.spec.name, component=component)
+
+        def observe(rows: int, elapsed: float) -> None:
+            sizes.observe(rows)
+            seconds.observe(elapsed)
+
+        return observe
+
+    def _queue_gauge(self, component: Component) -> Callable[[int], None] | None:
+        metrics = self._metrics
+        if metrics is None:
+            return None
+        gauge = metrics.queue_items.labels(model=self.spec.name, component=component)
+        return gauge.set
 
     @abc.abstractmethod
     async def unload(self) -> None:
@@ -111,13 +175,14 @@ class Backend(abc.ABC):
         """Run `component` over rows [0, n) in chunks ≤ max_batch_size, concurrently, in order."""
         step = self.spec.max_batch_size
         infer = self._traced_infer if tracing.enabled() else self.infer
+        if n <= 0:
+            raise ValueError("nothing to run: 0 rows")
+        if n <= step:  # the common case: no task per chunk, no concatenation copy
+            return np.asarray((await infer(component, inputs(0, n)))[output]).astype(
+                np.float32, copy=False)
         parts = await asyncio.gather(
             *(infer(component, inputs(lo, min(lo + step, n))) for lo in range(0, n, step))
         )
-        if not parts:
-            raise ValueError("nothing to run: 0 rows")
-        if len(parts) == 1:  # the common case: no concatenation copy
-            return np.asarray(parts[0][output]).astype(np.float32, copy=False)
         return np.concatenate([p[output] for p in parts]).astype(np.float32, copy=False)
 
     async def _traced_infer(self, component: Component, inputs: Arrays) -> Arrays:

@@ -1,9 +1,15 @@
-"""Adaptive micro-batching: concurrent requests for one ONNX component share backend calls.
+"""Adaptive micro-batching: concurrent requests for one model component share backend calls.
 
-Policy (no fixed timer by default): when the worker is idle a request runs at once; while a
-batch runs, new requests queue, and the next batch takes everything queued (whole requests, up
-to `max_batch_size` rows). `max_delay_s > 0` opts into waiting that long for a batch to fill,
-like Triton's `max_queue_delay_microseconds`. Example::
+The one batcher in front of every backend. Policy (no fixed timer by default): while fewer
+than `max_inflight` batches run, a request is dispatched at once (a lone request on an idle
+backend never waits); otherwise it queues, and the next free slot takes everything queued
+(whole requests, up to `max_batch_size` rows). `max_delay_s > 0` opts into waiting that long
+for a batch to fill, like Triton's `max_queue_delay_microseconds`.
+
+`run` is either a blocking function (ONNX Runtime; called in the batcher's own worker
+threads, one per in-flight batch) or an async function (Triton's aio client; awaited on the
+loop). Async runs see the latest deadline of the requests in the batch (`request_deadline`)
+and, when tracing, the first request's trace context. Example::
 
     batcher = AdaptiveBatcher(session_run, max_batch_size=64, max_queue_items=4096)
     batcher.start()
@@ -16,177 +22,237 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
+import contextvars
+import inspect
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import numpy as np
 
 from latentserve.core.arrays import Arrays
-from latentserve.core.errors import ResourceExhausted
+from latentserve.core.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from latentserve.service import tracing
+from latentserve.service.deadline import deadline_at, request_deadline_at
 
 RunBatch = Callable[[Arrays], Arrays]
-"""Blocking call that runs one batch (called in the batcher's worker thread)."""
+"""Blocking call that runs one batch (called in one of the batcher's worker threads)."""
+AsyncRunBatch = Callable[[Arrays], Awaitable[Arrays]]
+"""Async call that runs one batch on the event loop."""
 BatchObserver = Callable[[int, float], None]
 """Called after every backend call with (rows, seconds)."""
 
+BATCH_INDEPENDENT_ERRORS = (Unavailable, DeadlineExceeded)
+"""Failures that say nothing about a batch's contents: not retried request by request."""
 
-@dataclass
+
 class _Pending:
-    inputs: Arrays
-    rows: int
-    future: asyncio.Future[Arrays]
-    queued_at: float = field(default_factory=time.monotonic)
-    queued_ns: int = field(default_factory=time.time_ns)
-    ran: tuple[int, int, int, int] | None = None
-    """(started_ns, ended_ns, batch rows, batch requests) of the batch that served it."""
+    """One submitted request waiting for (or riding in) a batch."""
+
+    __slots__ = ("context", "deadline", "future", "inputs", "queued_at", "queued_ns", "ran",
+                 "rows")
+
+    def __init__(self, inputs: Arrays, rows: int, future: asyncio.Future[Arrays],
+                 deadline: float | None, context: contextvars.Context | None) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.future = future
+        self.deadline = deadline
+        self.context = context
+        self.queued_at = time.monotonic()
+        self.queued_ns = time.time_ns() if context is not None else 0
+        self.ran: tuple[int, int, int, int] | None = None
+        """(started_ns, ended_ns, batch rows, batch requests) of the batch that served it."""
 
 
 class AdaptiveBatcher:
-    """Queues requests for one component and runs them in batches in a worker thread."""
+    """Queues requests for one component and runs them in batches, up to `max_inflight` at once.
+    """
 
     def __init__(
         self,
-        run_batch: RunBatch,
+        run: RunBatch | AsyncRunBatch,
         *,
         max_batch_size: int,
         max_queue_items: int,
         max_delay_s: float = 0.0,
+        max_inflight: int = 1,
         on_batch: BatchObserver | None = None,
         on_queue: Callable[[int], None] | None = None,
         name: str = "batcher",
     ) -> None:
-        self._run_batch = run_batch
+        if max_inflight < 1:
+            raise ValueError(f"max_inflight must be ≥ 1, got {max_inflight}")
+        self._async = inspect.iscoroutinefunction(run)
+        self._run_batch = run
         self.max_batch_size = max_batch_size
         self.max_queue_items = max_queue_items
         self.max_delay_s = max_delay_s
+        self.max_inflight = max_inflight
         self._on_batch = on_batch
         self._on_queue = on_queue
         self._name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queued_rows = 0
-        self._wakeup = asyncio.Event()
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._worker: asyncio.Task[None] | None = None
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
+        self._executor = (None if self._async else concurrent.futures.ThreadPoolExecutor(
+            max_inflight, thread_name_prefix=name))
 
     @property
     def queued_rows(self) -> int:
         """Rows waiting for a backend call."""
         return self._queued_rows
 
+    @property
+    def inflight(self) -> int:
+        """Batches running now."""
+        return self._inflight
+
     def start(self) -> None:
-        """Start the worker task on the running loop."""
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(
-                self._work(), name=f"{self._name}-worker"
-            )
+        """Accept requests (batches run as tasks of the loop that submits them)."""
+        self._stopped = False
 
     async def stop(self) -> None:
-        """Stop the worker; queued requests fail, the running batch is awaited off the loop.
+        """Stop: queued requests fail; running batches finish (their waiting off the loop).
 
-        The worker thread may be inside a long backend call (a slow warm-up, a huge batch):
+        A worker thread may be inside a long backend call (a slow warm-up, a huge batch):
         waiting for it runs in another thread, so every other RPC keeps being served.
         """
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self._queue:
-            pending = self._queue.popleft()
-            if not pending.future.done():
-                pending.future.set_exception(RuntimeError(f"{self._name} stopped"))
+            _fail(self._queue.popleft(), self._stopped_error())
         self._set_queued(0)
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Queue one request of ≤ max_batch_size rows and await its outputs (same row order)."""
         rows = len(next(iter(inputs.values())))
         if rows > self.max_batch_size:
             raise ValueError(f"{rows} rows exceed max_batch_size {self.max_batch_size}")
+        if self._stopped:
+            raise self._stopped_error()
         if self._queued_rows + rows > self.max_queue_items:
             raise ResourceExhausted(
                 f"batch queue of {self._name} is full ({self._queued_rows} rows waiting, "
                 f"limit {self.max_queue_items}); retry later"
             )
-        future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
-        pending = _Pending(inputs, rows, future)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context() if tracing.enabled() else None
+        pending = _Pending(inputs, rows, loop.create_future(), deadline_at(), context)
         self._queue.append(pending)
         self._set_queued(self._queued_rows + rows)
-        self._wakeup.set()
+        self._dispatch()
         try:
-            return await future
+            return await pending.future
         finally:
-            if pending.ran is not None:
+            if pending.ran is not None and context is not None:
                 started_ns, ended_ns, batch_rows, batch_requests = pending.ran
                 tracing.record_batch(pending.queued_ns, started_ns, ended_ns, rows, batch_rows,
                                      batch_requests)
+
+    def _stopped_error(self) -> Unavailable:
+        return Unavailable(f"{self._name} was unloaded; retry")
 
     def _set_queued(self, rows: int) -> None:
         self._queued_rows = rows
         if self._on_queue is not None:
             self._on_queue(rows)
 
+    def _dispatch(self) -> None:
+        """Start batches from the queue while in-flight slots are free (the opt-in delay aside).
+        """
+        while self._inflight < self.max_inflight and self._queue:
+            if self.max_delay_s > 0 and self._queued_rows < self.max_batch_size:
+                wait = self._queue[0].queued_at + self.max_delay_s - time.monotonic()
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
+                    return
+            batch = self._take_batch()
+            if not batch:
+                return
+            self._inflight += 1
+            context = next((p.context for p in batch if p.context is not None), None)
+            task = asyncio.get_running_loop().create_task(self._run(batch), context=context)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._dispatch()
+
     def _take_batch(self) -> list[_Pending]:
         """Pop whole requests from the queue head while they fit into one batch."""
         batch: list[_Pending] = []
         rows = 0
+        taken = 0
         while self._queue:
             head = self._queue[0]
             if head.future.done():  # cancelled (deadline, client gone): drop it
                 self._queue.popleft()
-                self._set_queued(self._queued_rows - head.rows)
+                taken += head.rows
                 continue
             if batch and rows + head.rows > self.max_batch_size:
                 break
             self._queue.popleft()
-            self._set_queued(self._queued_rows - head.rows)
+            taken += head.rows
             batch.append(head)
             rows += head.rows
+        self._set_queued(self._queued_rows - taken)
         return batch
 
-    async def _wait_to_fill(self) -> None:
-        """Opt-in: wait up to max_delay_s after the first arrival for a full batch."""
-        deadline = self._queue[0].queued_at + self.max_delay_s
-        while self._queued_rows < self.max_batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                return
-
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            if self.max_delay_s > 0:
-                await self._wait_to_fill()
-            batch = self._take_batch()
-            if batch:
-                await self._run(loop, batch)
-
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
-        """Run one batch; if a combined batch fails, retry each request alone."""
-        started_ns = time.time_ns()
+    async def _run(self, batch: list[_Pending]) -> None:
+        """Run one batch in its in-flight slot; if a combined batch fails, retry each request
+        alone (unless the failure is batch-independent: backend down, deadline passed)."""
         try:
-            outputs = await loop.run_in_executor(self._executor, self._call, _concat(batch))
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].ran = (started_ns, time.time_ns(), batch[0].rows, 1)
-                _fail(batch[0], exc)
+            try:
+                error = await self._attempt(batch)
+            except asyncio.CancelledError:
+                for pending in batch:
+                    _fail(pending, self._stopped_error())
+                raise
+            if error is None:
+                return
+            if len(batch) == 1 or isinstance(error, BATCH_INDEPENDENT_ERRORS):
+                for pending in batch:
+                    _fail(pending, error)
                 return
             for pending in batch:
-                await self._run(loop, [pending])
-            return
-        ran = (started_ns, time.time_ns(), sum(p.rows for p in batch), len(batch))
+                if not pending.future.done():
+                    alone = await self._attempt([pending])
+                    if alone is not None:
+                        _fail(pending, alone)
+        finally:
+            self._inflight -= 1
+            if not self._stopped:
+                self._dispatch()
+
+    async def _attempt(self, batch: list[_Pending]) -> Exception | None:
+        """One backend call for `batch`: results handed out in order, or the call's error."""
+        started_ns = time.time_ns()
+        rows = sum(p.rows for p in batch)
+        try:
+            outputs = await self._call(_concat(batch), rows, _latest(batch))
+        except Exception as exc:
+            ran = (started_ns, time.time_ns(), rows, len(batch))
+            for pending in batch:
+                pending.ran = ran
+            return exc
+        ran = (started_ns, time.time_ns(), rows, len(batch))
+        if len(batch) == 1:
+            batch[0].ran = ran
+            if not batch[0].future.done():
+                batch[0].future.set_result(outputs)
+            return None
         offset = 0
         for pending in batch:
             pending.ran = ran
@@ -195,12 +261,25 @@ class AdaptiveBatcher:
                     {k: v[offset : offset + pending.rows] for k, v in outputs.items()}
                 )
             offset += pending.rows
+        return None
 
-    def _call(self, inputs: Arrays) -> Arrays:
+    async def _call(self, inputs: Arrays, rows: int, deadline: float | None) -> Arrays:
+        if not self._async:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._call_blocking, inputs, rows)
+        run = cast(AsyncRunBatch, self._run_batch)
         started = time.perf_counter()
-        outputs = self._run_batch(inputs)
+        with request_deadline_at(deadline):
+            outputs = await run(inputs)
         if self._on_batch is not None:
-            rows = len(next(iter(inputs.values())))
+            self._on_batch(rows, time.perf_counter() - started)
+        return outputs
+
+    def _call_blocking(self, inputs: Arrays, rows: int) -> Arrays:
+        run = cast(RunBatch, self._run_batch)
+        started = time.perf_counter()
+        outputs = run(inputs)
+        if self._on_batch is not None:
             self._on_batch(rows, time.perf_counter() - started)
         return outputs
 
@@ -211,6 +290,13 @@ def _concat(batch: list[_Pending]) -> Arrays:
     return {k: np.concatenate([p.inputs[k] for p in batch]) for k in batch[0].inputs}
 
 
-def _fail(pending: _Pending, exc: Exception) -> None:
+def _latest(batch: list[_Pending]) -> float | None:
+    """The batch's deadline: the latest of its requests' (None if one has none)."""
+    deadlines = [p.deadline for p in batch]
+    return None if None in deadlines else max(cast(list[float], deadlines))
+
+
+def _fail(pending: _Pending, exc: BaseException) -> None:
     if not pending.future.done():
         pending.future.set_exception(exc)
+

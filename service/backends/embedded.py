@@ -1,4 +1,4 @@
-"""The embedded backend: ONNX Runtime sessions in-process, fed by adaptive batchers.
+"""The embedded backend: ONNX Runtime sessions in-process, fed by the adaptive batchers.
 
 Example::
 
@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime as ort
 
 from latentserve.core.arrays import Arrays
-from latentserve.core.errors import BackendError, Unavailable
+from latentserve.core.errors import BackendError
 from latentserve.registry.bundle import Bundle
 from latentserve.service.backends.base import Backend, Component
-from latentserve.service.backends.batching import AdaptiveBatcher, BatchObserver, RunBatch
+from latentserve.service.backends.batching import RunBatch
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 
@@ -44,18 +43,15 @@ def make_session(
 
 
 class EmbeddedBackend(Backend):
-    """Runs a bundle's decoder/mapping/encoder with onnxruntime, one adaptive batcher per
-    component."""
+    """Runs a bundle's components with onnxruntime, one adaptive batcher per component."""
 
     kind = "embedded"
 
     def __init__(
         self, bundle: Bundle, settings: Settings, *, metrics: ServiceMetrics | None = None
     ) -> None:
-        super().__init__(bundle)
+        super().__init__(bundle, metrics=metrics)
         self._settings = settings
-        self._metrics = metrics
-        self._batchers: dict[Component, AdaptiveBatcher] = {}
 
     async def load(self) -> None:
         paths: dict[Component, Path] = {"decoder": self.bundle.decoder_path}
@@ -64,64 +60,29 @@ class EmbeddedBackend(Backend):
         if self.bundle.encoder_path is not None:
             paths["encoder"] = self.bundle.encoder_path
         threads, spinning = self._settings.intra_op_threads, self._settings.intra_op_spinning
-        sessions = {
-            component: await asyncio.to_thread(make_session, path, threads, spinning=spinning)
+        runs = {
+            component: _runner(
+                await asyncio.to_thread(make_session, path, threads, spinning=spinning),
+                f"{self.spec.name} {component}")
             for component, path in paths.items()
         }
-        for component, session in sessions.items():
-            batcher = AdaptiveBatcher(
-                _runner(session),
-                max_batch_size=self.spec.max_batch_size,
-                max_queue_items=self._settings.max_queue_items,
-                max_delay_s=self._settings.batch_max_delay_ms / 1000.0,
-                on_batch=self._observer(component),
-                on_queue=self._queue_gauge(component),
-                name=f"{self.spec.name}-{component}",
-            )
-            batcher.start()
-            self._batchers[component] = batcher
+        self._open_batchers(runs, self._settings,
+                            max_inflight=self._settings.embedded_max_inflight)
         self._ready = True
-
-    async def infer(self, component: Component, inputs: Arrays) -> Arrays:
-        batcher = self._batchers.get(component)
-        if batcher is None or not self._ready:
-            raise Unavailable(f"{self.spec.name} {component} is not loaded")
-        try:
-            return await batcher.submit(inputs)
-        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
-            raise BackendError(f"{self.spec.name} {component} failed: {exc}") from exc
 
     async def unload(self) -> None:
         self._ready = False
-        batchers, self._batchers = self._batchers, {}
-        for batcher in batchers.values():
-            await batcher.stop()
-
-    def _observer(self, component: Component) -> BatchObserver | None:
-        metrics = self._metrics
-        if metrics is None:
-            return None
-        sizes = metrics.batch_size.labels(model=self.spec.name, component=component)
-        seconds = metrics.backend_latency.labels(model=self.spec.name, component=component)
-
-        def observe(rows: int, elapsed: float) -> None:
-            sizes.observe(rows)
-            seconds.observe(elapsed)
-
-        return observe
-
-    def _queue_gauge(self, component: Component) -> Callable[[int], None] | None:
-        metrics = self._metrics
-        if metrics is None:
-            return None
-        gauge = metrics.queue_items.labels(model=self.spec.name, component=component)
-        return gauge.set
+        await self._close_batchers()
 
 
-def _runner(session: ort.InferenceSession) -> RunBatch:
+def _runner(session: ort.InferenceSession, what: str) -> RunBatch:
+    """The batch function of one session (its failures become BackendError)."""
     names = [o.name for o in session.get_outputs()]
 
     def run(inputs: Arrays) -> Arrays:
-        return dict(zip(names, session.run(names, inputs), strict=True))
+        try:
+            return dict(zip(names, session.run(names, inputs), strict=True))
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
+            raise BackendError(f"{what} failed: {exc}") from exc
 
     return run

@@ -19,7 +19,7 @@ def backend_factory(settings: Settings, metrics: ServiceMetrics | None = None) -
         from latentserve.service.backends.triton import TritonBackend
 
         def make_triton(bundle: Bundle, version: int) -> Backend:
-            backend: Backend = TritonBackend(bundle, settings, version)
+            backend: Backend = TritonBackend(bundle, settings, version, metrics=metrics)
             return backend
 
         return make_triton

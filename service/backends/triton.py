@@ -3,9 +3,11 @@
 Model names are `<name>__v<version>` (+ `__mapping`, `__encoder`). With
 `LATENTSERVE_TRITON_MODEL_CONTROL=explicit` the backend loads them itself (config JSON + file
 overrides, flavour from `LATENTSERVE_TRITON_FLAVOR`) and unloads them in `unload()`; with `none`
-they are expected to be preloaded and the backend only checks that they are ready. Batching
-happens on the server (dynamic batching), so each `infer()` is one request. If the server
-restarts and forgets the models, the next request reloads them. Example::
+they are expected to be preloaded and the backend only checks that they are ready. Concurrent
+requests merge in the service's batcher (one per component, up to
+`LATENTSERVE_TRITON_MAX_INFLIGHT` batches in flight), and Triton's dynamic batcher merges those
+batches again. If the server restarts and forgets the models, the next request reloads them.
+Example::
 
     backend = TritonBackend(bundle, settings, version=3)
     await backend.load()
@@ -43,9 +45,11 @@ from latentserve.registry.triton_export import (
     triton_model_name,
 )
 from latentserve.service.backends.base import Backend, Component
+from latentserve.service.backends.batching import AsyncRunBatch
 from latentserve.service.backends.triton_shm import OutputShmPool
 from latentserve.service.deadline import remaining_deadline_s
 from latentserve.service.logs import get_logger
+from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 from latentserve.service.tracing import triton_headers
 
@@ -111,8 +115,9 @@ class TritonBackend(Backend):
 
     kind = "triton"
 
-    def __init__(self, bundle: Bundle, settings: Settings, version: int) -> None:
-        super().__init__(bundle)
+    def __init__(self, bundle: Bundle, settings: Settings, version: int, *,
+                 metrics: ServiceMetrics | None = None) -> None:
+        super().__init__(bundle, metrics=metrics)
         self.settings = settings
         self.version = version
         self.model_names: dict[Component, str] = {
@@ -143,6 +148,8 @@ class TritonBackend(Backend):
             if self._explicit:
                 await self._load_models(self.settings.triton_load_timeout_s)
             await self._check_models_ready()
+            self._open_batchers({c: self._runner(c) for c in self.model_names}, self.settings,
+                                max_inflight=self.settings.triton_max_inflight)
             self._ready = True
             self._stale = False
         log.info("triton models ready", models=list(self.model_names.values()))
@@ -172,6 +179,8 @@ class TritonBackend(Backend):
                 raise Unavailable(f"{name}: model not ready on Triton")
 
     async def unload(self) -> None:
+        self._ready = False
+        await self._close_batchers()
         async with self._lock:
             self._ready = False
             for pool in self._shm.values():
@@ -208,7 +217,16 @@ class TritonBackend(Backend):
                 pool.forget_registrations()
             self._stale = False
 
-    async def infer(self, component: Component, inputs: Arrays) -> Arrays:
+    def _runner(self, component: Component) -> AsyncRunBatch:
+        """The batch function of one component (the batcher awaits it on the loop)."""
+
+        async def run(inputs: Arrays) -> Arrays:
+            return await self._infer_batch(component, inputs)
+
+        return run
+
+    async def _infer_batch(self, component: Component, inputs: Arrays) -> Arrays:
+        """One Triton request for a batch (under the batch's deadline, see the batcher)."""
         name = self.model_names.get(component)
         if name is None:
             raise BackendError(f"{self.spec.name} v{self.version} has no {component}")
