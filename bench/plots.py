@@ -200,6 +200,17 @@ def plot_peers(section: dict[str, Any]) -> Figure:
     return fig
 
 
+def plot_transport(section: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    variants = section.get("variants") or {}
+    names = list(variants)
+    _bar_labels(ax, ax.bar(names, [variants[n].get("cpu_ms_per_request") or 0.0
+                                   for n in names], color="#4c72b0"), "{:.2f}")
+    ax.set_ylabel("server CPU ms per request, 64 clients")
+    ax.set_title("Bare gRPC server, 16 KiB reply: the per-request floor", fontsize=10)
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "batching": plot_batching,
     "triton": plot_triton,
@@ -210,6 +221,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "cache": plot_cache,
     "workers": plot_workers,
     "peers": plot_peers,
+    "transport": plot_transport,
 }
 
 

@@ -247,9 +247,23 @@ def _peers(s: dict[str, Any]) -> list[str]:
             "", *table(["ratio (latentserve ÷ MLServer best)", "value"], ratios)]
 
 
+def _transport(s: dict[str, Any]) -> list[str]:
+    cols = ("concurrent_rps", "sequential_rps", "sequential_p50_ms", "cpu_ms_per_request")
+    rows = [(f"`{name}`", *(v.get(c) for c in cols))
+            for name, v in (s.get("variants") or {}).items()]
+    return ["Bare gRPC servers (one method answering 16 KiB of fixed bytes, no protobuf, no "
+            "handler work) under the same small-request loads: the floor under the service's "
+            "own per-request CPU.", "",
+            *table(["server", "64 clients req/s", "one client req/s", "one client p50 ms",
+                    "server CPU ms/req (64 clients)"], rows),
+            f"Floor: {_fmt(s.get('floor_cpu_ms_per_request'))} ms of server CPU per request.",
+            ""]
+
+
 SECTIONS = {"batching": _batching, "triton": _triton, "latency": _latency,
             "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap,
-            "cache": _cache, "workers": _workers, "peers": _peers}
+            "cache": _cache, "workers": _workers, "peers": _peers,
+            "transport": _transport}
 
 
 def render(doc: dict[str, Any], *, plots: dict[str, Path], report_path: Path,

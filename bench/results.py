@@ -45,6 +45,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
               *(f"latentserve.{k}" for k in ("batched_ips", "concurrent_ips", "sequential_ips",
                                              "sequential_p50_ms")),
               "concurrent_ratio", "sequential_p50_ratio", "sequential_p50_below"),
+    "transport": (*(f"variants.{v}.{k}" for v in ("aio", "aio-uvloop", "sync")
+                    for k in ("concurrent_rps", "sequential_p50_ms", "cpu_ms_per_request")),
+                  "floor_cpu_ms_per_request"),
 }
 """Keys (dotted, inside the scenario's section) every full result must carry, non-null."""
 

@@ -52,10 +52,10 @@ def test_quick_payload_scenario_writes_well_formed_results(tmp_path: Path) -> No
     assert (out / "payload.png").stat().st_size > 0
 
 
-@pytest.mark.timeout(300)
-def test_quick_cache_and_workers_scenarios_on_the_conditional_zoo_model(tmp_path: Path) -> None:
+@pytest.mark.timeout(360)
+def test_quick_cache_workers_and_transport_scenarios_on_the_zoo_model(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    run_bench(out, "--scenario", "cache,workers", "--model", "zoo", timeout_s=260)
+    run_bench(out, "--scenario", "cache,workers,transport", "--model", "zoo", timeout_s=300)
 
     doc = json.loads((out / "latest.json").read_text())
     model = doc["setup"]["model"]
@@ -75,6 +75,9 @@ def test_quick_cache_and_workers_scenarios_on_the_conditional_zoo_model(tmp_path
     report = (out / "RESULTS.md").read_text()
     assert "## cache" in report and "## workers" in report
     assert (out / "cache.png").stat().st_size > 0 and (out / "workers.png").stat().st_size > 0
+    transport = doc["transport"]
+    assert set(transport["variants"]) == {"aio", "aio-uvloop", "sync"}
+    assert transport["floor_cpu_ms_per_request"] > 0 and "## transport" in report
 
 
 @pytest.mark.timeout(360)
