@@ -85,8 +85,8 @@ class Settings(RegistrySettings):
     )
     replica_id: str = Field(
         "",
-        description="This replica's name in Triton model leases (empty: <hostname>-<pid>, "
-        "so each worker process is a replica of its own).",
+        description="This replica's name in Triton model leases (empty: <hostname>-<pid>; "
+        "with workers > 1 each worker appends -w<n>, a replica of its own).",
     )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."

@@ -55,11 +55,14 @@ class WorkerStartError(RuntimeError):
     """A worker exited before it was ready: the server cannot run as configured."""
 
 
-def worker_env(settings: Settings, port: int, metrics_dir: str) -> dict[str, str]:
-    """The environment of a worker: every setting as its `LATENTSERVE_*` variable."""
+def worker_env(settings: Settings, slot: int, port: int, metrics_dir: str) -> dict[str, str]:
+    """The environment of worker `slot`: every setting as its `LATENTSERVE_*` variable (a
+    replica_id gets the slot appended: each worker is a replica of its own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
     values = settings.model_dump(mode="json")
     values.update(port=port, workers=1, metrics_enabled=False)
+    if settings.replica_id:
+        values["replica_id"] = f"{settings.replica_id}-w{slot}"
     for name, value in values.items():
         if value is not None:
             env[f"LATENTSERVE_{name.upper()}"] = str(value).lower() if isinstance(
@@ -168,7 +171,7 @@ class WorkerPool:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "latentserve.service.worker",
                 "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r),
-                env=worker_env(self.settings, self.port, self._metrics_dir),
+                env=worker_env(self.settings, slot, self.port, self._metrics_dir),
                 pass_fds=(ready_w, life_r), stdin=asyncio.subprocess.DEVNULL,
             )
         finally:

@@ -165,3 +165,35 @@ async def test_alias_moves_twice_across_replicas_without_a_failed_request(
     assert await asyncio.to_thread(ready_models, url) == {decoder(1), encoder(1)}
     assert await asyncio.to_thread(b.terminate) == 0
     assert await asyncio.to_thread(ready_models, url) == set()
+
+
+async def test_a_crashed_replicas_lease_expires(
+        shared_registry: str, fresh_triton: TritonProcess, tmp_path: Path) -> None:
+    url = fresh_triton.grpc_url
+    started: dict[str, ServeProcess] = {}
+    try:
+        for name, poll in POLL_S.items():
+            started[name] = ServeProcess(
+                shared_registry, tmp_path / f"cache-{name}", default_model="shared",
+                backend="triton", triton_url=url, triton_flavor="python",
+                triton_model_control="explicit", registry_poll_s=poll,
+                triton_lease_ttl_s=6, replica_id=f"replica-{name}",
+            ).wait_serving(WAIT_S)
+        a, b = started["a"], started["b"]
+        await _move(shared_registry, 2)
+        await asyncio.to_thread(
+            a.wait_event, "triton models kept loaded: other replicas serve them", WAIT_S,
+            model="shared", version=1)
+        b.proc.kill()  # b dies holding its lease on v1; nobody renews it
+        b.proc.wait()
+        # a re-checks v1 at each renewal and unloads it once b's lease has expired.
+        await asyncio.to_thread(a.wait_event, "triton models unloaded", WAIT_S,
+                                model="shared", version=1)
+        assert await asyncio.to_thread(ready_models, url) == {decoder(2), encoder(2)}
+        tags = await asyncio.to_thread(RegistryClient(shared_registry).version_tags,
+                                       "shared", 1)
+        assert "latentserve.triton.lease.replica-a" not in tags
+        assert "latentserve.triton.lease.replica-b" in tags  # expired, left behind
+    finally:
+        for served in started.values():
+            served.close()
