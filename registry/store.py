@@ -202,6 +202,13 @@ class RegistryClient:
         self._call(lambda: client.set_model_version_tag(name, str(version), key, value),
                    invalid_field="tag")
 
+    def delete_version_tag(self, name: str, version: int, key: str) -> None:
+        """Remove one tag from a version (nothing happens when it is not set)."""
+        client = self._mlflow()
+        with contextlib.suppress(NotFound):
+            self._call(lambda: client.delete_model_version_tag(name, str(version), key),
+                       invalid_field="tag")
+
     def register(self, bundle_dir: Path, name: str | None = None, alias: str | None = None,
                  *, force: bool = False) -> int:
         """Validate and register a bundle; see `register_bundle`."""

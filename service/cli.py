@@ -44,7 +44,8 @@ def settings_parameters() -> list[inspect.Parameter]:
 
 
 def serve(**given: Any) -> None:
-    """Run the gRPC service until SIGTERM/SIGINT (then drain and exit 0)."""
+    """Run the gRPC service until SIGTERM/SIGINT (then drain and exit 0); with workers > 1
+    as that many processes on one port under a parent (latentserve.service.workers)."""
     from pydantic import ValidationError
 
     from latentserve.service.auth import TokenFileError
@@ -72,6 +73,25 @@ def serve(**given: Any) -> None:
             f"{settings.default_model} --n 16 --seed 0{labels} --out grid.png\n",
             err=True,
         )
+
+    if settings.workers > 1:
+        from latentserve.service.workers import WorkerPool
+
+        def announce_pool(port: int, metrics_port: int) -> None:
+            address = f"{settings.host}:{port}"
+            metrics = f"http://{settings.host}:{metrics_port}/metrics" if metrics_port else "off"
+            typer.echo(
+                f"\nlatentserve is serving {settings.default_model} on {address} with "
+                f"{settings.workers} workers (metrics: {metrics})\n"
+                f"Try:  .venv/bin/latentserve sample --address {address} --model "
+                f"{settings.default_model} --n 16 --seed 0 --out grid.png\n",
+                err=True,
+            )
+
+        code = run_loop(WorkerPool(settings).run(on_ready=announce_pool), settings.event_loop)
+        if code:
+            raise typer.Exit(code)
+        return
 
     try:
         run_loop(run_server(settings, on_ready=announce), settings.event_loop)

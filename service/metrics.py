@@ -6,6 +6,11 @@ in one process. Example::
     metrics = ServiceMetrics()
     metrics.requests.labels(rpc="Sample", model="sprites-vae", code="OK").inc()
     metrics.serve_http("127.0.0.1", 9464)   # GET /metrics
+
+With several worker processes (`LATENTSERVE_WORKERS`) each worker runs with
+`PROMETHEUS_MULTIPROC_DIR` set, so its values go to files there; the parent serves one /metrics
+for all of them (`serve_multiprocess_http`). Each gauge names how workers' values combine
+(`multiprocess_mode`; ignored in a single process).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -42,6 +48,7 @@ class ServiceMetrics:
         )
         self.inflight = Gauge(
             "latentserve_inflight_requests", "RPCs being handled now.", registry=r,
+            multiprocess_mode="livesum",
         )
         self.batch_size = Histogram(
             "latentserve_backend_batch_size", "Rows per backend call (after batching).",
@@ -53,15 +60,15 @@ class ServiceMetrics:
         )
         self.queue_items = Gauge(
             "latentserve_queue_items", "Rows waiting in a batch queue.",
-            ["model", "component"], registry=r,
+            ["model", "component"], registry=r, multiprocess_mode="livesum",
         )
         self.loaded_versions = Gauge(
             "latentserve_loaded_versions", "Model versions loaded on the backend.",
-            ["model"], registry=r,
+            ["model"], registry=r, multiprocess_mode="livemax",
         )
         self.serving_version = Gauge(
             "latentserve_serving_version", "Version each alias of a model resolves to now.",
-            ["model", "alias"], registry=r,
+            ["model", "alias"], registry=r, multiprocess_mode="livemostrecent",
         )
         self.alias_swaps = Counter(
             "latentserve_alias_swaps", "Times an alias moved and the service switched versions.",
@@ -87,7 +94,7 @@ class ServiceMetrics:
         )
         self.registry_up = Gauge(
             "latentserve_registry_up", "1 when the last registry call succeeded, else 0.",
-            registry=r,
+            registry=r, multiprocess_mode="livemin",
         )
 
         self.cache_hits = Counter(
@@ -143,3 +150,14 @@ class ServiceMetrics:
             self._http_server.shutdown()
             self._http_server.server_close()
             self._http_server = None
+
+
+def serve_multiprocess_http(host: str, port: int, directory: str) -> tuple[int, Any]:
+    """Serve /metrics summed over the worker processes writing to `directory`.
+
+    Returns (bound port, HTTP server); stop it with `.shutdown()` and `.server_close()`.
+    """
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return int(server.server_port), server

@@ -35,6 +35,8 @@ from latentserve.v1 import generator_pb2 as pb
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from latentserve.service.backends.triton_leases import TritonLeases
+
 log = get_logger(__name__)
 _QUIET_S = 0.5
 """Drain: how long no new handler may start before the gRPC server is stopped. Under a loaded
@@ -52,23 +54,29 @@ class LatentServer:
         registry: RegistryClient | None = None,
         factory: BackendFactory | None = None,
         span_exporter: SpanExporter | None = None,
+        reuse_port: bool = False,
     ) -> None:
-        """`span_exporter`: trace to it (as `LATENTSERVE_OTLP_ENDPOINT` traces to a collector)."""
+        """`span_exporter`: trace to it (as `LATENTSERVE_OTLP_ENDPOINT` traces to a collector);
+        `reuse_port`: share the port with other worker processes (SO_REUSEPORT)."""
         self.settings = settings
+        self._reuse_port = reuse_port
         self.metrics = ServiceMetrics()
         self.health = health.aio.HealthServicer()
         self.response_cache = ResponseCache(settings.response_cache_bytes,
                                             settings.response_cache_max_key_bytes, self.metrics)
+        registry = registry or RegistryClient(settings.registry_uri)
+        self.leases = triton_leases(settings, registry)
         self.manager = ModelManager(
             settings,
-            registry or RegistryClient(settings.registry_uri),
-            factory or backend_factory(settings, self.metrics),
+            registry,
+            factory or backend_factory(settings, self.metrics, self.leases),
             self.metrics,
             on_health=self._set_health,
             on_retire=self.response_cache.drop_version,
         )
         self._server: grpc.aio.Server | None = None
         self._health_tasks: set[asyncio.Task[None]] = set()
+        """Health updates and SIGHUP refreshes in flight (kept referenced until done)."""
         self.port = 0
         self.metrics_port = 0
         self.admission = Admission()
@@ -102,7 +110,7 @@ class LatentServer:
             options=[
                 ("grpc.max_send_message_length", s.max_message_bytes),
                 ("grpc.max_receive_message_length", s.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self._reuse_port else 0),
             ],
         )
         servicer = GeneratorServicer(s, self.manager, self.metrics, self.response_cache)
@@ -157,6 +165,8 @@ class LatentServer:
             await self._drain(deadline)
             await self._server.stop(max(0.0, deadline - loop.time()))
         await self.manager.close()
+        if self.leases is not None:
+            await self.leases.close()
         self.metrics.close()
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)  # flushes; may wait on a collector
@@ -171,20 +181,49 @@ class LatentServer:
             seen = self.admission.started
             await asyncio.sleep(min(_QUIET_S, max(0.0, deadline - loop.time())))
 
-    async def wait_for_shutdown_signal(self) -> None:
-        """Return on SIGTERM or SIGINT."""
+    def refresh_on_sighup(self) -> None:
+        """Re-resolve the served aliases at once on SIGHUP (e.g. right after a promotion),
+        instead of at the next registry poll."""
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+
+        async def refresh() -> None:
+            log.info("SIGHUP: re-resolving aliases")
+            try:
+                await self.manager.refresh()
+            except Exception as exc:  # logged; the poll keeps following the aliases
+                log.exception("alias refresh on SIGHUP failed", error=str(exc))
+
+        def start_refresh() -> None:
+            task = loop.create_task(refresh())
+            self._health_tasks.add(task)
+            task.add_done_callback(self._health_tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, start_refresh)
+
+    async def wait_for_shutdown_signal(self, stop: asyncio.Event | None = None) -> None:
+        """Return on SIGTERM or SIGINT (or when `stop` is set, e.g. by a worker's lifeline)."""
+        loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutdown signal received; draining", grace_s=self.settings.grace_period_s)
 
 
+def triton_leases(settings: Settings, registry: RegistryClient) -> TritonLeases | None:
+    """Leases on shared Triton models when this replica loads them itself (explicit mode)."""
+    if settings.backend != "triton" or settings.triton_model_control != "explicit":
+        return None
+    from latentserve.service.backends.triton_leases import TritonLeases
+
+    return TritonLeases(settings, registry)
+
+
 async def serve(settings: Settings, on_ready: Callable[[LatentServer], None] | None = None) -> None:
-    """Run a server until SIGTERM/SIGINT, then drain and return."""
+    """Run a server until SIGTERM/SIGINT, then drain and return (SIGHUP: re-resolve aliases)."""
     server = LatentServer(settings)
     await server.start()
+    server.refresh_on_sighup()
     if on_ready is not None:
         asyncio.get_running_loop().create_task(_when_ready(server, on_ready))
     await server.wait_for_shutdown_signal()

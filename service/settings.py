@@ -36,6 +36,15 @@ class Settings(RegistrySettings):
         9464, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free port)."
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on metrics_port.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Serving processes sharing port (SO_REUSEPORT). 1: one process, no parent. "
+        "N>1: a parent starts N workers (each loads its own models), serves one /metrics for "
+        "all, forwards SIGTERM so each drains, restarts a worker that dies after it was ready "
+        "and exits non-zero if one fails before it ever was.",
+    )
     default_model: str = Field(
         "sprites-vae", description="Model served when a request leaves ModelRef.name empty."
     )
@@ -72,6 +81,19 @@ class Settings(RegistrySettings):
         description="Batches the service keeps in flight to Triton per model component: the "
         "service merges concurrent requests into batches, and several in flight keep Triton's "
         "dynamic batcher and model instances busy.",
+    )
+    triton_lease_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="explicit model control: how long a replica's lease on a Triton model "
+        "(a registry tag on its version, renewed every registry_poll_s) outlives the replica's "
+        "last renewal. A replica unloads a version only when no other replica's lease is live; "
+        "keep it several times registry_poll_s.",
+    )
+    replica_id: str = Field(
+        "",
+        description="This replica's name in Triton model leases (empty: <hostname>-<pid>; "
+        "with workers > 1 each worker appends -w<n>, a replica of its own).",
     )
     triton_shared_memory: bool = Field(
         False, description="Use Triton system shared memory for outputs (same host only)."

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -52,6 +52,9 @@ from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 from latentserve.service.tracing import triton_headers
+
+if TYPE_CHECKING:
+    from latentserve.service.backends.triton_leases import TritonLeases
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -115,11 +118,16 @@ class TritonBackend(Backend):
 
     kind = "triton"
 
-    def __init__(self, bundle: Bundle, settings: Settings, version: int, *,
-                 metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, settings: Settings, version: int,
+        leases: TritonLeases | None = None, *, metrics: ServiceMetrics | None = None,
+    ) -> None:
+        """`leases`: in explicit mode, coordinate loads/unloads with other replicas sharing
+        the server (without: unload() unloads the models outright)."""
         super().__init__(bundle, metrics=metrics)
         self.settings = settings
         self.version = version
+        self._leases = leases if settings.triton_model_control == "explicit" else None
         self.model_names: dict[Component, str] = {
             c: triton_model_name(self.spec.name, version, c) for c in components(bundle)
         }
@@ -145,9 +153,17 @@ class TritonBackend(Backend):
 
     async def load(self) -> None:
         async with self._lock:
-            if self._explicit:
-                await self._load_models(self.settings.triton_load_timeout_s)
-            await self._check_models_ready()
+            try:
+                if self._leases is not None:
+                    await self._load_leased(self._leases)
+                elif self._explicit:
+                    await self._load_models(self.settings.triton_load_timeout_s)
+                await self._check_models_ready()
+            except BaseException:
+                if self._leases is not None:
+                    await self._leases.release(
+                        self.spec.name, self.version, list(self.model_names.values()))
+                raise
             self._open_batchers({c: self._runner(c) for c in self.model_names}, self.settings,
                                 max_inflight=self.settings.triton_max_inflight)
             self._ready = True
@@ -170,6 +186,32 @@ class TritonBackend(Backend):
 
         await asyncio.gather(*(load_one(c, n) for c, n in self.model_names.items()))
 
+    async def _load_leased(self, leases: TritonLeases) -> None:
+        """Load under a lease (explicit mode, replicas sharing the server; see triton_leases).
+
+        Models another replica has ready are not loaded again (that would reload them under its
+        traffic). Otherwise the lease is written while the models load: an unload by another
+        replica that finished before the lease was seen may have removed the fresh models, so
+        they are checked once both are done and loaded again if gone (safe then: the lease is
+        visible to every later unloader).
+        """
+        timeout = self.settings.triton_load_timeout_s
+        name, version = self.spec.name, self.version
+        if await self._shared_models_ready():
+            await leases.acquire(name, version)
+        else:
+            await asyncio.gather(self._load_models(timeout), leases.acquire(name, version))
+        if not await self._shared_models_ready():
+            await self._load_models(timeout)
+
+    async def _shared_models_ready(self) -> bool:
+        """Whether every model of this version is ready on the server (loaded by anyone)."""
+        try:
+            await self._check_models_ready()
+        except (Unavailable, BackendError):
+            return False
+        return True
+
     async def _check_models_ready(self, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
         for name in self.model_names.values():
             ready = await self._call(
@@ -186,6 +228,10 @@ class TritonBackend(Backend):
             for pool in self._shm.values():
                 await pool.close(self.client)
             if not self._explicit:
+                return
+            if self._leases is not None:  # unloads only once no other replica serves it
+                await self._leases.release(
+                    self.spec.name, self.version, list(self.model_names.values()))
                 return
             for name in self.model_names.values():
                 try:
