@@ -9,8 +9,9 @@
 - `supervised`: InterFaceGAN — the normal of a linear model from latents to each label
   (logistic regression by IRLS for 0/1 labels, ridge least squares otherwise).
 
-A two-stage (StyleGAN-like) bundle edits in W, and so do its directions: SeFa reads the first
-weight acting on the decoder's W input (as SeFa does with StyleGAN's style affines) and PCA is
+A two-stage (StyleGAN-like) bundle edits in W, and so do its directions: SeFa reads every
+weight acting on the decoder's W input, stacked with unit rows (as SeFa does with StyleGAN's
+style affines; `weight` picks one instead), and PCA is
 GANSpace's StyleGAN variant, PCA of sampled w = mapping(z) itself; σ is measured on those
 mapped samples, and supervised fits take W latents (given, or encoded images).
 
@@ -37,7 +38,12 @@ from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import sample_latents
 from latentserve.registry.bundle import Bundle
 from latentserve.registry.onnx_generator import OnnxGenerator
-from latentserve.registry.onnx_graph import early_activation, first_latent_layer, with_outputs
+from latentserve.registry.onnx_graph import (
+    early_activation,
+    first_latent_layer,
+    style_layers,
+    with_outputs,
+)
 from latentserve.registry.spec import BundleError, DirectionSpec
 
 PCA_SAMPLES = 4096
@@ -123,6 +129,13 @@ def sefa(bundle: Bundle, k: int, *, weight: str | None = None,
     W (two-stage), σ is the std of `samples` mapped prior samples along each direction."""
     model = onnx.load(str(bundle.decoder_path))
     spec = bundle.spec
+    if spec.mapping is not None and weight is None:
+        layers = style_layers(model, spec.decoder.input, spec.editing_dim)
+        stacked = np.concatenate([_unit_rows(layer.matrix) for layer in layers])
+        where = (f"{len(layers)} weights reading w stacked [{stacked.shape[0]} × "
+                 f"{stacked.shape[1]}], unit rows")
+        return sefa_from_matrix(stacked, k, names=names, where=where,
+                                latents=mapped_prior(bundle, samples), what=MAPPED)
     layer = first_latent_layer(model, spec.decoder.input, spec.editing_dim, weight)
     where = f"{layer.op} {layer.node!r} weight {layer.weight!r} [{layer.matrix.shape[0]} × " \
             f"{layer.matrix.shape[1]}]"
@@ -130,6 +143,13 @@ def sefa(bundle: Bundle, k: int, *, weight: str | None = None,
         return sefa_from_matrix(layer.matrix, k, names=names, where=where)
     return sefa_from_matrix(layer.matrix, k, names=names, where=where,
                             latents=mapped_prior(bundle, samples), what=MAPPED)
+
+
+def _unit_rows(matrix: F64) -> F64:
+    """Rows scaled to unit length (SeFa's normalisation of the style weights)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: F64 = matrix / np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def pca_of_latents(latents: npt.ArrayLike, k: int, *, names: Sequence[str] | None = None,
@@ -181,7 +201,7 @@ def pca_of_activations(latents: npt.ArrayLike, activations: npt.ArrayLike, k: in
     return out
 
 
-MAPPED = "mapped prior samples w = mapping(z)"
+MAPPED = "mapped prior samples w"
 
 
 def mapped_prior(bundle: Bundle, samples: int) -> F64:

@@ -200,10 +200,14 @@ def test_evaluate_in_w_records_lerp_paths(built: Bundle) -> None:
 # ------------------------------------------------------------------ directions in W
 
 
-def test_sefa_in_w_reads_the_decoder_weight(built: Bundle) -> None:
+def test_sefa_in_w_reads_the_weights_on_w(built: Bundle) -> None:
+    """SeFa as for StyleGAN: eigenvectors of AᵀA, A the weights reading w with unit rows."""
     found = discovery.sefa(built, 2, samples=2000)
-    weights = TinyWeights(W_DIM, (1, 8, 8), 0, 0)
-    np.testing.assert_allclose(found[0].vector, weights.sefa(), atol=1e-5)
+    a = TinyWeights(W_DIM, (1, 8, 8), 0, 0).w_t.T.astype(np.float64)     # [64, w_dim]
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    top = np.linalg.eigh(a.T @ a)[1][:, -1]
+    assert abs(float(found[0].vector @ top)) == pytest.approx(1.0, abs=1e-6)
+    assert "unit rows" in found[0].unit
     w = OnnxGenerator(built).sample_latents(0, 2000).astype(np.float64)
     assert found[0].vector.shape == (W_DIM,)
     assert found[0].sigma == pytest.approx(float(np.std(w @ found[0].vector)), rel=1e-5)
