@@ -19,8 +19,9 @@ z → mapping → decoder, as the service samples::
                           {"mapping": Path("mapping.onnx"), "decoder": Path("synthesis.onnx")})
 
 Every failure is a `BundleError` whose message opens with the option or component at fault
-(`latent_dim: …`, `output_range: …`, `decoder: …`). A torch module is exported and
-parity-checked first by `latentserve.generators.torch_bundle` (torch never loads here).
+(`latent_dim: …`, `output_range: …`, `mapping.w_dim: …`, `decoder: …`). A torch module is
+exported and parity-checked first by `latentserve.generators.torch_bundle` (torch never loads
+here).
 """
 
 from __future__ import annotations

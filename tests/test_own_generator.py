@@ -30,6 +30,8 @@ TRAIN_STEPS = 20
 """Training steps in the test (the README's default trains for about a minute)."""
 DEADLINE_S = 180.0
 """How long the hot swap may take to show in responses on a loaded machine."""
+PACE_S = 0.05
+"""Pause between the background requests of the hot swap, leaving CPU to the promotion gates."""
 ANNOUNCE = re.compile(r"on (127\.0\.0\.1:\d+) \(metrics: ")
 
 
@@ -141,6 +143,7 @@ class Traffic(threading.Thread):
                 except Exception as exc:  # every failure is a finding
                     self.failures.append(exc)
                 seed += 1
+                self.halt.wait(PACE_S)
 
 
 def _mapped(bundle_root: Path, z: np.ndarray) -> np.ndarray:
