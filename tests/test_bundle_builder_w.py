@@ -262,3 +262,20 @@ def test_cli_discovers_w_directions(built: Bundle, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["directions", "discover", str(root), "--method", "supervised",
                               "--labels", str(wrong)])
     assert bad.exit_code == 2 and f"expected [8, {W_DIM}]" in bad.output
+
+
+def test_conditional_two_stage(tmp_path: Path) -> None:
+    """Labels go to the decoder (and encoder), never to the mapping."""
+    src = build_tiny_bundle(tmp_path / "src", name="cond-w", num_classes=3, w_dim=W_DIM)
+    assert src.mapping_path is not None and src.encoder_path is not None
+    bundle = build_bundle(tmp_path / "b", BundleOptions("b", (0.0, 1.0), labels=["a", "b", "c"]),
+                          {"mapping": src.mapping_path, "decoder": src.decoder_path,
+                           "encoder": src.encoder_path})
+    spec = bundle.spec
+    assert spec.mapping is not None and spec.decoder.condition_input == "label"
+    assert spec.encoder is not None and spec.encoder.condition_input == "label"
+    gen = OnnxGenerator(bundle)
+    w = gen.seed_latents([1, 2])
+    np.testing.assert_allclose(gen.decode(w, [0, 2]),
+                               TinyWeights(W_DIM, (1, 8, 8), 3, 0).decode(w, np.array([0, 2])),
+                               atol=1e-5)

@@ -23,6 +23,7 @@ import pytest
 from latentserve.client import Client
 from latentserve.core import latent_ops
 from latentserve.registry.bundle import load_bundle
+from latentserve.registry.store import RegistryClient
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Serve your own generator"
@@ -185,6 +186,8 @@ def test_readme_own_generator_example(served: Shell) -> None:
     traffic.start()
     try:
         served.block("swap")
+        registry = RegistryClient(served.env["LATENTSERVE_REGISTRY_URI"])
+        assert registry.resolve("my-gan", "production") == 2
         deadline = time.monotonic() + DEADLINE_S
         with Client(address, timeout_s=60) as client:
             while client.sample("my-gan", n=1, output="latents").model.version != 2:
