@@ -10,9 +10,13 @@ then hand the files to `latentserve.registry.builder.build_bundle`. Example::
 
 The decoder's forward takes (z [B, N]) or, for a conditional model, (z, labels int64 [B]) and
 returns images [B, C, H, W]; the encoder's takes (images[, labels]) and returns the mean
-[B, N] or a (mean, log-variance) tuple. The largest |torch − onnxruntime| is recorded as the
-`onnx_parity_max_abs_diff` metric the promotion gate reads; over `parity_tolerance` it is a
-`BundleError` naming the component.
+[B, N] or a (mean, log-variance) tuple. A two-stage (StyleGAN-like) generator passes its
+mapping network too — ``{"mapping": mapping, "decoder": synthesis}``: the mapping (z [B, N] →
+w [B, w_dim]) is exported with input "z" and output "w", the decoder then takes w (input "w")
+and an encoder returns W codes; parity is checked for the mapping, the decoder (on the mapped
+prior samples) and their composition z → x. The largest |torch − onnxruntime| is recorded as
+the `onnx_parity_max_abs_diff` metric the promotion gate reads; over `parity_tolerance` it is
+a `BundleError` naming the component.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -50,14 +55,16 @@ class TorchBundle:
 def build_bundle_from_torch(out_dir: Path, options: BundleOptions,
                             modules: Mapping[str, nn.Module], *, example_latent: torch.Tensor,
                             parity_tolerance: float = PARITY_TOLERANCE) -> TorchBundle:
-    """Export `modules` (`decoder`, required; `encoder`), check parity, build the bundle.
+    """Export `modules` (`decoder`, required; `mapping`, `encoder`), check parity, build the
+    bundle.
 
-    `example_latent` ([B, N] or [N]) fixes the latent size N.
+    `example_latent` ([B, N] or [N]) fixes the latent size N (of z, the mapping's input when
+    there is a mapping).
     """
-    unknown = sorted(set(modules) - {"decoder", "encoder"})
+    unknown = sorted(set(modules) - {"mapping", "decoder", "encoder"})
     if unknown or "decoder" not in modules:
-        raise BundleError(f"modules: expected 'decoder' (and optionally 'encoder'), got "
-                          f"{sorted(modules)}")
+        raise BundleError(f"modules: expected 'decoder' (and optionally 'mapping', 'encoder'), "
+                          f"got {sorted(modules)}")
     z_example = example_latent.detach().to(torch.float32).reshape(-1, example_latent.shape[-1])
     dim = int(z_example.shape[1])
     if options.latent_dim is not None and options.latent_dim != dim:
@@ -70,11 +77,23 @@ def build_bundle_from_torch(out_dir: Path, options: BundleOptions,
     parity: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="latentserve-export-") as scratch:
         root = Path(scratch)
-        dec_inputs = {"z": z} | ({"label": labels} if labels is not None else {})
+        components: dict[str, OnnxComponent] = {}
+        latent = {"z": z}
+        if "mapping" in modules:
+            mapping_path = _export("mapping", modules["mapping"], latent, ["w"], root)
+            parity["mapping"] = _parity("mapping", modules["mapping"], mapping_path, latent,
+                                        parity_tolerance)
+            components["mapping"] = OnnxComponent(mapping_path)
+            latent = {"w": _forward(modules["mapping"], latent)[0]}
+        dec_inputs = latent | ({"label": labels} if labels is not None else {})
         decoder_path = _export("decoder", modules["decoder"], dec_inputs, ["x"], root)
         parity["decoder"] = _parity("decoder", modules["decoder"], decoder_path, dec_inputs,
                                     parity_tolerance)
-        components: dict[str, OnnxComponent] = {"decoder": OnnxComponent(decoder_path)}
+        components["decoder"] = OnnxComponent(decoder_path)
+        if "mapping" in modules:
+            parity["mapping+decoder"] = _composed_parity(
+                modules["mapping"], modules["decoder"], mapping_path, decoder_path, z, labels,
+                parity_tolerance)
         if "encoder" in modules:
             images = _forward(modules["decoder"], dec_inputs)[0]
             enc_inputs = {"x": images} | ({"label": labels} if labels is not None else {})
@@ -84,13 +103,16 @@ def build_bundle_from_torch(out_dir: Path, options: BundleOptions,
                                         enc_inputs, parity_tolerance)
             components["encoder"] = OnnxComponent(encoder_path)
         worst = max(parity.values())
+        stages = ("mapping, the decoder (on the mapped latents), the two composed"
+                  if "mapping" in modules else "decoder")
         parts = " and ".join(f"{k} ({v:.3g})" for k, v in parity.items())
         options = replace(
             options, latent_dim=dim,
             metrics={**options.metrics, PARITY_METRIC: worst},
             metric_notes={**options.metric_notes, PARITY_METRIC: (
                 f"max |torch − onnxruntime| over {PARITY_SAMPLES} prior latents (Sample seed 0) "
-                f"through the decoder and their decoded images through the encoder: {parts}")},
+                f"through the {stages} and their decoded images through the encoder: "
+                f"{parts}")},
             provenance={"source": "torch", "torch_version": torch.__version__,
                         **options.provenance},
         )
@@ -115,6 +137,25 @@ def _export(kind: str, module: nn.Module, inputs: Mapping[str, np.ndarray],
     except (ValueError, RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{kind}: ONNX export failed ({first})") from None
+
+
+def _composed_parity(mapping: nn.Module, decoder: nn.Module, mapping_path: Path,
+                     decoder_path: Path, z: np.ndarray, labels: np.ndarray | None,
+                     tolerance: float) -> float:
+    """Max |decoder(mapping(z)) in torch − the same through both ONNX files| (what Sample
+    serves), so per-stage errors that compound are caught too."""
+    extra = {} if labels is None else {"label": labels}
+    expected = _forward(decoder, {"w": _forward(mapping, {"z": z})[0]} | extra)[0]
+    w = ort.InferenceSession(str(mapping_path), providers=["CPUExecutionProvider"]).run(
+        ["w"], {"z": z})[0]
+    got = ort.InferenceSession(str(decoder_path), providers=["CPUExecutionProvider"]).run(
+        ["x"], {"w": np.asarray(w, np.float32)} | extra)[0]
+    diff = float(np.max(np.abs(np.asarray(got, np.float64) - expected)))
+    if not diff <= tolerance:
+        raise BundleError(f"mapping+decoder: max |torch − onnxruntime| of the composition "
+                          f"z → w → x is {diff:.3g} on {len(z)} prior latents, over the parity "
+                          f"tolerance {tolerance:g}")
+    return diff
 
 
 def _parity(kind: str, module: nn.Module, path: Path, inputs: Mapping[str, np.ndarray],

@@ -10,9 +10,18 @@ probe batch becomes `preview.png`::
     bundle = build_bundle(Path("out/my-vae"), options,
                           {"decoder": Path("decoder.onnx"), "encoder": Path("encoder.onnx")})
 
+A two-stage (StyleGAN-like) generator adds its mapping network z → w: the bundle then edits
+in W (`editing_space: "w"`), the decoder takes W codes, an encoder returns them, the
+truncation center is w̄ (mean of 10,000 mapped prior samples) and the probe batch is
+z → mapping → decoder, as the service samples::
+
+    bundle = build_bundle(Path("out/my-gan"), BundleOptions("my-gan", (0.0, 1.0)),
+                          {"mapping": Path("mapping.onnx"), "decoder": Path("synthesis.onnx")})
+
 Every failure is a `BundleError` whose message opens with the option or component at fault
-(`latent_dim: …`, `output_range: …`, `decoder: …`). A torch module is exported and
-parity-checked first by `latentserve.generators.torch_bundle` (torch never loads here).
+(`latent_dim: …`, `output_range: …`, `mapping.w_dim: …`, `decoder: …`). A torch module is
+exported and parity-checked first by `latentserve.generators.torch_bundle` (torch never loads
+here).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from latentserve.registry.bundle import Bundle, write_bundle
 from latentserve.registry.onnx_checks import (
     check_decoder,
     check_encoder,
+    check_mapping,
     external_data_tensors,
     read_onnx,
 )
@@ -45,7 +55,9 @@ from latentserve.registry.spec import (
     BundleSpec,
     DecoderSpec,
     EncoderSpec,
+    MappingSpec,
 )
+from latentserve.registry.truncation import mean_of_mapping
 
 RANGE_TOLERANCE = 1e-3
 """Probe outputs may leave the stated output range by this fraction of its width."""
@@ -61,8 +73,9 @@ class OnnxComponent:
     """One network of a bundle: an ONNX file (a path or serialized bytes) and, where its graph
     is ambiguous, which tensor plays which role.
 
-    Roles — decoder: `latent`, `condition`, `output`; encoder: `image`, `condition`, `mean`,
-    `logvar`. Example: ``OnnxComponent(Path("dec.onnx"), {"latent": "noise"})``.
+    Roles — mapping: `latent`, `output`; decoder: `latent`, `condition`, `output`; encoder:
+    `image`, `condition`, `mean`, `logvar`. Example:
+    ``OnnxComponent(Path("dec.onnx"), {"latent": "noise"})``.
     """
 
     source: Path | bytes
@@ -82,7 +95,8 @@ class BundleOptions:
     output_range: tuple[float, float]
     """[lo, hi] of decoder outputs, e.g. (0, 1) for a sigmoid, (-1, 1) for a tanh."""
     latent_dim: int | None = None
-    """N; read from the decoder's latent input when None (checked against it otherwise)."""
+    """N, the size of z; read from the mapping's (else the decoder's) latent input when None
+    (checked against it otherwise)."""
     output_shape: tuple[int, int, int] | None = None
     """[C, H, W]; read from the decoder output (or the probe batch) when None."""
     labels: Sequence[str] = ()
@@ -100,7 +114,7 @@ def build_bundle(out_dir: Path, options: BundleOptions,
     """Check the components against `options`, probe them, write the bundle to `out_dir`
     (replacing a bundle there) with a preview grid, and return it loaded and validated.
 
-    `components` maps a kind (`decoder`, required; `encoder`) to its ONNX file.
+    `components` maps a kind (`decoder`, required; `mapping`, `encoder`) to its ONNX file.
     """
     _check_options(options)
     unknown = sorted(set(components) - set(COMPONENT_ORDER))
@@ -123,21 +137,40 @@ def build_bundle(out_dir: Path, options: BundleOptions,
             paths[kind] = _materialise(kind, component.source, Path(scratch))
             model = _read(kind, paths[kind])
             parts[kind] = RESOLVERS[kind](paths[kind], model, component.names, found)
-        decoder = parts["decoder"]
-        encoder = parts.get("encoder")
+        decoder, mapping, encoder = parts["decoder"], parts.get("mapping"), parts.get("encoder")
         assert isinstance(decoder, DecoderSpec)
+        assert mapping is None or isinstance(mapping, MappingSpec)
         assert encoder is None or isinstance(encoder, EncoderSpec)
-        probe = _probe_decoder(paths["decoder"], decoder, found, options)
+        center = None
+        if mapping is not None:
+            assert found.latent_dim is not None
+            center = _mean_w(paths["mapping"], mapping, found.latent_dim)
+        probe = _probe_decoder(paths["decoder"], decoder, found, options,
+                               None if mapping is None else (paths["mapping"], mapping))
         if found.output_shape is None:
             found.output_shape = (probe.shape[1], probe.shape[2], probe.shape[3])
-        spec = _spec(options, found, decoder, encoder)
+        spec = _spec(options, found, decoder, encoder, mapping, center)
+        if mapping is not None:
+            check_mapping(paths["mapping"].parent, paths["mapping"], spec)
         check_decoder(paths["decoder"].parent, paths["decoder"], spec)
         if encoder is not None:
             check_encoder(paths["encoder"].parent, paths["encoder"], spec)
             _probe_encoder(paths["encoder"], encoder, spec, probe)
         preview = rgb_grid_png(to_unit_range(probe.images, options.output_range), probe.cols)
-        return write_bundle(out_dir, spec, decoder=paths["decoder"],
+        return write_bundle(out_dir, spec, decoder=paths["decoder"], mapping=paths.get("mapping"),
                             encoder=paths.get("encoder"), preview_png=preview)
+
+
+def _mean_w(path: Path, mapping: MappingSpec, latent_dim: int) -> F32:
+    """w̄ of the mapping (the truncation center); onnxruntime errors name the mapping."""
+    try:
+        return mean_of_mapping(path, mapping.input, mapping.output, latent_dim)
+    except BundleError:
+        raise BundleError("mapping: produces non-finite W codes for prior latents; w̄ is "
+                          "undefined") from None
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"mapping: onnxruntime failed on prior latents ({first})") from None
 
 
 def _check_options(options: BundleOptions) -> None:
@@ -184,7 +217,8 @@ def _read(kind: str, path: Path) -> onnx.ModelProto:
 
 
 def _spec(options: BundleOptions, found: Found, decoder: DecoderSpec,
-          encoder: EncoderSpec | None) -> BundleSpec:
+          encoder: EncoderSpec | None, mapping: MappingSpec | None,
+          center: F32 | None) -> BundleSpec:
     assert found.latent_dim is not None and found.output_shape is not None
     raw: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -195,6 +229,9 @@ def _spec(options: BundleOptions, found: Found, decoder: DecoderSpec,
         "condition": {"num_classes": len(options.labels), "labels": list(options.labels)}
         if options.labels else None,
         "decoder": decoder.model_dump(),
+        "mapping": None if mapping is None else mapping.model_dump(),
+        "editing_space": "z" if mapping is None else "w",
+        "truncation_center": None if center is None else [float(v) for v in center],
         "encoder": None if encoder is None else encoder.model_dump(),
         "max_batch_size": options.max_batch_size,
         "metrics": dict(options.metrics),
@@ -239,9 +276,10 @@ def _run(kind: str, session: ort.InferenceSession, output: str,
     return np.concatenate(chunks)
 
 
-def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found,
-                   options: BundleOptions) -> _Probe:
-    """Decode the preview batch; check its shape, finiteness and range."""
+def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found, options: BundleOptions,
+                   mapping: tuple[Path, MappingSpec] | None) -> _Probe:
+    """Decode the preview batch (prior samples, mapped to W by a mapping as the service's
+    Sample does); check its shape, finiteness and range."""
     assert found.latent_dim is not None
     classes = len(options.labels)
     if classes:
@@ -251,6 +289,12 @@ def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found,
     else:
         cols, labels = PREVIEW_ITEMS // 2, None
         z = sample_latents(0, PREVIEW_ITEMS, found.latent_dim)
+    if mapping is not None:
+        z = _run("mapping", _session(mapping[0]), mapping[1].output, {mapping[1].input: z},
+                 options.max_batch_size)
+        if not np.all(np.isfinite(z)):
+            raise BundleError("mapping: produces non-finite W codes for prior latents (Sample "
+                              "seed 0)")
     feeds: dict[str, np.ndarray] = {decoder.input: z}
     if decoder.condition_input is not None and labels is not None:
         feeds[decoder.condition_input] = labels
@@ -289,10 +333,10 @@ def _probe_encoder(path: Path, encoder: EncoderSpec, spec: BundleSpec, probe: _P
         if output is None:
             continue
         codes = _run("encoder", session, output, feeds, spec.max_batch_size)
-        if codes.shape != (len(probe.images), spec.latent_dim):
+        if codes.shape != (len(probe.images), spec.editing_dim):
             raise BundleError(f"encoder: output {output!r} has shape {list(codes.shape)} for "
                               f"{len(probe.images)} images; expected "
-                              f"[{len(probe.images)}, {spec.latent_dim}]")
+                              f"[{len(probe.images)}, {spec.editing_dim}]")
         if not np.all(np.isfinite(codes)):
             raise BundleError(f"encoder: output {output!r} is non-finite on decoded prior "
                               "samples")

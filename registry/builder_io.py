@@ -1,9 +1,11 @@
 """Reading a bundle component's IO from its ONNX graph: which input is the latent, which the
-class label, which output the image (or the encoder's mean and log-variance).
+class label, which output the image (or the encoder's mean and log-variance, or the mapping's
+W code).
 
 Used by `builder.build_bundle`; each component kind has one resolver in `RESOLVERS`, run in
-`COMPONENT_ORDER` (a later kind sees what earlier ones found, e.g. the encoder is checked
-against the decoder's latent size and image shape). Every error names the component and the
+`COMPONENT_ORDER` (a later kind sees what earlier ones found, e.g. the decoder's latent input
+is checked against the mapping's W size, the encoder against the decoder's latent size and
+image shape). Every error names the component and the
 option that settles it::
 
     found = Found(latent_dim=None, output_shape=None, conditional=False)
@@ -19,9 +21,11 @@ from pathlib import Path
 import onnx
 
 from latentserve.registry.onnx_checks import TensorInfo, graph_io
-from latentserve.registry.spec import BundleError, DecoderSpec, EncoderSpec
+from latentserve.registry.spec import BundleError, DecoderSpec, EncoderSpec, MappingSpec
 
 FLOAT, INT64 = "float32", "int64"
+MAX_W_DIM = 4096
+"""Largest W size the spec accepts (`mapping.w_dim`)."""
 
 
 @dataclass
@@ -29,13 +33,16 @@ class Found:
     """What the components resolved so far say about the generator."""
 
     latent_dim: int | None
-    """Stated by the caller, else read from the decoder's latent input."""
+    """Size of z: stated by the caller, else read from the mapping's input (two-stage) or the
+    decoder's latent input."""
     output_shape: tuple[int, int, int] | None
     """Stated by the caller, else read from the decoder's output (None while symbolic)."""
     conditional: bool
     """Whether the caller gave class labels."""
     symbolic_output: list[int] = field(default_factory=list)
     """Axes of [C, H, W] the decoder output leaves symbolic (settled by the probe batch)."""
+    w_dim: int | None = None
+    """Size of W, read from the mapping's output (None for one-stage generators)."""
 
 
 Resolver = Callable[[Path, onnx.ModelProto, Mapping[str, str], Found], object]
@@ -73,9 +80,16 @@ def _batch_and_type(kind: str, t: TensorInfo, elem: str, rank: int, role: str) -
 
 
 def _latent_width(kind: str, t: TensorInfo, found: Found, role: str) -> None:
+    """The editing-space width of `t` (axis 1): W's size after a mapping, else latent_dim."""
     width = t.fixed(1)
     if width is None:
         raise BundleError(f"{kind}: {role} {t.describe()} has no fixed latent size (axis 1)")
+    if found.w_dim is not None:
+        if width != found.w_dim:
+            raise BundleError(f"mapping.w_dim: the mapping outputs W codes of {found.w_dim} "
+                              f"values but {kind} {role} {t.name!r} has {width} values per "
+                              "item (a two-stage decoder takes W codes, an encoder returns them)")
+        return
     if found.latent_dim is None:
         found.latent_dim = width
     elif width != found.latent_dim:
@@ -111,10 +125,39 @@ def _condition(kind: str, inputs: list[TensorInfo], names: Mapping[str, str], fo
     return label.name
 
 
+def resolve_mapping(path: Path, model: onnx.ModelProto, names: Mapping[str, str],
+                    found: Found) -> MappingSpec:
+    """The mapping's spec entry (two-stage generators): latent input float32 [B, N] → W code
+    float32 [B, w_dim]; fills `found.latent_dim` (N) and `found.w_dim` from the graph."""
+    kind = "mapping"
+    inputs, outputs = graph_io(model)
+    latent = _pick(kind, "latent", "--mapping-input", [t for t in inputs if t.elem == FLOAT],
+                   inputs, names, "input")
+    _batch_and_type(kind, latent, FLOAT, 2, "latent input")
+    _latent_width(kind, latent, found, "latent input")
+    extra = [t.name for t in inputs if t.name != latent.name]
+    if extra:
+        raise BundleError(f"{kind}: inputs {extra} are not the latent; a mapping takes only z "
+                          "(class labels go to the decoder)")
+    code = _pick(kind, "output", "--mapping-output",
+                 [t for t in outputs if t.elem == FLOAT and t.rank == 2], outputs, names,
+                 "output")
+    _batch_and_type(kind, code, FLOAT, 2, "output")
+    width = code.fixed(1)
+    if width is None:
+        raise BundleError(f"{kind}: output {code.describe()} has no fixed W size (axis 1)")
+    if not 1 <= width <= MAX_W_DIM:
+        raise BundleError(f"mapping.w_dim: output {code.name!r} has {width} values per item; "
+                          f"expected 1..{MAX_W_DIM}")
+    found.w_dim = width
+    return MappingSpec(input=latent.name, output=code.name, w_dim=width)
+
+
 def resolve_decoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str],
                     found: Found) -> DecoderSpec:
-    """The decoder's spec entry: latent input float32 [B, N] (+ int64 [B] label) → float32
-    [B, C, H, W]; fills `found.latent_dim` and `found.output_shape` from the graph."""
+    """The decoder's spec entry: latent input float32 [B, N] (W codes [B, w_dim] after a
+    mapping) (+ int64 [B] label) → float32 [B, C, H, W]; fills `found.latent_dim` (one-stage)
+    and `found.output_shape` from the graph."""
     kind = "decoder"
     inputs, outputs = graph_io(model)
     latent = _pick(kind, "latent", "--decoder-input", [t for t in inputs if t.elem == FLOAT],
@@ -138,7 +181,8 @@ def resolve_decoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
 def resolve_encoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str],
                     found: Found) -> EncoderSpec:
     """The encoder's spec entry: float32 [B, C, H, W] (+ int64 [B] label) → mean float32
-    [B, N] (and an optional log-variance), checked against what the decoder said."""
+    [B, N] (W codes [B, w_dim] after a mapping) and an optional log-variance, checked against
+    what the decoder said."""
     kind = "encoder"
     inputs, outputs = graph_io(model)
     image = _pick(kind, "image", "--encoder-input", [t for t in inputs if t.elem == FLOAT],
@@ -172,7 +216,8 @@ def resolve_encoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
                        condition_input=label)
 
 
-COMPONENT_ORDER: tuple[str, ...] = ("decoder", "encoder")
-"""The component kinds a bundle can have, in the order they are resolved. A new kind (a
-mapping network z → w, say) is one more entry here and in `RESOLVERS`, plus its spec field."""
-RESOLVERS: dict[str, Resolver] = {"decoder": resolve_decoder, "encoder": resolve_encoder}
+COMPONENT_ORDER: tuple[str, ...] = ("mapping", "decoder", "encoder")
+"""The component kinds a bundle can have, in the order they are resolved (the mapping first:
+its W size is what the decoder takes and the encoder returns)."""
+RESOLVERS: dict[str, Resolver] = {"mapping": resolve_mapping, "decoder": resolve_decoder,
+                                  "encoder": resolve_encoder}

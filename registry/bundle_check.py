@@ -49,7 +49,9 @@ def check_bundle(root: Path, *, items: int = CHECK_ITEMS) -> CheckReport:
     spec = bundle.spec
     report = CheckReport(bundle)
     cond = f", {spec.num_classes} classes" if spec.condition else ""
-    report.facts.append(f"{spec.name}: latent_dim {spec.latent_dim}, output {spec.output.shape} "
+    two_stage = f", mapping to W of {spec.editing_dim} (editing space)" if spec.mapping else ""
+    report.facts.append(f"{spec.name}: latent_dim {spec.latent_dim}{two_stage}, output "
+                        f"{spec.output.shape} "
                         f"in {list(spec.output.range)}{cond}, max_batch_size "
                         f"{spec.max_batch_size}, {len(bundle.directions)} directions, "
                         f"encoder: {'yes' if spec.encoder else 'no'}")
@@ -86,9 +88,9 @@ def check_bundle(root: Path, *, items: int = CHECK_ITEMS) -> CheckReport:
         error = float(np.sqrt(np.mean((codes - z) ** 2))) if ok else float("nan")
         report.facts.append(f"encoder: {list(codes.shape)} float32, finite: "
                             f"{'yes' if ok else 'no'}, RMS |encode(decode(z)) − z| {error:.4g}")
-        if codes.shape != (items, spec.latent_dim):
+        if codes.shape != (items, spec.editing_dim):
             report.problems.append(f"encoder: mean shape {list(codes.shape)}, expected "
-                                   f"{[items, spec.latent_dim]}")
+                                   f"{[items, spec.editing_dim]}")
         if not ok:
             report.problems.append("encoder: non-finite means on decoded prior samples")
     return report

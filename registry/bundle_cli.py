@@ -1,6 +1,8 @@
 """`latentserve bundle …`: build a bundle from ONNX files, check it, evaluate it.
 
     latentserve bundle create --decoder dec.onnx --latent-dim 16 --output-range 0,1 --out b/
+    latentserve bundle create --mapping mapping.onnx --decoder synthesis.onnx --output-range 0,1 \
+        --out my-gan/                          # a two-stage generator: edits in W
     latentserve bundle check b/
     latentserve bundle evaluate b/ --measures mypkg.measures:measure
 
@@ -73,15 +75,22 @@ def _names(**given: str | None) -> dict[str, str]:
 @app.command("create")
 def create_command(
     decoder: Annotated[Path, typer.Option("--decoder", help="Decoder ONNX file: latents "
-                                          "[B, N] (+ int64 labels [B]) → images [B, C, H, W].")],
+                                          "[B, N] (W codes [B, w_dim] after a --mapping) "
+                                          "(+ int64 labels [B]) → images [B, C, H, W].")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write (a bundle there is "
                                       "replaced).")],
     output_range: Annotated[str, typer.Option("--output-range", help="lo,hi of the decoder's "
                                               "outputs, e.g. 0,1 (sigmoid) or -1,1 (tanh).")],
     encoder: Annotated[Path | None, typer.Option("--encoder", help="Encoder ONNX file: images "
-                                                 "→ mean [B, N] (+ log-variance).")] = None,
-    latent_dim: Annotated[int | None, typer.Option("--latent-dim", help="N (default: read from "
-                                                   "the decoder).")] = None,
+                                                 "→ mean [B, N] (W codes after a --mapping) "
+                                                 "(+ log-variance).")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="Mapping network ONNX file "
+                                                 "of a two-stage (StyleGAN-like) generator: z "
+                                                 "[B, N] → w [B, w_dim]; the bundle then edits "
+                                                 "in W.")] = None,
+    latent_dim: Annotated[int | None, typer.Option("--latent-dim", help="N, the size of z "
+                                                   "(default: read from the mapping or the "
+                                                   "decoder).")] = None,
     labels: Annotated[str | None, typer.Option("--labels", help="Class label names a,b,c of a "
                                                "class-conditional decoder.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Bundle name (default: the --out "
@@ -97,6 +106,10 @@ def create_command(
                                                        "image output, when ambiguous.")] = None,
     condition_input: Annotated[str | None, typer.Option("--condition-input", help="The "
                                                         "decoder's label input.")] = None,
+    mapping_input: Annotated[str | None, typer.Option("--mapping-input", help="The mapping's "
+                                                      "latent input, when ambiguous.")] = None,
+    mapping_output: Annotated[str | None, typer.Option("--mapping-output", help="The mapping's "
+                                                       "W output, when ambiguous.")] = None,
     encoder_input: Annotated[str | None, typer.Option("--encoder-input")] = None,
     encoder_condition_input: Annotated[str | None, typer.Option(
         "--encoder-condition-input")] = None,
@@ -112,16 +125,21 @@ def create_command(
             latent_dim=latent_dim, output_shape=_shape(output_shape),
             labels=split_list(labels), max_batch_size=max_batch_size, description=description,
             provenance={"decoder_source": decoder.name}
+            | ({"mapping_source": mapping.name} if mapping else {})
             | ({"encoder_source": encoder.name} if encoder else {}))
         components = {"decoder": OnnxComponent(decoder, _names(
             latent=decoder_input, output=decoder_output, condition=condition_input))}
+        if mapping is not None:
+            components["mapping"] = OnnxComponent(mapping, _names(latent=mapping_input,
+                                                                  output=mapping_output))
         if encoder is not None:
             components["encoder"] = OnnxComponent(encoder, _names(
                 image=encoder_input, condition=encoder_condition_input, mean=encoder_mean,
                 logvar=encoder_logvar))
         bundle = build_bundle(out, options, components)
     spec = bundle.spec
-    typer.echo(f"wrote {out}: {spec.name}, latent_dim {spec.latent_dim}, output "
+    two_stage = f", W of {spec.editing_dim} (editing space)" if spec.mapping else ""
+    typer.echo(f"wrote {out}: {spec.name}, latent_dim {spec.latent_dim}{two_stage}, output "
                f"{spec.output.shape} in {list(spec.output.range)}"
                f"{', encoder' if spec.encoder else ''}"
                f"{f', {spec.num_classes} classes' if spec.condition else ''}; preview.png")

@@ -32,7 +32,8 @@ def _rewrite(bundle: Bundle, spec: BundleSpec,
     root = bundle.root
     preview = root / PREVIEW_FILE
     return write_bundle(
-        root, spec, decoder=bundle.decoder_path, encoder=bundle.encoder_path,
+        root, spec, decoder=bundle.decoder_path, mapping=bundle.mapping_path,
+        encoder=bundle.encoder_path,
         directions=directions,
         preview_png=preview.read_bytes() if preview.is_file() else None)
 
@@ -56,7 +57,7 @@ def add_directions(root: Path, found: Sequence[tuple[DirectionSpec, npt.ArrayLik
         if entry.name in entries and not replace:
             raise BundleError(f"name: the bundle already has a direction {entry.name!r} "
                               "(replace it with --replace)")
-        vectors[entry.name] = (unit_vector(vector, spec.latent_dim, entry.name), float(sigma))
+        vectors[entry.name] = (unit_vector(vector, spec.editing_dim, entry.name), float(sigma))
         if not (np.isfinite(sigma) and sigma > 0):
             raise BundleError(f"sigma: must be finite and > 0 for {entry.name!r}, got {sigma}")
         entries[entry.name] = entry
@@ -73,7 +74,8 @@ def unit_vector(vector: npt.ArrayLike, latent_dim: int, name: str) -> F32:
         v = v[0]
     if v.shape != (latent_dim,):
         raise BundleError(f"vector: {name!r} has shape {list(np.shape(vector))}; the latent "
-                          f"size is {latent_dim} (expected [{latent_dim}] or [1, {latent_dim}])")
+                          f"size is {latent_dim} (expected [{latent_dim}] or [1, {latent_dim}]; "
+                          "W codes for a two-stage bundle)")
     v64 = v.astype(np.float64)
     if not np.all(np.isfinite(v64)):
         raise BundleError(f"vector: {name!r} has non-finite values")

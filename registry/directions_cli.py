@@ -3,6 +3,8 @@
     latentserve directions discover b/ --method sefa --k 4
     latentserve directions discover b/ --method pca --k 3 --names hue,size,tilt
     latentserve directions discover b/ --method supervised --labels labels.npz
+
+A two-stage bundle's directions live in W (see `registry.discovery`).
     latentserve directions add b/ --name smile --vector boundary.npy
 
 Every command prints one `error: …` line and exits 2 when the bundle or an option is wrong.
@@ -41,7 +43,9 @@ def discover_command(
     layer: Annotated[str | None, typer.Option("--layer", help="pca: the decoder tensor to do "
                                               "PCA on (default: the first activation after "
                                               "the latent's first layer).")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="pca: prior samples.")] = 4096,
+    samples: Annotated[int, typer.Option("--samples", help="pca: prior samples (a two-stage "
+                                         "bundle: mapped samples w that PCA and SeFa's σ "
+                                         "see).")] = 4096,
     replace: Annotated[bool, typer.Option("--replace", help="Replace directions of the same "
                                           "name.")] = False,
 ) -> None:
@@ -57,7 +61,7 @@ def discover_command(
         bundle = load_bundle(bundle_dir)
         given = split_list(names) or None
         if method == "sefa":
-            found = discovery.sefa(bundle, k, weight=weight, names=given)
+            found = discovery.sefa(bundle, k, weight=weight, names=given, samples=samples)
         elif method == "pca" and labels is None:
             found = discovery.pca(bundle, k, layer=layer, samples=samples, names=given)
         else:

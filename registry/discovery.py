@@ -9,6 +9,12 @@
 - `supervised`: InterFaceGAN — the normal of a linear model from latents to each label
   (logistic regression by IRLS for 0/1 labels, ridge least squares otherwise).
 
+A two-stage (StyleGAN-like) bundle edits in W, and so do its directions: SeFa reads every
+weight acting on the decoder's W input, stacked with unit rows (as SeFa does with StyleGAN's
+style affines; `weight` picks one instead), and PCA is
+GANSpace's StyleGAN variant, PCA of sampled w = mapping(z) itself; σ is measured on those
+mapped samples, and supervised fits take W latents (given, or encoded images).
+
 Every direction is a unit vector with a deterministic sign (its largest-magnitude entry
 positive for sefa/pca; towards larger labels for supervised) and σ, the std of the latents'
 projection on it, so strength 1.0 is 1 σ of latent codes along d. Example::
@@ -31,7 +37,13 @@ import onnxruntime as ort
 from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import sample_latents
 from latentserve.registry.bundle import Bundle
-from latentserve.registry.onnx_graph import early_activation, first_latent_layer, with_outputs
+from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.onnx_graph import (
+    early_activation,
+    first_latent_layer,
+    style_layers,
+    with_outputs,
+)
 from latentserve.registry.spec import BundleError, DirectionSpec
 
 PCA_SAMPLES = 4096
@@ -87,10 +99,12 @@ def _check_k(k: int, dim: int) -> None:
 
 
 def sefa_from_matrix(matrix: npt.ArrayLike, k: int, *, names: Sequence[str] | None = None,
-                     where: str = "A") -> list[Discovered]:
+                     where: str = "A", latents: F64 | None = None,
+                     what: str = "prior latents") -> list[Discovered]:
     """SeFa on a weight A [out, N]: the top-k eigenvectors of AᵀA, largest eigenvalue first.
 
-    σ = 1: under the N(0, I) prior every unit direction has unit std.
+    σ = 1: under the N(0, I) prior every unit direction has unit std; with `latents` (e.g.
+    mapped samples in W, not isotropic) σ is their std along each direction.
     """
     a = np.asarray(matrix, np.float64)
     _check_k(k, a.shape[1])
@@ -99,22 +113,43 @@ def sefa_from_matrix(matrix: npt.ArrayLike, k: int, *, names: Sequence[str] | No
     out = []
     for rank, (i, name) in enumerate(zip(order, _names(names, "sefa", k), strict=True)):
         value = float(values[i])
+        unit = canonical_sign(vectors[:, i])
+        sigma = 1.0 if latents is None else sigma_along(latents, unit)
         out.append(Discovered(
-            name, canonical_sign(vectors[:, i]).astype(np.float32), 1.0, "sefa",
-            f"1.0 = 1 σ of prior latents along SeFa direction {rank} (eigenvalue {value:.4g} "
+            name, unit.astype(np.float32), sigma, "sefa",
+            f"1.0 = 1 σ of {what} along SeFa direction {rank} (eigenvalue {value:.4g} "
             f"of AᵀA, A = {where})", value, "eigenvalue of AᵀA"))
     return out
 
 
 def sefa(bundle: Bundle, k: int, *, weight: str | None = None,
-         names: Sequence[str] | None = None) -> list[Discovered]:
-    """SeFa directions of a bundle, A read from its decoder (or the initializer `weight`)."""
+         names: Sequence[str] | None = None,
+         samples: int = PCA_SAMPLES) -> list[Discovered]:
+    """SeFa directions of a bundle, A read from its decoder (or the initializer `weight`); in
+    W (two-stage), σ is the std of `samples` mapped prior samples along each direction."""
     model = onnx.load(str(bundle.decoder_path))
     spec = bundle.spec
-    layer = first_latent_layer(model, spec.decoder.input, spec.latent_dim, weight)
+    if spec.mapping is not None and weight is None:
+        layers = style_layers(model, spec.decoder.input, spec.editing_dim)
+        stacked = np.concatenate([_unit_rows(layer.matrix) for layer in layers])
+        where = (f"{len(layers)} weights reading w stacked [{stacked.shape[0]} × "
+                 f"{stacked.shape[1]}], unit rows")
+        return sefa_from_matrix(stacked, k, names=names, where=where,
+                                latents=mapped_prior(bundle, samples), what=MAPPED)
+    layer = first_latent_layer(model, spec.decoder.input, spec.editing_dim, weight)
     where = f"{layer.op} {layer.node!r} weight {layer.weight!r} [{layer.matrix.shape[0]} × " \
             f"{layer.matrix.shape[1]}]"
-    return sefa_from_matrix(layer.matrix, k, names=names, where=where)
+    if spec.mapping is None:
+        return sefa_from_matrix(layer.matrix, k, names=names, where=where)
+    return sefa_from_matrix(layer.matrix, k, names=names, where=where,
+                            latents=mapped_prior(bundle, samples), what=MAPPED)
+
+
+def _unit_rows(matrix: F64) -> F64:
+    """Rows scaled to unit length (SeFa's normalisation of the style weights)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: F64 = matrix / np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def pca_of_latents(latents: npt.ArrayLike, k: int, *, names: Sequence[str] | None = None,
@@ -166,11 +201,27 @@ def pca_of_activations(latents: npt.ArrayLike, activations: npt.ArrayLike, k: in
     return out
 
 
+MAPPED = "mapped prior samples w"
+
+
+def mapped_prior(bundle: Bundle, samples: int) -> F64:
+    """W codes of `samples` prior latents (Sample seed 0, untruncated) of a two-stage bundle."""
+    return OnnxGenerator(bundle).sample_latents(0, samples).astype(np.float64)
+
+
 def pca(bundle: Bundle, k: int, *, layer: str | None = None, samples: int = PCA_SAMPLES,
         names: Sequence[str] | None = None) -> list[Discovered]:
     """GANSpace directions of a bundle: PCA of the first activation after the latent's first
-    layer (or the tensor `layer`) over `samples` prior latents, regressed onto the latents."""
+    layer (or the tensor `layer`) over `samples` prior latents, regressed onto the latents.
+
+    A two-stage bundle gets GANSpace's StyleGAN variant: PCA of `samples` mapped prior
+    samples w (no `layer`), σ their std along each component."""
     spec = bundle.spec
+    if spec.mapping is not None:
+        if layer is not None:
+            raise BundleError("layer: a two-stage bundle's PCA is of sampled w = mapping(z) "
+                              "itself (GANSpace for StyleGAN); --layer does not apply")
+        return pca_of_latents(mapped_prior(bundle, samples), k, names=names, what=MAPPED)
     model = onnx.load(str(bundle.decoder_path))
     if layer is None:
         layer = early_activation(model, first_latent_layer(model, spec.decoder.input,

@@ -6,7 +6,10 @@ numbers `latentserve registry register` records and the promotion gates compare:
   `output_finite_fraction`: share of finite values over the decoded prior samples;
 - continuity `path_max_step_ratio_lerp/_slerp` (largest over mean frame step along paths),
   `path_length_lerp/_slerp` (PPL-style, image-space MSE / ε²) and the latent-only
-  `lerp/slerp_midpoint_norm_ratio`, as the shipped generators record them;
+  `lerp/slerp_midpoint_norm_ratio`, as the shipped generators record them; a two-stage
+  generator is sampled as the service samples it (seeded z mapped to W) and its paths are
+  lerps in W (StyleGAN's convention, the service's default there), so it records only the
+  `_lerp` path metrics and no midpoint norms (those describe the N(0, I) prior's shell);
 - with image measures (a callable images → {name: values}, or fitted from labels): each
   direction's monotonicity (Spearman within seed / pooled) and leakage, as
   `direction.<name>.*` metrics and the direction's `quality`. Example::
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +81,8 @@ def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
     result.metrics["onnx_determinism_max_abs_diff"] = float(
         max(np.max(np.abs(batch - single)), np.max(np.abs(batch - again))))
     result.notes["onnx_determinism_max_abs_diff"] = (
-        f"max |difference| between {len(z)} prior samples decoded as one batch, one at a time "
+        f"max |difference| between {len(z)} prior samples (Sample seed 0) decoded as one "
+        "batch, one at a time "
         "and again with onnxruntime (no torch module: the ONNX file checked against itself)")
     prior = gen.sample_latents(1, sizes.finite_samples)
     drawn = decode(prior, np.arange(len(prior), dtype=np.int64))
@@ -86,27 +91,41 @@ def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
         f"share of finite values over {sizes.finite_samples} decoded prior samples "
         "(Sample seed 1)")
 
-    for method in ("lerp", "slerp"):
+    two_stage = spec.mapping is not None
+    to_editing = gen.to_editing_space if two_stage else None
+    space = "W (seeded z mapped to w)" if two_stage else "the prior"
+    methods: tuple[Literal["lerp", "slerp"], ...] = ("lerp",) if two_stage else ("lerp", "slerp")
+    for method in methods:
         key = f"path_max_step_ratio_{method}"
         result.metrics[key] = latent_metrics.path_max_step_ratio(
-            decode, spec.latent_dim, method, pairs=sizes.path_pairs)
+            decode, spec.latent_dim, method, pairs=sizes.path_pairs, to_editing=to_editing)
         result.metrics[f"path_length_{method}"] = latent_metrics.path_length(
-            decode, spec.latent_dim, method, samples=sizes.path_samples, eps=sizes.path_eps)
+            decode, spec.latent_dim, method, samples=sizes.path_samples, eps=sizes.path_eps,
+            to_editing=to_editing)
     result.notes["path_max_step_ratio_lerp"] = (
         f"continuity: mean over {sizes.path_pairs} seed pairs of the largest image step over "
-        f"the mean step along a {latent_metrics.PATH_STEPS}-frame lerp path (RMS pixel "
-        "distance between frames; 1 = even steps, a jump shows as a large ratio)")
-    result.notes["path_max_step_ratio_slerp"] = "as path_max_step_ratio_lerp, along slerp paths"
+        f"the mean step along a {latent_metrics.PATH_STEPS}-frame lerp path in {space} (RMS "
+        "pixel distance between frames; 1 = even steps, a jump shows as a large ratio)")
     result.notes["path_length_lerp"] = (
         f"PPL-style: mean of MSE(g(z(t)), g(z(t+ε))) / ε², ε = {sizes.path_eps:g}, over "
-        f"{sizes.path_samples} random prior pairs and t ~ U(0, 1), values outside the 1st–99th "
-        "percentile dropped; image-space MSE; decoder run by onnxruntime in float32")
+        f"{sizes.path_samples} random pairs of {space} and t ~ U(0, 1), lerp, values outside "
+        "the 1st–99th percentile dropped; image-space MSE; decoder run by onnxruntime in "
+        "float32")
+    if two_stage:
+        return _with_directions(gen, measures, measure_of, sizes, result)
+    result.notes["path_max_step_ratio_slerp"] = "as path_max_step_ratio_lerp, along slerp paths"
     result.notes["path_length_slerp"] = "as path_length_lerp, along slerp paths"
     result.metrics |= latent_metrics.midpoint_norm_ratios(spec.latent_dim,
                                                           pairs=sizes.midpoint_pairs)
     for name in ("lerp_midpoint_norm_ratio", "slerp_midpoint_norm_ratio"):
         result.notes[name] = latent_metrics.METRIC_NOTES[name].replace(
             "1,000", f"{sizes.midpoint_pairs:,}")
+    return _with_directions(gen, measures, measure_of, sizes, result)
+
+
+def _with_directions(gen: OnnxGenerator, measures: Measures | None,
+                     measure_of: Mapping[str, str] | None, sizes: EvalSizes,
+                     result: Evaluation) -> Evaluation:
     if measures is not None:
         _directions(gen, measures, dict(measure_of or {}), sizes, result)
     return result

@@ -8,7 +8,8 @@ An `.npz` holds `latents` [n, N] or `images` [n, C, H, W] (in the bundle's outpu
 optional `condition` [n] (class index, for conditional bundles) and one array [n] per label.
 A `.csv` has a header; either an `image` column (PNG paths relative to the file, scaled from
 [0, 255] to the output range) or latent columns `z0` … `z{N-1}`, an optional `condition`
-column, and numeric label columns. Nothing is unpickled.
+column, and numeric label columns. N is the size of the bundle's editing space: a two-stage
+bundle's latents are W codes (`mapping.w_dim` values). Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _read_csv(path: Path, spec: BundleSpec) -> LabelData:
     if len(rows) > MAX_ROWS:
         raise BundleError(f"labels: {path} has {len(rows)} rows, more than {MAX_ROWS}")
     header = list(rows[0])
-    z_cols = [f"z{i}" for i in range(spec.latent_dim)]
+    z_cols = [f"z{i}" for i in range(spec.editing_dim)]
     latents = images = None
     if "image" in header:
         images = np.stack([_png(path.parent / r["image"], spec) for r in rows])
@@ -86,7 +87,7 @@ def _read_csv(path: Path, spec: BundleSpec) -> LabelData:
         latents = np.array([[float(r[c]) for c in z_cols] for r in rows], np.float32)
     else:
         raise BundleError(f"labels: {path} needs an 'image' column or latent columns "
-                          f"z0 … z{spec.latent_dim - 1}")
+                          f"z0 … z{spec.editing_dim - 1}")
     condition = (np.array([int(r["condition"]) for r in rows], np.int64)
                  if "condition" in header else None)  # fmt: skip
     columns = {}
@@ -120,14 +121,14 @@ def _check(path: Path, data: LabelData, spec: BundleSpec) -> LabelData:
     shape = ", ".join(map(str, spec.output.shape))
     if (data.latents is None) == (data.images is None):
         raise BundleError(f"labels: {path} must hold exactly one of 'latents' [n, "
-                          f"{spec.latent_dim}] and 'images' [n, {shape}]")
+                          f"{spec.editing_dim}] and 'images' [n, {shape}]")
     if not data.columns:
         raise BundleError(f"labels: {path} has no label columns")
     lengths = {k: len(v) for k, v in data.columns.items()}
     n = next(iter(lengths.values()))
-    if data.latents is not None and data.latents.shape != (n, spec.latent_dim):
+    if data.latents is not None and data.latents.shape != (n, spec.editing_dim):
         raise BundleError(f"labels: 'latents' has shape {list(data.latents.shape)}, expected "
-                          f"[{n}, {spec.latent_dim}]")
+                          f"[{n}, {spec.editing_dim}]")
     if data.images is not None and data.images.shape != (n, *spec.output.shape):
         raise BundleError(f"labels: 'images' has shape {list(data.images.shape)}, expected "
                           f"[{n}, {shape}]")

@@ -20,6 +20,9 @@ Floats = npt.NDArray[np.floating[Any]]
 Decode = Callable[[F32, I64], Floats]
 """decode(latents [B, N], item index [B]) → images [B, ...] as float64; the item index lets a
 conditional generator use one label per item (both ends of a path-length pair share it)."""
+ToEditing = Callable[[F32], F32]
+"""Prior latents z [B, N] → the latents `decode` takes (a two-stage generator's mapping z → w);
+the path metrics draw their endpoints as z and map them, then interpolate in that space."""
 
 METRIC_NOTES: dict[str, str] = {
     "onnx_parity_max_abs_diff": "max |torch − onnxruntime| over decoder and encoder outputs on "
@@ -68,12 +71,17 @@ def path_length(
     samples: int = 1000,
     eps: float = 1e-4,
     seed: int = 0,
+    to_editing: ToEditing | None = None,
 ) -> float:
-    """PPL-style path length: mean MSE(g(z(t)), g(z(t+ε))) / ε² (1–99 percentile filtered)."""
+    """PPL-style path length: mean MSE(g(z(t)), g(z(t+ε))) / ε² (1–99 percentile filtered);
+    with `to_editing`, the endpoints are mapped prior samples and the path runs between them
+    (StyleGAN's PPL in W)."""
     interp = lerp if method == "lerp" else slerp
     a, b = _pairs(dim, samples, seed)
+    if to_editing is not None:
+        a, b = to_editing(a), to_editing(b)
     t = np.random.default_rng(np.random.SeedSequence([seed, 0xA7])).uniform(0.0, 1.0, samples)
-    z = np.empty((2 * samples, dim), np.float32)
+    z = np.empty((2 * samples, a.shape[1]), np.float32)
     for i in range(samples):
         z[[i, samples + i]] = interp(a[i], b[i], np.array([t[i], t[i] + eps]))
     items = np.concatenate([np.arange(samples), np.arange(samples)]).astype(np.int64)
@@ -101,13 +109,17 @@ PATH_STEPS = 32
 
 
 def path_max_step_ratio(decode: Decode, dim: int, method: Method, *, pairs: int,
-                        steps: int = PATH_STEPS) -> float:  # fmt: skip
+                        steps: int = PATH_STEPS,
+                        to_editing: ToEditing | None = None) -> float:  # fmt: skip
     """Continuity: mean over seed pairs i (Interpolate of seeds 100 + i → 200 + i, item
-    index i) of the largest RMS pixel step between consecutive frames over the mean step
-    (1 = even steps; a jump shows as a large ratio)."""
+    index i; keyframes mapped by `to_editing` when given, as the service does) of the largest
+    RMS pixel step between consecutive frames over the mean step (1 = even steps; a jump shows
+    as a large ratio)."""
     ratios = []
     for i in range(pairs):
         keys = np.concatenate([sample_latents(100 + i, 1, dim), sample_latents(200 + i, 1, dim)])
+        if to_editing is not None:
+            keys = to_editing(keys)
         frames = np.asarray(decode(interpolate_path(keys, steps, method),
                                    np.full(steps, i, np.int64)), np.float64)  # fmt: skip
         flat = frames.reshape(steps, -1)

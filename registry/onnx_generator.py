@@ -5,6 +5,10 @@ their numbers are those of the served model. Example::
     z = gen.seed_latents([1, 2, 3])                  # item 0 of Sample(seed = s) per seed
     images = gen.decode(z, labels=[0, 1, 2])
     sweep = gen.edit(z, [0, 1, 2], "scale", [-1.0, 0.0, 1.0], conditional_on=["pos_y"])
+
+Latents are in the bundle's editing space: for a two-stage generator seeds draw z and the
+mapping takes it to W (as the service's Sample does, before any truncation); decode, encode
+and edit work on W codes.
 """
 
 from __future__ import annotations
@@ -35,23 +39,42 @@ class OnnxGenerator:
         enc = self.spec.encoder
         self._encoder = (None if enc is None else ort.InferenceSession(
             str(root / enc.file), opts, providers=["CPUExecutionProvider"]))  # fmt: skip
+        mapping = self.spec.mapping
+        self._mapping = (None if mapping is None else ort.InferenceSession(
+            str(root / mapping.file), opts, providers=["CPUExecutionProvider"]))  # fmt: skip
         self._batch = self.spec.max_batch_size
 
     @property
     def latent_dim(self) -> int:
+        """Size of z, what seeds draw."""
         return self.spec.latent_dim
 
+    @property
+    def editing_dim(self) -> int:
+        """Size of the latents decode/edit take and encode returns (W for two-stage)."""
+        return self.spec.editing_dim
+
+    def to_editing_space(self, z: npt.ArrayLike) -> F32:
+        """Prior latents z [n, latent_dim] in the editing space: mapping(z) for a two-stage
+        generator, z itself otherwise."""
+        zz = np.asarray(z, np.float32)
+        mapping = self.spec.mapping
+        if self._mapping is None or mapping is None or len(zz) == 0:
+            return zz if mapping is None else np.zeros((0, self.editing_dim), np.float32)
+        return self._run(self._mapping, mapping.input, zz, None, None, mapping.output)
+
     def seed_latents(self, seeds: Sequence[int]) -> F32:
-        """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule)."""
-        return np.concatenate([latent_ops.sample_latents(int(s), 1, self.latent_dim)
-                               for s in seeds])  # fmt: skip
+        """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule), in the
+        editing space."""
+        return self.to_editing_space(np.concatenate(
+            [latent_ops.sample_latents(int(s), 1, self.latent_dim) for s in seeds]))
 
     def sample_latents(self, seed: int, n: int) -> F32:
-        """The latents of Sample(seed, n)."""
-        return latent_ops.sample_latents(seed, n, self.latent_dim)
+        """The latents of Sample(seed, n) (no truncation), in the editing space."""
+        return self.to_editing_space(latent_ops.sample_latents(seed, n, self.latent_dim))
 
     def decode(self, z: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
-        """Latents [n, N] (+ class labels [n]) → images [n, C, H, W]."""
+        """Latents [n, editing_dim] (+ class labels [n]) → images [n, C, H, W]."""
         dec = self.spec.decoder
         zz = np.asarray(z, np.float32)
         if len(zz) == 0:
@@ -60,7 +83,7 @@ class OnnxGenerator:
                          self._labels(labels, len(zz)), dec.output)  # fmt: skip
 
     def encode(self, x: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
-        """Images [n, C, H, W] (+ class labels [n]) → posterior means [n, N]."""
+        """Images [n, C, H, W] (+ class labels [n]) → posterior means [n, editing_dim]."""
         enc = self.spec.encoder
         if self._encoder is None or enc is None:
             raise ValueError(f"{self.spec.name} has no encoder")
@@ -81,7 +104,7 @@ class OnnxGenerator:
 
     def edit_latents(self, bases: npt.ArrayLike, direction: str, strengths: Sequence[float],
                      conditional_on: Sequence[str] = ()) -> F32:  # fmt: skip
-        """Edit rows [B·S, N] (base-major), as EditRequest with direction_name."""
+        """Edit rows [B·S, editing_dim] (base-major), as EditRequest with direction_name."""
         found = self.bundle.directions[direction]
         vector = found.vector
         held = [self.bundle.directions[h].vector for h in conditional_on]

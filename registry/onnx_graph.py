@@ -1,5 +1,6 @@
 """Reading a decoder graph for direction discovery: the first weight that acts on the latent
-(SeFa's A) and an early activation to expose as an extra output (GANSpace's PCA space).
+(SeFa's A), every weight that reads it (a StyleGAN-like synthesis network's style affines, all
+fed by w) and an early activation to expose as an extra output (GANSpace's PCA space).
 
 The latent is followed from the graph input through shape-only ops (Reshape, Flatten,
 Unsqueeze, …) and a Concat with other inputs (a class embedding: the latent's columns of the
@@ -126,6 +127,38 @@ def first_latent_layer(model: onnx.ModelProto, latent_input: str, latent_dim: in
                               "before any linear layer; name the weight with --weight")
     raise BundleError(f"weight: the latent input {latent_input!r} reaches no Gemm, MatMul, Conv "
                       "or ConvTranspose")
+
+
+SIZE_OPS = frozenset({"Shape", "Size"})
+"""Ops that read only a tensor's shape (e.g. the batch size to expand a constant input)."""
+
+
+def style_layers(model: onnx.ModelProto, latent_input: str, latent_dim: int) -> list[LatentLayer]:
+    """Every constant-weight layer the latent feeds directly (through shape-only ops): the
+    style affines of a StyleGAN-like synthesis network, which all read w. Ops that only read
+    its shape are passed over; any other use of the latent is an error naming the node."""
+    consts = _constants(model)
+    carriers = {latent_input}
+    found = []
+    for index, node in enumerate(model.graph.node):
+        carried = [name for name in node.input if name in carriers]
+        if not carried:
+            continue
+        if node.op_type in SIZE_OPS:
+            continue
+        if node.op_type in SHAPE_OPS and node.input[0] == carried[0]:
+            carriers.add(node.output[0])
+            continue
+        name = node.input[1] if len(node.input) > 1 else ""
+        if node.op_type in LAYER_OPS and node.input[0] == carried[0] and name in consts:
+            found.append(_layer(node, index, name, consts[name], 0, latent_dim))
+            continue
+        raise BundleError(f"weight: the latent reaches {node.op_type} {_label(node, index)!r}, "
+                          "not a layer with a constant weight; name the weight with --weight")
+    if not found:
+        raise BundleError(f"weight: the latent input {latent_input!r} reaches no Gemm, MatMul, "
+                          "Conv or ConvTranspose")
+    return found
 
 
 def _layer(node: onnx.NodeProto, index: int, name: str, w: np.ndarray, offset: int,

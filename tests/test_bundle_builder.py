@@ -131,9 +131,9 @@ def test_external_data_and_unsupported_opset_are_refused(tmp_path: Path) -> None
 
 def test_unknown_component_and_ambiguous_encoder_outputs(tmp_path: Path,
                                                          tiny_files: dict[str, Path]) -> None:
-    with pytest.raises(BundleError, match=r"^components: unknown component 'mapping'"):
+    with pytest.raises(BundleError, match=r"^components: unknown component 'styles'"):
         build_bundle(tmp_path / "o", opts(), {"decoder": tiny_files["decoder"],
-                                              "mapping": tiny_files["decoder"]})
+                                              "styles": tiny_files["decoder"]})
     with pytest.raises(BundleError, match=r"^encoder: --encoder-mean 'nope' names no output"):
         build_bundle(tmp_path / "o", opts(), {
             "decoder": tiny_files["decoder"],

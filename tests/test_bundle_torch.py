@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from latentserve.core import latent_ops
 from latentserve.generators.torch_bundle import PARITY_METRIC, build_bundle_from_torch
 from latentserve.promotion.gates import load_gates, parity_gate, version_metrics
 from latentserve.registry.builder import BundleOptions
@@ -90,3 +91,51 @@ def test_latent_dim_must_match_the_example(tmp_path: Path) -> None:
         build_bundle_from_torch(
             tmp_path / "m", BundleOptions(name="m", output_range=(-1, 1), latent_dim=5),
             {"decoder": Decoder()}, example_latent=torch.zeros(6))
+
+
+class Mapping(nn.Module):
+    """z [B, 4] → w [B, 6] with a non-zero mean (so w̄ matters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 6)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(z)) + 0.5
+
+
+class NoisyMapping(Mapping):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = super().forward(z)
+        return out + 0.1 if torch.onnx.is_in_onnx_export() else out
+
+
+def test_two_stage_modules_export_mapping_and_synthesis(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    mapping, synthesis, encoder = Mapping(), Decoder(dim=6), Encoder(dim=6)
+    built = build_bundle_from_torch(
+        tmp_path / "g", BundleOptions(name="gan", output_range=(-1.0, 1.0)),
+        {"mapping": mapping, "decoder": synthesis, "encoder": encoder},
+        example_latent=torch.zeros(4))
+    spec = built.bundle.spec
+    assert spec.mapping is not None and spec.editing_space == "w"
+    assert (spec.latent_dim, spec.editing_dim, spec.decoder.input) == (4, 6, "w")
+    assert set(built.parity) == {"mapping", "decoder", "mapping+decoder", "encoder"}
+    assert 0 <= spec.metrics[PARITY_METRIC] <= 1e-5
+    gen = OnnxGenerator(built.bundle)
+    z = np.concatenate([latent_ops.sample_latents(s, 1, 4) for s in (1, 2, 3)])
+    with torch.no_grad():
+        w = mapping(torch.from_numpy(z))
+        expected = synthesis(w).numpy()
+        center = mapping(torch.from_numpy(latent_ops.sample_latents(9, 20_000, 4))).mean(0)
+    np.testing.assert_allclose(gen.seed_latents([1, 2, 3]), w.numpy(), atol=1e-5)
+    np.testing.assert_allclose(gen.decode(gen.seed_latents([1, 2, 3])), expected, atol=1e-5)
+    np.testing.assert_allclose(built.bundle.truncation_center, center.numpy(), atol=0.02)
+    assert gen.encode(expected).shape == (3, 6)
+
+
+def test_mapping_parity_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"^mapping: max \|torch − onnxruntime\| is 0.1"):
+        build_bundle_from_torch(tmp_path / "n", BundleOptions(name="n", output_range=(-2, 2)),
+                                {"mapping": NoisyMapping(), "decoder": Decoder()},
+                                example_latent=torch.zeros(4))
