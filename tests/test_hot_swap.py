@@ -53,14 +53,16 @@ def swap_server(swap_registry: tuple[str, dict[int, Bundle]], tmp_path: Path, ba
 
 
 class Load:
-    """8 async clients looping Sample/Interpolate/Edit; checks every response's consistency."""
+    """8 async clients looping Sample/Interpolate/Edit; checks every response's consistency and
+    records (sent, answered, version) per request."""
 
     def __init__(self, address: str) -> None:
         self.address = address
         self.sent = 0
         self.failures: list[BaseException] = []
-        self.seen: list[tuple[float, int]] = []   # (monotonic time, version)
+        self.seen: list[tuple[float, float, int]] = []   # (sent, answered: monotonic; version)
         self.stop = asyncio.Event()
+        self._answered = asyncio.Condition()
 
     async def worker(self, k: int) -> None:
         async with AsyncClient(self.address, timeout_s=30, retries=0) as client:
@@ -68,6 +70,7 @@ class Load:
             while not self.stop.is_set():
                 i += 1
                 self.sent += 1
+                sent = time.monotonic()
                 try:
                     kind = (k + i) % 3
                     if kind == 0:
@@ -83,7 +86,9 @@ class Load:
                 assert out.images is not None
                 np.testing.assert_allclose(out.images, expected(out.model.version, out.latents),
                                            atol=1e-5)
-                self.seen.append((time.monotonic(), out.model.version))
+                async with self._answered:
+                    self.seen.append((sent, time.monotonic(), out.model.version))
+                    self._answered.notify_all()
 
     async def run_until(self, done: asyncio.Future[None]) -> None:
         workers = [asyncio.ensure_future(self.worker(k)) for k in range(8)]
@@ -93,8 +98,17 @@ class Load:
             self.stop.set()
             await asyncio.gather(*workers)
 
-    def first_after(self, t0: float, version: int) -> float:
-        return min(t for t, v in self.seen if t >= t0 and v == version) - t0
+    async def wait_for(self, version: int, *, sent_after: float, answers: int = 1) -> float:
+        """When `answers` requests sent after `sent_after` have been answered by `version`
+        (returns the first such answer's time); fails the test after a generous deadline."""
+
+        def found() -> list[float]:
+            return sorted(t for s, t, v in self.seen if s >= sent_after and v == version)
+
+        async with self._answered:
+            await asyncio.wait_for(self._answered.wait_for(lambda: len(found()) >= answers),
+                                   timeout=90.0)
+            return found()[0]
 
 
 async def _move_alias(uri: str, version: int) -> float:
@@ -102,32 +116,33 @@ async def _move_alias(uri: str, version: int) -> float:
     return time.monotonic()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 async def test_promote_and_roll_back_under_load_without_a_failed_request(
         swap_server: BackgroundServer, swap_registry: tuple[str, dict[int, Bundle]],
         backend: str) -> None:
+    """The alias moves 1 → 2 → 1 under load: no request fails, every answer is consistent with
+    the version that gave it, and once a version has answered a request, every request sent
+    after that answer gets that version (until the next move)."""
     uri, _ = swap_registry
-    poll = POLL_S[backend]
-    settle = 2 * poll
     load = Load(swap_server.address)
-    moves: dict[str, float] = {}
+    marks: dict[str, float] = {}
 
     async def script() -> None:
-        await asyncio.sleep(3.0)               # steady state on v1
-        moves["promote"] = await _move_alias(uri, 2)
-        await asyncio.sleep(settle + 2.0)
-        moves["rollback"] = await _move_alias(uri, 1)
-        await asyncio.sleep(settle + 2.0)
+        start = time.monotonic()
+        await load.wait_for(1, sent_after=start, answers=50)          # steady state on v1
+        marks["promote"] = await _move_alias(uri, 2)
+        marks["on_v2"] = await load.wait_for(2, sent_after=marks["promote"])
+        await load.wait_for(2, sent_after=marks["on_v2"], answers=50)
+        marks["rollback"] = await _move_alias(uri, 1)
+        marks["on_v1"] = await load.wait_for(1, sent_after=marks["rollback"])
+        await load.wait_for(1, sent_after=marks["on_v1"], answers=50)
 
     await load.run_until(asyncio.ensure_future(script()))
     assert not load.failures, load.failures[:3]
-    assert load.sent > 100
-    assert {v for _, v in load.seen} == {1, 2}
-    assert load.first_after(moves["promote"], 2) <= settle
-    assert load.first_after(moves["rollback"], 1) <= settle
-    # Once a switch has happened, only the new version answers.
-    switched = moves["promote"] + load.first_after(moves["promote"], 2)
-    assert all(v == 2 for t, v in load.seen if switched < t < moves["rollback"])
+    assert {v for _, _, v in load.seen} == {1, 2}
+    # Once a version has answered, requests sent after that answer get it until the next move.
+    assert all(v == 2 for s, _, v in load.seen if marks["on_v2"] < s < marks["rollback"])
+    assert all(v == 1 for s, _, v in load.seen if s > marks["on_v1"])
     assert metric_value(swap_server, "latentserve_alias_swaps_total", model="swap") == 2
 
 

@@ -165,9 +165,15 @@ def test_catalogue(client: Client) -> None:
     assert client.get_model("tiny", version=1).model.version == 1
 
 
-async def test_async_client_and_batching_under_concurrency(
+SEED_BASE = 7_000_000
+"""Seeds no other test asks for: the responses cannot come from the response cache."""
+
+
+async def test_async_client_under_concurrency(
         server: BackgroundServer, backend: str, request: pytest.FixtureRequest) -> None:
-    """64 concurrent n=1 calls: right per-caller results, and backend batches > 1."""
+    """64 concurrent n=1 calls: right per-caller results, every row computed once. (Whether
+    they share backend calls depends on timing here; the batcher's merging is tested
+    deterministically in test_batching.py and, against Triton, test_triton_backend.py.)"""
     if backend == "embedded":
         def counts() -> tuple[float, float]:
             return (metric_value(server, "latentserve_backend_batch_size_count", model="tiny"),
@@ -182,16 +188,16 @@ async def test_async_client_and_batching_under_concurrency(
     calls_before, rows_before = counts()
     async with AsyncClient(server.address, timeout_s=60) as client:
         results = await asyncio.gather(
-            *(client.sample("tiny", n=1, seed=i) for i in range(64)))
+            *(client.sample("tiny", n=1, seed=SEED_BASE + i) for i in range(64)))
     for i, out in enumerate(results):
-        np.testing.assert_array_equal(out.latents[0], latent_ops.sample_latents(i, 1, 4)[0])
+        np.testing.assert_array_equal(out.latents[0],
+                                      latent_ops.sample_latents(SEED_BASE + i, 1, 4)[0])
     deadline = time.monotonic() + 10   # Triton counts a request just after answering it
     while True:
         calls, rows = counts()[0] - calls_before, counts()[1] - rows_before
         if rows >= 64 or time.monotonic() > deadline:
             break
-    assert rows == 64
-    assert calls < 64, "64 concurrent n=1 requests should share backend batches"
+    assert rows == 64 and 1 <= calls <= 64
 
 
 async def test_async_client_covers_every_rpc(server: BackgroundServer) -> None:
