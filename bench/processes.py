@@ -116,13 +116,25 @@ class ServiceProcess:
                                        f"{self.log_path}:\n{self.log_tail()}")
                 with contextlib.suppress(grpc.RpcError):
                     reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING and \
+                            self._all_workers_ready():
                         return
                 if time.monotonic() > deadline:
                     raise ServiceError(f"service {self.label} not serving after "
                                        f"{self.ready_timeout_s:.0f} s; {self.log_path}:\n"
                                        + self.log_tail())
                 time.sleep(0.1)
+
+    def _all_workers_ready(self) -> bool:
+        """With several worker processes, health answers once the first one is ready; the
+        parent announces "… with N workers" once every worker listens on the shared port."""
+        workers = int(self.settings.get("WORKERS", "1"))
+        if workers <= 1:
+            return True
+        try:
+            return f"with {workers} workers".encode() in self.log_path.read_bytes()
+        except OSError:
+            return False
 
     def _start_py_spy(self) -> None:
         if self.profile_dir is not None and self._proc is not None:
