@@ -49,17 +49,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every process descended from it (a service and the workers it started)."""
-    children: dict[int, list[int]] = {}
+def _proc_stats() -> list[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process."""
+    stats = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stats.append((int(entry.name),
+                          (entry / "stat").read_text().rsplit(")", 1)[1].split()))
         except (OSError, IndexError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return stats
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it (a service and the workers it started)."""
+    children: dict[int, list[int]] = {}
+    for child, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -81,17 +89,7 @@ def machine_busy_seconds() -> float:
 
 def group_pids(pgid: int) -> list[int]:
     """Processes whose process group is `pgid` (a server and the children it started)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid]
 
 
 def backend_counters(metrics_url: str, component: str = "decoder") -> dict[str, float]:
