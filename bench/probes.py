@@ -32,12 +32,6 @@ _BACKEND_SERIES = {
     "batch_calls": "latentserve_backend_batch_size_count",
     "backend_s": "latentserve_backend_latency_seconds_sum",
 }
-_CACHE_SERIES = {
-    **{what: f"latentserve_response_cache_{what}_total"
-       for what in ("hits", "misses", "skips", "evictions")},
-    "bytes": "latentserve_response_cache_bytes",
-    "entries": "latentserve_response_cache_entries",
-}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -92,24 +86,18 @@ def group_pids(pgid: int) -> list[int]:
     return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid]
 
 
+def metrics_text(metrics_url: str) -> str:
+    """The service's Prometheus exposition text."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 def backend_counters(metrics_url: str, component: str = "decoder") -> dict[str, float]:
     """The service's backend batch-size and latency sums/counts for `component`."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
+    text = metrics_text(metrics_url)
     totals = {}
     for key, series in _BACKEND_SERIES.items():
         pattern = rf'^{series}\{{[^}}]*component="{component}"[^}}]*\}} ([0-9.e+-]+)$'
-        totals[key] = sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
-    return totals
-
-
-def cache_counters(metrics_url: str) -> dict[str, float]:
-    """The service's response-cache totals: hits, misses, skips, evictions, bytes, entries."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    totals = {}
-    for key, series in _CACHE_SERIES.items():
-        pattern = rf"^{series}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$"
         totals[key] = sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
     return totals
 

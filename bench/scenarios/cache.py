@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import itertools
 import re
-import urllib.request
 from typing import Any
 
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, rounded
+from bench.probes import metrics_text
 from bench.processes import known_setting
 from bench.stack import Stack
 from latentserve.client import AsyncClient, GenerateResult
@@ -42,8 +42,7 @@ def same_bits(a: GenerateResult, b: GenerateResult) -> bool:
 def cache_series(metrics_url: str) -> dict[str, float]:
     """The service's metric series whose name mentions a cache (whatever they are called)."""
     try:
-        with urllib.request.urlopen(metrics_url, timeout=5) as response:
-            text = response.read().decode()
+        text = metrics_text(metrics_url)
     except OSError:
         return {}
     found = re.findall(r"^(latentserve_\w*cache\w*(?:\{[^}]*\})?) ([0-9.e+-]+)$", text,
