@@ -48,6 +48,7 @@ from latentserve.registry.onnx_checks import (
     external_data_tensors,
     read_onnx,
 )
+from latentserve.registry.onnx_generator import cpu_session
 from latentserve.registry.preview import rgb_grid_png, to_unit_range
 from latentserve.registry.spec import (
     SCHEMA_VERSION,
@@ -254,11 +255,8 @@ class _Probe:
         return tuple(self.images.shape)
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+PROBE_THREADS = 2
+"""onnxruntime intra-op threads of the probe sessions."""
 
 
 def _run(kind: str, session: ort.InferenceSession, output: str,
@@ -290,15 +288,16 @@ def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found, options: Bund
         cols, labels = PREVIEW_ITEMS // 2, None
         z = sample_latents(0, PREVIEW_ITEMS, found.latent_dim)
     if mapping is not None:
-        z = _run("mapping", _session(mapping[0]), mapping[1].output, {mapping[1].input: z},
-                 options.max_batch_size)
+        z = _run("mapping", cpu_session(mapping[0], threads=PROBE_THREADS), mapping[1].output,
+                 {mapping[1].input: z}, options.max_batch_size)
         if not np.all(np.isfinite(z)):
             raise BundleError("mapping: produces non-finite W codes for prior latents (Sample "
                               "seed 0)")
     feeds: dict[str, np.ndarray] = {decoder.input: z}
     if decoder.condition_input is not None and labels is not None:
         feeds[decoder.condition_input] = labels
-    images = _run("decoder", _session(path), decoder.output, feeds, options.max_batch_size)
+    images = _run("decoder", cpu_session(path, threads=PROBE_THREADS), decoder.output, feeds,
+                  options.max_batch_size)
     if images.ndim != 4 or images.shape[0] != len(z):
         raise BundleError(f"decoder: output {decoder.output!r} has shape "
                           f"{list(images.shape)} for {len(z)} latents; expected [B, C, H, W]")
@@ -328,7 +327,7 @@ def _probe_encoder(path: Path, encoder: EncoderSpec, spec: BundleSpec, probe: _P
     feeds: dict[str, np.ndarray] = {encoder.input: probe.images}
     if encoder.condition_input is not None and probe.labels is not None:
         feeds[encoder.condition_input] = probe.labels
-    session = _session(path)
+    session = cpu_session(path, threads=PROBE_THREADS)
     for output in [encoder.output_mean, encoder.output_logvar]:
         if output is None:
             continue

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime as ort
 
 from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import sample_latents
 from latentserve.registry.bundle import Bundle
-from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.onnx_generator import OnnxGenerator, cpu_session
 from latentserve.registry.onnx_graph import (
     early_activation,
     first_latent_layer,
@@ -228,8 +227,7 @@ def pca(bundle: Bundle, k: int, *, layer: str | None = None, samples: int = PCA_
                                                            spec.latent_dim))
     elif not any(layer in n.output for n in model.graph.node):
         raise BundleError(f"layer: the decoder has no tensor named {layer!r}")
-    session = ort.InferenceSession(with_outputs(model, [layer]),
-                                   providers=["CPUExecutionProvider"])
+    session = cpu_session(with_outputs(model, [layer]))
     z = sample_latents(0, samples, spec.latent_dim)
     chunks = []
     for lo in range(0, samples, spec.max_batch_size):

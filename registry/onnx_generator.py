@@ -14,6 +14,7 @@ and edit work on W codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -24,24 +25,29 @@ from latentserve.core.arrays import F32, I64
 from latentserve.registry.bundle import Bundle
 
 
+def cpu_session(source: Path | bytes, *, threads: int = 0) -> ort.InferenceSession:
+    """An onnxruntime CPU session of an ONNX file (or its bytes) for offline work (building,
+    measuring, discovering directions): `threads` intra-op threads (0: one per core), one
+    inter-op thread. The service's sessions are made by its embedded backend."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = source if isinstance(source, bytes) else str(source)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxGenerator:
     """Decode, encode, sample and edit a bundle the way the embedded backend does."""
 
     def __init__(self, bundle: Bundle, *, threads: int = 2) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
         root = bundle.root
-        self._decoder = ort.InferenceSession(str(root / self.spec.decoder.file), opts,
-                                             providers=["CPUExecutionProvider"])  # fmt: skip
-        enc = self.spec.encoder
-        self._encoder = (None if enc is None else ort.InferenceSession(
-            str(root / enc.file), opts, providers=["CPUExecutionProvider"]))  # fmt: skip
-        mapping = self.spec.mapping
-        self._mapping = (None if mapping is None else ort.InferenceSession(
-            str(root / mapping.file), opts, providers=["CPUExecutionProvider"]))  # fmt: skip
+        self._decoder = cpu_session(root / self.spec.decoder.file, threads=threads)
+        enc, mapping = self.spec.encoder, self.spec.mapping
+        self._encoder = None if enc is None else cpu_session(root / enc.file, threads=threads)
+        self._mapping = (None if mapping is None
+                         else cpu_session(root / mapping.file, threads=threads))
         self._batch = self.spec.max_batch_size
 
     @property

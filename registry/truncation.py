@@ -50,10 +50,10 @@ def mean_of_mapping(mapping: Path | bytes, input_name: str, output_name: str, la
     """
     if samples < MIN_SAMPLES:
         raise ValueError(f"samples must be ≥ {MIN_SAMPLES}, got {samples}")
-    import onnxruntime as ort  # the server extra; imported here so the spec module needs none
+    # onnxruntime is the server extra; imported here so the spec module needs none
+    from latentserve.registry.onnx_generator import cpu_session
 
-    source = mapping if isinstance(mapping, bytes) else str(mapping)
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    session = cpu_session(mapping)
     rng = np.random.default_rng(seed)
     total: F64 | None = None
     for lo in range(0, samples, BATCH_ROWS):
