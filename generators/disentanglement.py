@@ -9,18 +9,19 @@ and without conditioning (InterFaceGAN), and MIG (disentanglement_lib protocol).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from scipy.stats import rankdata
 from sklearn.metrics import mutual_info_score
 from torch import nn
 
 from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import edit_latents, orthogonalize
+from latentserve.registry import latent_eval
 
 Roundtrip = Callable[[F32], F32]
 """latents [B, N] → encoder mean of decoder(latents) [B, N]: what an edit did to the image."""
@@ -91,11 +92,9 @@ def fit_probe(
 
 
 def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    """Spearman rank correlation; 0.0 when either side is constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return 0.0
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman rank correlation (`latent_eval.spearman`); 0.0 when either side is constant."""
+    rho = latent_eval.spearman(x, y)
+    return 0.0 if math.isnan(rho) else rho
 
 
 def monotonicity(
