@@ -65,17 +65,6 @@ class _Entry:
     size: int
 
 
-@dataclass(frozen=True)
-class CacheStats:
-    """The cache's counters since start (benchmarks read them; /metrics has the same)."""
-
-    hits: int
-    misses: int
-    evictions: int
-    entries: int
-    bytes: int
-
-
 class Lookup(Generic[M]):
     """One request's cache lookup: `hit` (the stored response) or `keep` to store its result."""
 
@@ -103,16 +92,10 @@ class ResponseCache:
         self._metrics = metrics
         self._entries: collections.OrderedDict[CacheKey, _Entry] = collections.OrderedDict()
         self._bytes = 0
-        self._hits = self._misses = self._evictions = 0
 
     @property
     def enabled(self) -> bool:
         return self.capacity_bytes > 0
-
-    def stats(self) -> CacheStats:
-        """Counters and current size."""
-        return CacheStats(self._hits, self._misses, self._evictions, len(self._entries),
-                          self._bytes)
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, rpc: str, request: Message, lease: Lease, outcome: Outcome,
@@ -129,11 +112,9 @@ class ResponseCache:
         key = CacheKey(rpc, name, version, lease.alias, *canonical)
         entry = self._entries.get(key)
         if entry is None:
-            self._misses += 1
             self._metrics.cache_misses.labels(rpc=rpc, model=name).inc()
             return Lookup(self, key, lease, outcome, None)
         self._entries.move_to_end(key)
-        self._hits += 1
         self._metrics.cache_hits.labels(rpc=rpc, model=name).inc()
         outcome.model, outcome.version, outcome.items = name, version, entry.items
         assert isinstance(entry.response, response_type)  # the key names the RPC
@@ -161,16 +142,9 @@ class ResponseCache:
             self._evict(key, "unloaded")
         self._publish()
 
-    def clear(self) -> None:
-        """Drop every entry (not counted as evictions)."""
-        self._entries.clear()
-        self._bytes = 0
-        self._publish()
-
     def _evict(self, key: CacheKey, reason: str) -> None:
         entry = self._entries.pop(key)
         self._bytes -= entry.size
-        self._evictions += 1
         self._metrics.cache_evictions.labels(model=key.name, reason=reason).inc()
 
     def _publish(self) -> None:
