@@ -36,6 +36,7 @@ __all__ = [
     "orthogonalize",
     "sample_latents",
     "sample_latents_reference",
+    "seed_latents",
     "slerp",
     "truncate",
     "vp_lerp",
@@ -133,6 +134,15 @@ def sample_latents(seed: int, n: int, dim: int, *, start: int = 0) -> F32:
         bits.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
                       "has_uint32": 0, "uinteger": 0}
         out[i] = generator.standard_normal(dim)
+    return out
+
+
+def seed_latents(seeds: Sequence[int], dim: int) -> F32:
+    """One latent per seed, item 0 of each: what a keyframe or an edit base given as a seed
+    stands for (`sample_latents(s, 1, dim)[0]` per seed s)."""
+    out = np.empty((len(seeds), dim), dtype=np.float32)
+    for row, seed in enumerate(seeds):
+        out[row] = sample_latents(int(seed), 1, dim)[0]
     return out
 
 

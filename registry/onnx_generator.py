@@ -72,8 +72,7 @@ class OnnxGenerator:
     def seed_latents(self, seeds: Sequence[int]) -> F32:
         """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule), in the
         editing space."""
-        return self.to_editing_space(np.concatenate(
-            [latent_ops.sample_latents(int(s), 1, self.latent_dim) for s in seeds]))
+        return self.to_editing_space(latent_ops.seed_latents(seeds, self.latent_dim))
 
     def sample_latents(self, seed: int, n: int) -> F32:
         """The latents of Sample(seed, n) (no truncation), in the editing space."""

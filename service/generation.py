@@ -34,8 +34,7 @@ async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
     in the editing space, then truncated."""
     if not isinstance(source, rq.KeyframeSeeds):
         return source
-    dim = lease.bundle.spec.latent_dim
-    z = np.stack([latent_ops.sample_latents(s, 1, dim)[0] for s in source.seeds])
+    z = latent_ops.seed_latents(source.seeds, lease.bundle.spec.latent_dim)
     return _truncated(lease.bundle, await lease.backend.to_editing_space(z), source.psi)
 
 

@@ -24,6 +24,7 @@ from latentserve.core.latent_ops import (
     orthogonalize,
     sample_latents,
     sample_latents_reference,
+    seed_latents,
     slerp,
     truncate,
     vp_lerp,
@@ -480,3 +481,11 @@ def test_module_needs_only_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_seed_latents_are_item_0_of_each_seed() -> None:
+    keys = [0, 7, 2**40 + 3, 2**64 - 1]
+    z = seed_latents(keys, 5)
+    assert z.dtype == np.float32 and z.shape == (4, 5)
+    for row, seed in zip(z, keys, strict=True):
+        np.testing.assert_array_equal(row, sample_latents_reference(seed, 1, 5)[0])
