@@ -6,16 +6,21 @@
   "tiny-w" (two-stage: z of 4 → w of 6), each v1 with alias `production`. Treat it as
   read-only; mutate `empty_registry_uri`.
 - `empty_registry_uri`: a fresh, empty (but initialised) sqlite registry per test.
+- `edit_spec(root, change)`: rewrite a bundle's latentserve.json through `change(raw dict)`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from latentserve.registry.bundle import Bundle
+from latentserve.registry.spec import SPEC_FILE
 from latentserve.registry.store import RegistryClient, register_bundle
 from latentserve.registry.tiny import build_tiny_bundle
 
@@ -23,6 +28,13 @@ TINY_NUM_CLASSES = 3
 """Classes of the conditional tiny generator ("tiny-cond"; labels c0, c1, c2)."""
 TINY_W_DIM = 6
 """Size of W of the two-stage tiny generator ("tiny-w"; its z has the default 4)."""
+
+
+def edit_spec(root: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    """Rewrite the bundle at `root`'s spec through `change` (it edits the decoded JSON)."""
+    raw = json.loads((root / SPEC_FILE).read_text())
+    change(raw)
+    (root / SPEC_FILE).write_text(json.dumps(raw))
 
 
 def _sqlite_uri(db: Path) -> str:

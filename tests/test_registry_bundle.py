@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from fixtures_registry import edit_spec
 from latentserve.registry.bundle import (
     Bundle,
     content_hash,
@@ -22,12 +22,6 @@ from latentserve.registry.bundle import (
 )
 from latentserve.registry.spec import DIRECTIONS_FILE, SIGMA_SUFFIX, SPEC_FILE, BundleError
 from latentserve.registry.tiny import DIRECTION_SIGMAS, TinyWeights, build_tiny_bundle
-
-
-def _edit_spec(root: Path, change: Callable[[dict[str, Any]], object]) -> None:
-    raw = json.loads((root / SPEC_FILE).read_text())
-    change(raw)
-    (root / SPEC_FILE).write_text(json.dumps(raw))
 
 
 def _edit_directions(root: Path, change: Callable[[dict[str, Any]], object]) -> None:
@@ -213,7 +207,7 @@ def _double_input(model: onnx.ModelProto) -> None:
 REFUSALS: dict[str, tuple[Callable[[Path], object], str]] = {
     "missing spec": (lambda r: (r / SPEC_FILE).unlink(), "latentserve.json: spec file is missing"),
     "spec not json": (lambda r: (r / SPEC_FILE).write_text("{nope"), "not valid JSON"),
-    "unknown schema": (lambda r: _edit_spec(r, lambda s: s.update(schema_version=99)),
+    "unknown schema": (lambda r: edit_spec(r, lambda s: s.update(schema_version=99)),
                        "schema_version 99 is not supported"),
     "missing decoder": (lambda r: (r / "decoder.onnx").unlink(),
                         "decoder.onnx: file named by decoder.file is missing"),
@@ -228,15 +222,15 @@ REFUSALS: dict[str, tuple[Callable[[Path], object], str]] = {
         lambda r: _edit_onnx(r / "decoder.onnx",
                              lambda m: setattr(m.graph.node[0], "op_type", "NoSuchOp")),
         "decoder.onnx: fails the ONNX checker"),
-    "input name": (lambda r: _edit_spec(r, lambda s: s["decoder"].update(input="latent")),
+    "input name": (lambda r: edit_spec(r, lambda s: s["decoder"].update(input="latent")),
                    "graph inputs are ['z'], but decoder expects ['latent']"),
-    "output name": (lambda r: _edit_spec(r, lambda s: s["encoder"].update(output_mean="mean")),
+    "output name": (lambda r: edit_spec(r, lambda s: s["encoder"].update(output_mean="mean")),
                     "encoder.onnx: graph has no output 'mean'"),
-    "latent dim": (lambda r: _edit_spec(r, lambda s: s.update(latent_dim=5)),
+    "latent dim": (lambda r: edit_spec(r, lambda s: s.update(latent_dim=5)),
                    "decoder input 'z' dimension 1 is 4, the spec says 5"),
-    "output shape": (lambda r: _edit_spec(r, lambda s: s["output"].update(shape=[1, 16, 16])),
+    "output shape": (lambda r: edit_spec(r, lambda s: s["output"].update(shape=[1, 16, 16])),
                      "decoder output 'x' dimension 2 is 8, the spec says 16"),
-    "channels": (lambda r: _edit_spec(r, lambda s: s["output"].update(shape=[3, 8, 8])),
+    "channels": (lambda r: edit_spec(r, lambda s: s["output"].update(shape=[3, 8, 8])),
                  "dimension 1 is 1, the spec says 3"),
     "fixed batch": (lambda r: _edit_onnx(r / "decoder.onnx", lambda m: _set_dim(m, 0, 8)),
                     "fixed batch dimension (8); it must be dynamic"),
@@ -260,9 +254,9 @@ REFUSALS: dict[str, tuple[Callable[[Path], object], str]] = {
                   "unexpected: ['extra']"),
     "missing key": (lambda r: _edit_directions(r, lambda a: a.pop("sefa0")),
                     "missing: ['sefa0']"),
-    "dotdot path": (lambda r: _edit_spec(r, lambda s: s["decoder"].update(file="../decoder.onnx")),
+    "dotdot path": (lambda r: edit_spec(r, lambda s: s["decoder"].update(file="../decoder.onnx")),
                     "decoder.file '../decoder.onnx' must be a relative path inside the bundle"),
-    "absolute path": (lambda r: _edit_spec(
+    "absolute path": (lambda r: edit_spec(
         r, lambda s: s["encoder"].update(file=str((r / "encoder.onnx").resolve()))),
         "encoder.file '/"),
     "symlink outside": (_outside_symlink, "links outside the bundle directory"),
@@ -278,7 +272,7 @@ REFUSALS: dict[str, tuple[Callable[[Path], object], str]] = {
     "pickle in subdir": (lambda r: _write(r / "extra" / "x.pickle", b"\x80\x04."),
                          "extra/x.pickle: pickle files are not allowed"),
     "bad preview": (lambda r: (r / "preview.png").write_bytes(b"GIF89a"), "preview.png: not a PNG"),
-    "bad metric name": (lambda r: _edit_spec(r, lambda s: s.update(metrics={"fid@10k": 1.0})),
+    "bad metric name": (lambda r: edit_spec(r, lambda s: s.update(metrics={"fid@10k": 1.0})),
                         "metrics.fid@10k"),
 }
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
-from fixtures_registry import TINY_W_DIM
+from fixtures_registry import TINY_W_DIM, edit_spec
 from fixtures_service import field_violations
 from latentserve.client import Client, InvalidArgumentError
 from latentserve.core import latent_ops
@@ -32,12 +31,6 @@ LATENT_DIM = 4
 @pytest.fixture
 def two_stage(tmp_path: Path) -> Bundle:
     return build_tiny_bundle(tmp_path / "tiny-w", name="tiny-w", w_dim=TINY_W_DIM)
-
-
-def _edit_spec(root: Path, change: Callable[[dict[str, Any]], object]) -> None:
-    raw = json.loads((root / SPEC_FILE).read_text())
-    change(raw)
-    (root / SPEC_FILE).write_text(json.dumps(raw))
 
 
 # ------------------------------------------------------------------ bundle and w̄
@@ -97,28 +90,28 @@ def _rewire_decoder_to_z(root: Path) -> None:
 BAD_BUNDLES: dict[str, tuple[Callable[[Path], object], str]] = {
     "missing mapping file": (_drop_mapping_file, "mapping.onnx: file named by mapping.file"),
     "w_dim differs from the decoder input": (
-        lambda root: _edit_spec(root, lambda raw: raw["mapping"].update(w_dim=4) or
+        lambda root: edit_spec(root, lambda raw: raw["mapping"].update(w_dim=4) or
                                 raw.update(truncation_center=[0.0] * 4)),
         "the spec says 4 (mapping.w_dim)"),
     "decoder takes z in a W bundle": (_rewire_decoder_to_z,
                                       "dimension 1 is 4, the spec says 6 (mapping.w_dim)"),
     "editing_space z with a mapping": (
-        lambda root: _edit_spec(root, lambda raw: raw.update(editing_space="z")),
+        lambda root: edit_spec(root, lambda raw: raw.update(editing_space="z")),
         "editing_space must be 'w' when mapping is set"),
     "editing_space w without a mapping": (
-        lambda root: _edit_spec(root, lambda raw: raw.pop("mapping")),
+        lambda root: edit_spec(root, lambda raw: raw.pop("mapping")),
         "editing_space 'w' needs a mapping"),
     "truncation_center missing": (
-        lambda root: _edit_spec(root, lambda raw: raw.pop("truncation_center")),
+        lambda root: edit_spec(root, lambda raw: raw.pop("truncation_center")),
         "truncation_center is required when editing_space is 'w'"),
     "truncation_center of the z size": (
-        lambda root: _edit_spec(root, lambda raw: raw.update(truncation_center=[0.0] * 4)),
+        lambda root: edit_spec(root, lambda raw: raw.update(truncation_center=[0.0] * 4)),
         "truncation_center has 4 values, mapping.w_dim is 6"),
     "mapping output of another size": (
-        lambda root: _edit_spec(root, lambda raw: raw["mapping"].update(output="h")),
+        lambda root: edit_spec(root, lambda raw: raw["mapping"].update(output="h")),
         "graph has no output 'h' named by mapping"),
     "mapping input name": (
-        lambda root: _edit_spec(root, lambda raw: raw["mapping"].update(input="noise")),
+        lambda root: edit_spec(root, lambda raw: raw["mapping"].update(input="noise")),
         "but mapping expects ['noise']"),
 }
 
