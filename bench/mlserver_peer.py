@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from bench.config import REPO_ROOT
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service.devtools.triton_local import free_port
 
 LOG_SCRIPT = REPO_ROOT / "bench" / "mlserver_log_model.py"

@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.config import ZOO_SPRITES, RunConfig
-from latentserve.registry.bundle import Bundle, load_bundle
-from latentserve.registry.spec import SPEC_FILE
-from latentserve.registry.tiny import build_tiny_bundle
+from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.bundle.spec import SPEC_FILE
+from tests.fixtures.tiny import build_tiny_bundle
 
 PRODUCTION = "production"
 STANDIN_LATENT_DIM = 10
@@ -116,7 +116,7 @@ class Registries:
         self._template: Path | None = None
 
     def _empty_db(self) -> Path:
-        from latentserve.registry.store import RegistryClient
+        from latentserve.registry.store.mlflow_store import RegistryClient
 
         if self._template is None:
             for noisy in ("mlflow", "alembic"):
@@ -132,7 +132,7 @@ class Registries:
         """A fresh registry holding each model's bundles as versions 1, 2, … in order
         (`force`: identical bundles still become new versions), with `production` at
         `alias_version`. Returns its URI."""
-        from latentserve.registry.store import RegistryClient
+        from latentserve.registry.store.mlflow_store import RegistryClient
 
         db = self.root / label / "mlflow.db"
         db.parent.mkdir(parents=True, exist_ok=False)

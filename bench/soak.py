@@ -41,7 +41,7 @@ from bench.config import DEFAULT_OUT
 from bench.models import Registries
 from bench.processes import ServiceProcess
 from bench.soak_calls import Call, SoakModel, Stubs, soak_calls
-from latentserve.registry.tiny import build_tiny_bundle
+from tests.fixtures.tiny import build_tiny_bundle
 
 DEFAULT_SECONDS = 600.0
 RSS_GROWTH_LIMIT = 0.10

@@ -99,7 +99,7 @@ class Stack:
     @property
     def triton_model(self) -> str:
         """The Triton model name of the served decoder (`<name>__v1`)."""
-        from latentserve.registry.triton_export import triton_model_name
+        from latentserve.registry.triton.export import triton_model_name
 
         return triton_model_name(self.model.name, MODEL_VERSION)
 

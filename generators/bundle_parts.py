@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from latentserve.registry.preview import rgb_grid_png
-from latentserve.registry.spec import SPEC_FILE
+from latentserve.registry.bundle.preview import rgb_grid_png
+from latentserve.registry.bundle.spec import SPEC_FILE
 
 
 class RunConfig(Protocol):

@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.spec import BundleError
+from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.bundle.spec import BundleError
 
 
 class Model(StrEnum):

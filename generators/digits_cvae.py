@@ -45,15 +45,19 @@ from latentserve.generators.inference import (
 )
 from latentserve.generators.models import DigitsCVAE, DigitsDecoder, DigitsEncoder
 from latentserve.generators.training import Objective, fit_vae
-from latentserve.registry.bundle import Bundle, write_bundle
-from latentserve.registry.latent_metrics import METRIC_NOTES, interpolation_metrics, recon_mse
-from latentserve.registry.spec import (
+from latentserve.registry.bundle.files import Bundle, write_bundle
+from latentserve.registry.bundle.spec import (
     SCHEMA_VERSION,
     BundleSpec,
     ConditionSpec,
     DecoderSpec,
     EncoderSpec,
     OutputSpec,
+)
+from latentserve.registry.quality.latent_metrics import (
+    METRIC_NOTES,
+    interpolation_metrics,
+    recon_mse,
 )
 
 NAME = "digits-cvae"

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from latentserve.core.arrays import F32, F64
-from latentserve.registry.spec import DirectionSpec
+from latentserve.registry.bundle.spec import DirectionSpec
 
 _MIN_SIGMA = 1e-6
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from latentserve.core.arrays import F32, F64
 from latentserve.core.latent_ops import edit_latents, orthogonalize
-from latentserve.registry import latent_eval
+from latentserve.registry.quality import latent_eval
 
 Roundtrip = Callable[[F32], F32]
 """latents [B, N] → encoder mean of decoder(latents) [B, N]: what an edit did to the image."""

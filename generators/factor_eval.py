@@ -16,15 +16,15 @@ import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.latent_ops import Method
-from latentserve.registry import latent_metrics
-from latentserve.registry.latent_eval import (
+from latentserve.registry.quality import latent_metrics
+from latentserve.registry.quality.latent_eval import (
     STRENGTHS,
     DirectionQuality,
     Measured,
     direction_quality,
 )
-from latentserve.registry.latent_metrics import PATH_STEPS
-from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.quality.latent_metrics import PATH_STEPS
+from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 EDIT_SEEDS: tuple[int, ...] = tuple(range(1, 37))
 """Bases of the quality sweeps: item 0 of Sample(seed) for these seeds, class = seed mod C."""

@@ -36,12 +36,9 @@ from latentserve.generators.factor_training import (
     set_posterior_spread,
 )
 from latentserve.generators.inference import float64_copy, run_batched, torch_threads
-from latentserve.registry.bundle import Bundle, write_bundle
-from latentserve.registry.latent_eval import DirectionQuality
-from latentserve.registry.latent_metrics import METRIC_NOTES, interpolation_metrics, recon_mse
-from latentserve.registry.onnx_generator import OnnxGenerator
-from latentserve.registry.preview import rgb_grid_png
-from latentserve.registry.spec import (
+from latentserve.registry.bundle.files import Bundle, write_bundle
+from latentserve.registry.bundle.preview import rgb_grid_png
+from latentserve.registry.bundle.spec import (
     SCHEMA_VERSION,
     BundleSpec,
     ConditionSpec,
@@ -50,6 +47,13 @@ from latentserve.registry.spec import (
     EncoderSpec,
     OutputSpec,
 )
+from latentserve.registry.quality.latent_eval import DirectionQuality
+from latentserve.registry.quality.latent_metrics import (
+    METRIC_NOTES,
+    interpolation_metrics,
+    recon_mse,
+)
+from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 CIRCULAR_STEPS = 12
 """Strength 1.0 of a circular direction turns its factor by 1/CIRCULAR_STEPS of a turn."""

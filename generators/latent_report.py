@@ -15,7 +15,7 @@ import numpy as np
 
 from latentserve.core.arrays import F32
 from latentserve.core.latent_ops import interpolate_path
-from latentserve.registry.bundle import Bundle, load_bundle
+from latentserve.registry.bundle.files import Bundle, load_bundle
 
 ZOO = Path(__file__).resolve().parent / "zoo"
 REPORTED = ("sprites-vae", "shapes3d")
@@ -149,8 +149,8 @@ def replace_section(readme: str, markdown: str) -> str:
 
 def draw_pictures(zoo: Path, gallery: Path) -> list[Path]:
     """Per model: class rows, direction sweeps, plain vs conditional; returns the files."""
-    from latentserve.registry.onnx_generator import OnnxGenerator
-    from latentserve.registry.preview import rgb_grid_png
+    from latentserve.registry.bundle.preview import rgb_grid_png
+    from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
     gallery.mkdir(parents=True, exist_ok=True)
     written = []

@@ -33,9 +33,9 @@ from latentserve.generators.shapes3d import (
     sample_factor_indices,
 )
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.latent_eval import DirectionQuality
-from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.quality.latent_eval import DirectionQuality
+from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 NAME = "shapes3d"
 EVAL_SEED = 7

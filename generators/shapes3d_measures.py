@@ -26,7 +26,7 @@ from latentserve.generators.shapes3d import (
     render_indices,
     sample_factor_indices,
 )
-from latentserve.registry.latent_eval import Measured
+from latentserve.registry.quality.latent_eval import Measured
 
 _WALL_ROWS = slice(0, 6)
 """Rows that always show the walls (the tallest object stays below row 29)."""

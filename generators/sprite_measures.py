@@ -29,7 +29,7 @@ from latentserve.generators.sprites import (
     render_indices,
     sample_factor_indices,
 )
-from latentserve.registry.latent_eval import Measured
+from latentserve.registry.quality.latent_eval import Measured
 
 _SPAN = 32.0
 """Pixels between sprite centres at pos 0 and pos 1 (renderer geometry: 64 − 2 · 16)."""

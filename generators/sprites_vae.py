@@ -35,9 +35,9 @@ from latentserve.generators.sprites import (
     render_indices,
     sample_factor_indices,
 )
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.latent_eval import DirectionQuality
-from latentserve.registry.onnx_generator import OnnxGenerator
+from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.quality.latent_eval import DirectionQuality
+from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 NAME = "sprites-vae"
 EVAL_SEED = 7

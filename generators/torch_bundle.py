@@ -1,6 +1,6 @@
 """Build a bundle from torch modules: export each to ONNX with the project's exporter settings
 (opset 17, dynamo=False, dynamic batch axis, weights inline), check torch ↔ onnxruntime parity,
-then hand the files to `latentserve.registry.builder.build_bundle`. Example::
+then hand the files to `latentserve.registry.bundle.builder.build_bundle`. Example::
 
     options = BundleOptions(name="my-vae", output_range=(0.0, 1.0))
     built = build_bundle_from_torch(Path("out/my-vae"), options,
@@ -33,9 +33,9 @@ from torch import nn
 
 from latentserve.core.latent_ops import sample_latents
 from latentserve.generators.export import export_onnx, onnx_parity
-from latentserve.registry.builder import BundleOptions, OnnxComponent, build_bundle
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.spec import BundleError
+from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
+from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.bundle.spec import BundleError
 
 PARITY_TOLERANCE = 1e-4
 """Default largest |torch − onnxruntime| accepted (the promotion gate's default limit)."""

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from latentserve.registry.cli import (
+from latentserve.registry.cli.registry import (
     PRODUCTION,
     RegistryUriOption,
     error_line,

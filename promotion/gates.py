@@ -28,9 +28,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from latentserve.core.errors import InvalidArgument
-from latentserve.registry.bundle import Bundle, load_bundle
-from latentserve.registry.spec import BundleError
-from latentserve.registry.store import TAG_METRIC_PREFIX
+from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.bundle.spec import BundleError
+from latentserve.registry.store.mlflow_store import TAG_METRIC_PREFIX
 
 DEFAULT_GATES_FILE = "gates.toml"
 """The default gates file, shipped inside the `latentserve.registry` package."""

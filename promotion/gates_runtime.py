@@ -30,7 +30,7 @@ from latentserve.core.latent_ops import (
     truncate,
 )
 from latentserve.promotion.gates import GateResult, LatencyConfig, SmokeConfig
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service.backends.embedded import EmbeddedBackend
 from latentserve.service.settings import Settings
 

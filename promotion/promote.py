@@ -36,9 +36,9 @@ from latentserve.promotion.gates import (
     skipped,
     version_metrics,
 )
-from latentserve.registry.bundle import Bundle, load_bundle
-from latentserve.registry.spec import BundleError
-from latentserve.registry.store import RegistryClient
+from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.bundle.spec import BundleError
+from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.settings import Settings
 
 EXIT_OK = 0

@@ -17,7 +17,7 @@ import numpy as np
 from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service import requests as rq
 from latentserve.service.model_manager import Lease
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from latentserve.core.errors import FailedPrecondition, LatentServeError, NotFound, Unavailable
-from latentserve.registry.bundle import Bundle, load_bundle
-from latentserve.registry.store import ModelRecord, RegistryClient
+from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.store.mlflow_store import ModelRecord, RegistryClient
 from latentserve.service.backends.base import Backend
 from latentserve.service.backends.factory import BackendFactory
 from latentserve.service.logs import get_logger

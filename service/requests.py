@@ -24,7 +24,7 @@ import numpy.typing as npt
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import FailedPrecondition, InvalidArgument
 from latentserve.core.tensors import TensorError, from_tensor
-from latentserve.registry.spec import BundleSpec
+from latentserve.registry.bundle.spec import BundleSpec
 from latentserve.service.images import from_png
 from latentserve.service.settings import Settings
 from latentserve.v1 import generator_pb2 as pb

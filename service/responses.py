@@ -13,8 +13,8 @@ import asyncio
 
 from latentserve.core.arrays import F32
 from latentserve.core.tensors import to_tensor
-from latentserve.registry.spec import BundleSpec, DirectionQualitySpec
-from latentserve.registry.store import ModelRecord
+from latentserve.registry.bundle.spec import BundleSpec, DirectionQualitySpec
+from latentserve.registry.store.mlflow_store import ModelRecord
 from latentserve.service.images import to_png, to_uint8
 from latentserve.service.model_manager import Lease
 from latentserve.service.requests import Output

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from latentserve.registry.store import RegistryClient
+from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.auth import TokenAuthInterceptor, TokenFile
 from latentserve.service.backends.factory import BackendFactory, backend_factory
 from latentserve.service.grpc_errors import Admission, add_servicer

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import FailedPrecondition, InvalidArgument
-from latentserve.registry.spec import BundleSpec
+from latentserve.registry.bundle.spec import BundleSpec
 from latentserve.service import generation, responses
 from latentserve.service import requests as rq
 from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream

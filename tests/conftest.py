@@ -1,9 +1,9 @@
 """Shared test fixtures, registered as plugins (one module per area)."""
 
 pytest_plugins = [
-    "fixtures_registry",
-    "fixtures_service",
-    "fixtures_triton",
-    "fixtures_generators",
-    "fixtures_attack",
+    "tests.fixtures.registry",
+    "tests.fixtures.service",
+    "tests.fixtures.triton",
+    "tests.fixtures.generators",
+    "tests.fixtures.attack",
 ]

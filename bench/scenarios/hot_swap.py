@@ -18,7 +18,7 @@ from bench.load import MAX_ERRORS_KEPT, rounded
 from bench.models import PRODUCTION, ChosenModel, choose_bundle
 from bench.stack import Stack
 from latentserve.client import AsyncClient, GenerateResult
-from latentserve.registry.store import RegistryClient
+from latentserve.registry.store.mlflow_store import RegistryClient
 
 MOVES = (("promote", 2), ("promote", 3), ("rollback", 2))
 BIN_S = 0.5

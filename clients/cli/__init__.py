@@ -4,7 +4,7 @@
 |---|---|---|
 | `models`, `info`, `sample`, `interpolate`, `edit` | `latentserve.client.cli` | none |
 | `serve` | `latentserve.service.cli` | `server` |
-| `registry …` | `latentserve.registry.cli` + `latentserve.promotion.cli` | `server` |
+| `registry …` | `latentserve.registry.cli.registry` + `latentserve.promotion.cli` | `server` |
 | `triton …` | `latentserve.service.devtools.triton_cli` | none (it builds its own venv) |
 | `train …` | `latentserve.generators.cli` | `server,train` (bundles are written by the registry) |
 

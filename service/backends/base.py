@@ -24,7 +24,7 @@ import numpy as np
 
 from latentserve.core.arrays import F32, I64, Arrays
 from latentserve.core.errors import Unavailable
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service import tracing
 from latentserve.service.backends.batching import (
     AdaptiveBatcher,

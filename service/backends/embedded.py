@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from latentserve.core.arrays import Arrays
 from latentserve.core.errors import BackendError
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service.backends.base import Backend, Component
 from latentserve.service.backends.batching import RunBatch
 from latentserve.service.metrics import ServiceMetrics

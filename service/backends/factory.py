@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from latentserve.registry.bundle import Bundle
+from latentserve.registry.bundle.files import Bundle
 from latentserve.service.backends.base import Backend
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings

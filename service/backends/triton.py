@@ -36,8 +36,8 @@ from latentserve.core.errors import (
     LatentServeError,
     Unavailable,
 )
-from latentserve.registry.bundle import Bundle
-from latentserve.registry.triton_export import (
+from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.triton.export import (
     component_io,
     components,
     triton_load_files,

@@ -39,7 +39,7 @@ from typing import TypeVar
 from tritonclient.utils import InferenceServerException
 
 from latentserve.core.errors import LatentServeError
-from latentserve.registry.store import RegistryClient
+from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.backends.triton import HEALTH_TIMEOUT_S, shared_client
 from latentserve.service.logs import get_logger
 from latentserve.service.settings import Settings

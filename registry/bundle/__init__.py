@@ -1,0 +1,1 @@
+"""Bundle format: the spec, bundle folders (read, write, validate), ONNX checks, the builder."""

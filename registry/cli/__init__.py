@@ -1,0 +1,1 @@
+"""The `registry`, `bundle` and `directions` command groups of the `latentserve` CLI."""

@@ -1,0 +1,1 @@
+"""Measuring bundles on ONNX Runtime: latent metrics, direction discovery and evaluation."""

@@ -1,0 +1,1 @@
+"""The MLflow model registry: register bundles, resolve aliases, download versions, tags."""

@@ -1,0 +1,1 @@
+"""Triton model repositories exported from bundle versions (onnxruntime and python flavours)."""

@@ -1,0 +1,175 @@
+"""Direction discovery for any bundle (SeFa, GANSpace PCA, InterFaceGAN) and
+`latentserve directions discover/add`, checked against NumPy references and planted truths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
+
+from latentserve.cli import app
+from latentserve.core.latent_ops import sample_latents
+from latentserve.registry.bundle.builder import BundleOptions, build_bundle
+from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.bundle.onnx_graph import first_latent_layer
+from latentserve.registry.bundle.spec import BundleError
+from latentserve.registry.quality import discovery
+from tests.fixtures.tiny import TinyWeights, build_tiny_bundle
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def _reference_sefa(a: np.ndarray, k: int) -> np.ndarray:
+    values, vectors = np.linalg.eigh(a.T @ a)
+    out = vectors[:, np.argsort(values)[::-1][:k]].T
+    return np.stack([v * np.sign(v[np.argmax(np.abs(v))]) for v in out])
+
+
+def _graph_bundle(tmp_path: Path, nodes: list[onnx.NodeProto],
+                  inits: dict[str, np.ndarray], latent_dim: int) -> Bundle:
+    graph = helper.make_graph(
+        nodes, "dec", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["b", latent_dim])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 1, 4, 4])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "dec.onnx"
+    onnx.save_model(model, str(path))
+    return build_bundle(tmp_path / "b", BundleOptions(name="g", output_range=(0.0, 1.0)),
+                        {"decoder": path})
+
+
+def test_sefa_matches_numpy_eigenvectors_of_the_first_weight(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "t", latent_dim=6)
+    found = discovery.sefa(bundle, k=6)
+    weights = TinyWeights(6, (1, 8, 8), 0, 0)
+    expected = _reference_sefa(weights.w_t.T.astype(np.float64), 6)
+    np.testing.assert_allclose(np.stack([d.vector for d in found]), expected, atol=1e-5)
+    scores = [d.score for d in found]
+    assert scores == sorted(scores, reverse=True)
+    np.testing.assert_allclose(found[0].vector, weights.sefa(), atol=1e-5)
+    assert [d.name for d in found] == [f"sefa{i}" for i in range(6)]
+
+
+def test_sefa_reads_gemm_and_conv_transpose_through_reshapes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    gemm_w = rng.standard_normal((16, 5)).astype(np.float32)     # [out, N], transB = 1
+    nodes = [helper.make_node("Gemm", ["z", "w", "bias"], ["h"], transB=1),
+             helper.make_node("Sigmoid", ["h"], ["s"]),
+             helper.make_node("Reshape", ["s", "shape"], ["x"])]
+    bundle = _graph_bundle(tmp_path / "gemm", nodes, {
+        "w": gemm_w, "bias": np.zeros(16, np.float32),
+        "shape": np.array([-1, 1, 4, 4], np.int64)}, 5)
+    np.testing.assert_allclose(np.stack([d.vector for d in discovery.sefa(bundle, 3)]),
+                               _reference_sefa(gemm_w.astype(np.float64), 3), atol=1e-5)
+
+    conv_w = rng.standard_normal((5, 1, 4, 4)).astype(np.float32)  # [N, out_c, kh, kw]
+    nodes = [helper.make_node("Reshape", ["z", "zshape"], ["z4"]),
+             helper.make_node("ConvTranspose", ["z4", "w"], ["h"]),
+             helper.make_node("Sigmoid", ["h"], ["x"])]
+    bundle = _graph_bundle(tmp_path / "conv", nodes, {
+        "w": conv_w, "zshape": np.array([-1, 5, 1, 1], np.int64)}, 5)
+    model = onnx.load(str(bundle.decoder_path))
+    layer = first_latent_layer(model, "z", 5)
+    assert layer.op == "ConvTranspose" and layer.matrix.shape == (16, 5)
+    a = conv_w.reshape(5, 16).T.astype(np.float64)
+    np.testing.assert_allclose(np.stack([d.vector for d in discovery.sefa(bundle, 2)]),
+                               _reference_sefa(a, 2), atol=1e-5)
+    with pytest.raises(BundleError, match=r"^weight: the decoder has no initializer named"):
+        discovery.sefa(bundle, 2, weight="nope")
+
+
+def test_pca_finds_the_dominant_latent_axis(tmp_path: Path) -> None:
+    scale = np.full(4, 0.05, np.float32)
+    scale[2] = 1.0                        # latent axis 2 moves the activations most
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((4, 16)) * scale[:, None]).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["z", "w"], ["h"]),
+             helper.make_node("Tanh", ["h"], ["a"]),
+             helper.make_node("Sigmoid", ["a"], ["s"]),
+             helper.make_node("Reshape", ["s", "shape"], ["x"])]
+    bundle = _graph_bundle(tmp_path, nodes, {"w": w, "shape": np.array([-1, 1, 4, 4], np.int64)},
+                           4)
+    found = discovery.pca(bundle, k=2, samples=2048)
+    assert abs(float(found[0].vector[2])) > 0.99 and found[0].vector[2] > 0
+    assert found[0].sigma == pytest.approx(1.0, abs=0.05)
+    assert found[0].score > 0.9
+    assert "'a'" in found[0].unit        # the first activation after the latent layer
+
+
+def test_pca_of_given_latents_uses_their_variance() -> None:
+    z = sample_latents(0, 3000, 3).astype(np.float64) * np.array([0.2, 3.0, 1.0])
+    found = discovery.pca_of_latents(z, 2)
+    np.testing.assert_allclose(np.abs(found[0].vector), [0, 1, 0], atol=0.02)
+    assert found[0].sigma == pytest.approx(3.0, rel=0.05)
+
+
+def test_supervised_recovers_planted_normals(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((3000, 4))
+    normal = np.array([0.5, -0.5, 0.5, 0.5])
+    score = z @ normal + 0.1 * rng.standard_normal(3000)
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, latents=z.astype(np.float32), size=score, smiling=(score > 0.3).astype(int))
+    bundle = build_tiny_bundle(tmp_path / "t")
+    code, text = _cli("directions", "discover", str(bundle.root), "--method", "supervised",
+                      "--labels", str(labels))
+    assert code == 0, text
+    loaded = load_bundle(bundle.root)
+    for name in ("size", "smiling"):
+        d = loaded.directions[name]
+        assert float(d.vector @ normal) > 0.98, name
+        assert d.spec.method == "supervised"
+        assert d.sigma == pytest.approx(float(np.std(z @ d.vector)), rel=1e-3)
+    assert loaded.spec.metrics["direction_fit_size"] > 0.95
+
+
+def test_discover_sefa_cli_writes_named_directions(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "t")
+    code, text = _cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
+                      "--names", "first,second")
+    assert code == 0, text
+    loaded = load_bundle(bundle.root)
+    assert {"first", "second"} <= set(loaded.directions)
+    assert loaded.directions["first"].spec.method == "sefa"
+    code, text = _cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
+                      "--names", "first,second")
+    assert code == 2 and "error: name: the bundle already has a direction 'first'" in text
+    code, text = _cli("directions", "discover", str(bundle.root), "--method", "pca", "--k", "9")
+    assert code == 2 and "k: must be in 1..4" in text
+
+
+def test_directions_add_validates_and_normalises(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "t")
+    good = tmp_path / "good.npy"
+    np.save(good, np.array([[3.0, 0.0, 4.0, 0.0]]))
+    code, text = _cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
+                      str(good), "--factor", "ink")
+    assert code == 0, text
+    d = load_bundle(bundle.root).directions["mine"]
+    np.testing.assert_allclose(d.vector, [0.6, 0.0, 0.8, 0.0], atol=1e-7)
+    assert (d.spec.method, d.spec.factor, d.sigma) == ("user", "ink", 1.0)
+    for values, message in (([1.0, 2.0, 3.0], "vector: 'x' has shape [3]; the latent size is 4"),
+                            ([1.0, np.nan, 0.0, 0.0], "vector: 'x' has non-finite values"),
+                            ([0.0] * 4, "vector: 'x' is zero")):
+        bad = tmp_path / "bad.npy"
+        np.save(bad, np.array(values))
+        code, text = _cli("directions", "add", str(bundle.root), "--name", "x", "--vector",
+                          str(bad))
+        assert code == 2 and message in text, text
+    code, text = _cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
+                      str(good))
+    assert code == 2 and "already has a direction 'mine'" in text
+    code, text = _cli("directions", "add", str(bundle.root), "--name", "a b", "--vector",
+                      str(good))
+    assert code == 2 and "name:" in text
