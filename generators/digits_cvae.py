@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentserve.core.latent_ops import edit_latents, sample_latents
+from latentserve.core.latent_ops import edit_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
 from latentserve.generators.digits import (
     DATASET,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, evaluate_generator
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SpritesDecoder

@@ -31,7 +31,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.generators.export import export_onnx, onnx_parity
 from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
 from latentserve.registry.bundle.files import Bundle

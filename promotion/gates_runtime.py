@@ -22,13 +22,8 @@ import numpy as np
 
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import LatentServeError
-from latentserve.core.latent_ops import (
-    edit_latents,
-    interpolate_path,
-    orthogonalize,
-    sample_latents,
-    truncate,
-)
+from latentserve.core.latent_ops import edit_latents, interpolate_path, orthogonalize, truncate
+from latentserve.core.seeding import sample_latents
 from latentserve.promotion.gates import GateResult, LatencyConfig, SmokeConfig
 from latentserve.registry.bundle.files import Bundle
 from latentserve.service.backends.embedded import EmbeddedBackend

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentserve.core import latent_ops
+from latentserve.core import latent_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
 from latentserve.registry.bundle.files import Bundle
@@ -25,7 +25,7 @@ from latentserve.service.model_manager import Lease
 async def sample(lease: Lease, seed: int, n: int, psi: float | None) -> F32:
     """Items 0..n-1 of `seed` drawn from the prior, in the editing space (mapped to W for
     two-stage generators), truncated toward the bundle's center by ψ."""
-    z = latent_ops.sample_latents(seed, n, lease.bundle.spec.latent_dim)
+    z = seeding.sample_latents(seed, n, lease.bundle.spec.latent_dim)
     return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi)
 
 
@@ -34,7 +34,7 @@ async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
     in the editing space, then truncated."""
     if not isinstance(source, rq.KeyframeSeeds):
         return source
-    z = latent_ops.seed_latents(source.seeds, lease.bundle.spec.latent_dim)
+    z = seeding.seed_latents(source.seeds, lease.bundle.spec.latent_dim)
     return _truncated(lease.bundle, await lease.backend.to_editing_space(z), source.psi)
 
 

@@ -23,7 +23,7 @@ from bench.load import LoadResult, closed_loop, interleaved, ratio
 from bench.probes import Probe, add, derived
 from bench.stack import Stack
 from latentserve.client import AsyncClient
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.service.backends.embedded import make_session
 
 BATCH = 64

@@ -26,7 +26,7 @@ from bench.models import ChosenModel
 from bench.probes import Probe, add, derived, group_pids
 from bench.stack import Stack
 from latentserve.client import AsyncClient
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.service.backends.triton import CHANNEL_ARGS
 
 OUTPUT = "float32"

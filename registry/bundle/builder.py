@@ -38,7 +38,7 @@ import onnx
 import onnxruntime as ort
 
 from latentserve.core.arrays import F32, I64
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.registry.bundle.builder_io import COMPONENT_ORDER, RESOLVERS, Found
 from latentserve.registry.bundle.files import Bundle, write_bundle
 from latentserve.registry.bundle.onnx_checks import (

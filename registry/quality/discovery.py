@@ -34,7 +34,7 @@ import numpy.typing as npt
 import onnx
 
 from latentserve.core.arrays import F32, F64
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.registry.bundle.files import Bundle
 from latentserve.registry.bundle.onnx_graph import (
     early_activation,

@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, I64
-from latentserve.core.latent_ops import Method, interpolate_path, lerp, sample_latents, slerp
+from latentserve.core.latent_ops import Method, interpolate_path, lerp, slerp
+from latentserve.core.seeding import sample_latents
 
 Floats = npt.NDArray[np.floating[Any]]
 Decode = Callable[[F32, I64], Floats]

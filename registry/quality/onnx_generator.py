@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from latentserve.core import latent_ops
+from latentserve.core import latent_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.registry.bundle.files import Bundle
 
@@ -72,11 +72,11 @@ class OnnxGenerator:
     def seed_latents(self, seeds: Sequence[int]) -> F32:
         """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule), in the
         editing space."""
-        return self.to_editing_space(latent_ops.seed_latents(seeds, self.latent_dim))
+        return self.to_editing_space(seeding.seed_latents(seeds, self.latent_dim))
 
     def sample_latents(self, seed: int, n: int) -> F32:
         """The latents of Sample(seed, n) (no truncation), in the editing space."""
-        return self.to_editing_space(latent_ops.sample_latents(seed, n, self.latent_dim))
+        return self.to_editing_space(seeding.sample_latents(seed, n, self.latent_dim))
 
     def decode(self, z: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
         """Latents [n, editing_dim] (+ class labels [n]) → images [n, C, H, W]."""

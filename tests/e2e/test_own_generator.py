@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pytest
 
 from latentserve.client import Client
-from latentserve.core import latent_ops
+from latentserve.core import seeding
 from latentserve.registry.bundle.files import load_bundle
 from latentserve.registry.store.mlflow_store import RegistryClient
 
@@ -171,7 +171,7 @@ def test_readme_own_generator_example(served: Shell) -> None:
         # Sample with ψ = 0.5 is w̄ + ψ (mapping(z) − w̄), z from SeedSequence((seed, i))
         got = client.sample("my-gan", n=4, seed=7, truncation_psi=0.5, output="latents")
         assert got.latent_space == "w"
-        z = latent_ops.sample_latents(7, 4, spec.latent_dim)
+        z = seeding.sample_latents(7, 4, spec.latent_dim)
         center = np.asarray(spec.truncation_center, np.float64)
         expected = center + 0.5 * (_mapped(bundle.root, z) - center)
         np.testing.assert_allclose(got.latents, expected, atol=1e-5)
@@ -216,5 +216,5 @@ def test_readme_own_generator_example(served: Shell) -> None:
     with Client(address, timeout_s=60) as client:
         got = client.sample("my-gan-onnx", n=2, seed=3, output="latents")
         np.testing.assert_allclose(
-            got.latents, _mapped(onnx_bundle.root, latent_ops.sample_latents(3, 2, 16)),
+            got.latents, _mapped(onnx_bundle.root, seeding.sample_latents(3, 2, 16)),
             atol=1e-5)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentserve.core import latent_ops
+from latentserve.core import latent_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.generators.factor_eval import quality_of, roundtrip_errors
 from latentserve.generators.factor_latent import CIRCULAR_PERIOD, FactorLatent
@@ -147,7 +147,7 @@ def test_direction_quality_of_an_exact_generator() -> None:
         "pos_y": eye[3],
     }
     seeds = list(range(1, 13))
-    bases = np.concatenate([latent_ops.sample_latents(s, 1, 4) for s in seeds])
+    bases = np.concatenate([seeding.sample_latents(s, 1, 4) for s in seeds])
     labels = np.asarray(seeds, np.int64) % 3
     quality = quality_of(_render_edit(directions), bases, labels, SPRITE_MEASURES)  # type: ignore[arg-type]
     for q in quality.values():

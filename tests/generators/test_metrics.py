@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.generators.digits import ink_mass, minus_class_mean, slant
 from latentserve.generators.disentanglement import (
     fit_probe,

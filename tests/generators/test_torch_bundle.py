@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from latentserve.core import latent_ops
+from latentserve.core import seeding
 from latentserve.generators.torch_bundle import PARITY_METRIC, build_bundle_from_torch
 from latentserve.promotion.gates import load_gates, parity_gate, version_metrics
 from latentserve.registry.bundle.builder import BundleOptions
@@ -123,11 +123,11 @@ def test_two_stage_modules_export_mapping_and_synthesis(tmp_path: Path) -> None:
     assert set(built.parity) == {"mapping", "decoder", "mapping+decoder", "encoder"}
     assert 0 <= spec.metrics[PARITY_METRIC] <= 1e-5
     gen = OnnxGenerator(built.bundle)
-    z = np.concatenate([latent_ops.sample_latents(s, 1, 4) for s in (1, 2, 3)])
+    z = np.concatenate([seeding.sample_latents(s, 1, 4) for s in (1, 2, 3)])
     with torch.no_grad():
         w = mapping(torch.from_numpy(z))
         expected = synthesis(w).numpy()
-        center = mapping(torch.from_numpy(latent_ops.sample_latents(9, 20_000, 4))).mean(0)
+        center = mapping(torch.from_numpy(seeding.sample_latents(9, 20_000, 4))).mean(0)
     np.testing.assert_allclose(gen.seed_latents([1, 2, 3]), w.numpy(), atol=1e-5)
     np.testing.assert_allclose(gen.decode(gen.seed_latents([1, 2, 3])), expected, atol=1e-5)
     np.testing.assert_allclose(built.bundle.truncation_center, center.numpy(), atol=0.02)

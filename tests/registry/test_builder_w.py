@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from latentserve.cli import app
-from latentserve.core import latent_ops
+from latentserve.core import seeding
 from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
 from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.registry.bundle.spec import SPEC_FILE, BundleError
@@ -96,7 +96,7 @@ def test_mean_w_is_mean_of_mapping(source: Bundle) -> None:
 def test_preview_is_mapped_prior_through_decoder(built: Bundle) -> None:
     """The probe (and preview) is z → mapping → decoder: the tiny numpy reference agrees."""
     gen = OnnxGenerator(built)
-    z = latent_ops.sample_latents(0, 16, LATENT_DIM)
+    z = seeding.sample_latents(0, 16, LATENT_DIM)
     w = TinyMapping(LATENT_DIM, W_DIM, 0).map(z)
     np.testing.assert_allclose(gen.sample_latents(0, 16), w, atol=1e-5)
     np.testing.assert_allclose(gen.decode(gen.sample_latents(0, 16)),
@@ -180,7 +180,7 @@ def test_onnx_generator_samples_like_the_service(built: Bundle) -> None:
     gen = OnnxGenerator(built)
     assert (gen.latent_dim, gen.editing_dim) == (LATENT_DIM, W_DIM)
     ref = ort.InferenceSession(str(built.mapping_path), providers=["CPUExecutionProvider"])
-    z = np.concatenate([latent_ops.sample_latents(s, 1, LATENT_DIM) for s in (3, 4)])
+    z = np.concatenate([seeding.sample_latents(s, 1, LATENT_DIM) for s in (3, 4)])
     np.testing.assert_allclose(gen.seed_latents([3, 4]), ref.run(["w"], {"z": z})[0],
                                atol=1e-6)
     codes = gen.encode(gen.decode(gen.seed_latents([3, 4])))

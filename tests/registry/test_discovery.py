@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from latentserve.cli import app
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.registry.bundle.builder import BundleOptions, build_bundle
 from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.registry.bundle.onnx_graph import first_latent_layer

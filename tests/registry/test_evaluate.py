@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from latentserve.cli import app
-from latentserve.core.latent_ops import sample_latents
+from latentserve.core.seeding import sample_latents
 from latentserve.promotion.gates import load_gates, parity_gate, quality_gates, version_metrics
 from latentserve.registry.bundle.files import load_bundle
 from latentserve.registry.bundle.spec import SPEC_FILE

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
 from latentserve.client import AsyncClient, Client
-from latentserve.core import latent_ops
+from latentserve.core import latent_ops, seeding
 from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.settings import HEALTH_SERVICE_NAME
 from tests.fixtures.service import metric_value
@@ -33,7 +33,7 @@ def test_sample_shapes_version_and_seeded_latents(client: Client) -> None:
     assert out.images is not None and out.images.shape == (8, 1, 8, 8)
     assert out.images.dtype == np.float32
     assert (out.model.name, out.model.version, out.model.alias) == ("tiny", 1, "production")
-    np.testing.assert_array_equal(out.latents, latent_ops.sample_latents(1, 8, 4))
+    np.testing.assert_array_equal(out.latents, seeding.sample_latents(1, 8, 4))
     assert float(out.images.min()) >= 0.0 and float(out.images.max()) <= 1.0
 
 
@@ -59,7 +59,7 @@ def test_truncation_shrinks_toward_center(client: Client) -> None:
 def test_interpolate_paths(client: Client, method: str) -> None:
     path = client.interpolate("tiny", seeds=[1, 2, 3], steps=5, method=method)
     assert path.latents.shape == (9, 4)
-    keys = np.stack([latent_ops.sample_latents(s, 1, 4)[0] for s in (1, 2, 3)])
+    keys = np.stack([seeding.sample_latents(s, 1, 4)[0] for s in (1, 2, 3)])
     np.testing.assert_array_equal(path.latents[[0, 4, 8]], keys)
     np.testing.assert_allclose(path.latents, latent_ops.interpolate_path(keys, 5, method),
                                atol=1e-6)
@@ -81,7 +81,7 @@ def test_edit_rows_are_base_major_in_direction_units(client: Client) -> None:
     info = client.get_model("tiny")
     d0 = next(d for d in info.directions if d.name == "d0")
     sweep = client.edit("tiny", seeds=[1, 2], direction="d0", strengths=[-2, 0, 2])
-    base = np.stack([latent_ops.sample_latents(s, 1, 4)[0] for s in (1, 2)])
+    base = np.stack([seeding.sample_latents(s, 1, 4)[0] for s in (1, 2)])
     assert sweep.latents.shape == (6, 4)
     np.testing.assert_array_equal(sweep.latents[[1, 4]], base)
     moved = sweep.latents[2] - base[0]
@@ -112,7 +112,7 @@ def test_edit_with_a_caller_vector(client: Client) -> None:
 
 
 def test_encode_inverts_decode_from_arrays_and_png(client: Client) -> None:
-    z = latent_ops.truncate(latent_ops.sample_latents(11, 6, 4), 0.5)
+    z = latent_ops.truncate(seeding.sample_latents(11, 6, 4), 0.5)
     decoded = client.decode("tiny", z)
     assert decoded.images is not None
     np.testing.assert_allclose(client.encode("tiny", decoded.images).latents, z, atol=1e-3)
@@ -191,7 +191,7 @@ async def test_async_client_under_concurrency(
             *(client.sample("tiny", n=1, seed=SEED_BASE + i) for i in range(64)))
     for i, out in enumerate(results):
         np.testing.assert_array_equal(out.latents[0],
-                                      latent_ops.sample_latents(SEED_BASE + i, 1, 4)[0])
+                                      seeding.sample_latents(SEED_BASE + i, 1, 4)[0])
     deadline = time.monotonic() + 10   # Triton counts a request just after answering it
     while True:
         calls, rows = counts()[0] - calls_before, counts()[1] - rows_before

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from latentserve.client import Client, InvalidArgumentError
-from latentserve.core import latent_ops
+from latentserve.core import latent_ops, seeding
 from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.registry.bundle.spec import SPEC_FILE, BundleError, BundleSpec
 from latentserve.registry.bundle.truncation import MIN_SAMPLES, mean_w
@@ -175,7 +175,7 @@ def _mapped(bundle: Bundle, z: np.ndarray) -> np.ndarray:
 def test_sample_truncates_w_around_w_mean(client: Client, tiny_w: Bundle) -> None:
     psi = 0.5
     out = client.sample("tiny-w", n=5, seed=11, truncation_psi=psi)
-    z = latent_ops.sample_latents(11, 5, LATENT_DIM)
+    z = seeding.sample_latents(11, 5, LATENT_DIM)
     w = _mapped(tiny_w, z)
     center = tiny_w.truncation_center
     expected = center + psi * (w - center)
