@@ -16,22 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from latentserve.core.arrays import F32, U8
+from latentserve.core.arrays import F32
 from latentserve.core.errors import InvalidArgument
-
-
-def to_uint8(images: F32, value_range: tuple[float, float]) -> U8:
-    """Map [lo, hi] linearly to 0..255 (clipped, rounded)."""
-    lo, hi = value_range
-    scaled = (np.asarray(images, dtype=np.float32) - lo) * (255.0 / (hi - lo))
-    clipped: U8 = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return clipped
-
-
-def from_uint8(images: U8, value_range: tuple[float, float]) -> F32:
-    """Inverse of to_uint8 (up to rounding)."""
-    lo, hi = value_range
-    return (images.astype(np.float32) * ((hi - lo) / 255.0) + lo).astype(np.float32)
+from latentserve.core.pixels import from_uint8, to_uint8
 
 
 def to_png(images: F32, value_range: tuple[float, float]) -> list[bytes]:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from latentserve.core import pixels
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -37,7 +39,8 @@ def _pil() -> Any:
 def to_uint8(
     images: npt.NDArray[Any], output_range: tuple[float, float] | None = None
 ) -> npt.NDArray[np.uint8]:
-    """Map images to uint8: uint8 passes through, floats map `output_range` to 0..255.
+    """Map images to uint8: uint8 passes through, floats map `output_range` to 0..255 exactly
+    as the service's `output="uint8"` does (`latentserve.core.pixels`).
 
     Example::
 
@@ -49,11 +52,7 @@ def to_uint8(
         raise ValueError(
             "float images need the model's output range to become pixels; pass output_range="
         )
-    lo, hi = output_range
-    if not hi > lo:
-        raise ValueError(f"output_range must be (lo, hi) with lo < hi, got {output_range}")
-    scaled = (np.asarray(images, np.float64) - lo) / (hi - lo) * 255.0
-    return np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8)
+    return pixels.to_uint8(images, output_range)
 
 
 def to_pil_images(
