@@ -45,7 +45,7 @@ def settings_parameters() -> list[inspect.Parameter]:
 
 def serve(**given: Any) -> None:
     """Run the gRPC service until SIGTERM/SIGINT (then drain and exit 0); with workers > 1
-    as that many processes on one port under a parent (latentserve.service.workers)."""
+    as that many processes on one port under a parent (latentserve.service.worker_pool)."""
     from pydantic import ValidationError
 
     from latentserve.service.auth import TokenFileError
@@ -75,7 +75,7 @@ def serve(**given: Any) -> None:
         )
 
     if settings.workers > 1:
-        from latentserve.service.workers import WorkerPool
+        from latentserve.service.worker_pool import WorkerPool
 
         def announce_pool(port: int, metrics_port: int) -> None:
             address = f"{settings.host}:{port}"

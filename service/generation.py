@@ -19,7 +19,7 @@ from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
 from latentserve.registry.bundle.files import Bundle
 from latentserve.service import requests as rq
-from latentserve.service.model_manager import Lease
+from latentserve.service.models.lease import Lease
 
 
 async def sample(lease: Lease, seed: int, n: int, psi: float | None) -> F32:

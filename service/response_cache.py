@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 
 from latentserve.service.grpc_errors import Outcome
 from latentserve.service.metrics import ServiceMetrics
-from latentserve.service.model_manager import Lease
+from latentserve.service.models.lease import Lease
 
 M = TypeVar("M", bound=Message)
 

@@ -16,7 +16,7 @@ from latentserve.core.tensors import to_tensor
 from latentserve.registry.bundle.spec import BundleSpec, DirectionQualitySpec
 from latentserve.registry.store.mlflow_store import ModelRecord
 from latentserve.service.images import to_png, to_uint8
-from latentserve.service.model_manager import Lease
+from latentserve.service.models.lease import Lease
 from latentserve.service.requests import Output
 from latentserve.v1 import generator_pb2 as pb
 

@@ -25,7 +25,7 @@ from latentserve.service.backends.factory import BackendFactory, backend_factory
 from latentserve.service.grpc_errors import Admission, add_servicer
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
-from latentserve.service.model_manager import ModelManager
+from latentserve.service.models.manager import ModelManager
 from latentserve.service.response_cache import ResponseCache
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings

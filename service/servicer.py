@@ -3,15 +3,13 @@
 Each RPC checks its request (`requests`), records what it serves (`_admit`), builds latents and
 runs the backend (`generation`), and builds its reply (`responses`). Every generating RPC
 shares one decode path, `_respond`. A request the response cache holds (`response_cache`: same
-request, same serving version) is answered from it once its version is leased.
+request, same serving version) is answered from it once its version is leased (`_answer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
-
-from google.protobuf.message import Message
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
@@ -21,12 +19,18 @@ from latentserve.service import generation, responses
 from latentserve.service import requests as rq
 from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
-from latentserve.service.model_manager import Lease, ModelManager
-from latentserve.service.response_cache import Lookup, ResponseCache
+from latentserve.service.models.lease import Lease
+from latentserve.service.models.manager import ModelManager
+from latentserve.service.response_cache import ResponseCache
 from latentserve.service.settings import Settings
 from latentserve.service.tracing import span
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
+
+Reply = TypeVar("Reply", pb.GenerateResponse, pb.EncodeResponse)
+CachedRequest = (pb.SampleRequest | pb.InterpolateRequest | pb.EditRequest | pb.DecodeRequest
+                 | pb.EncodeRequest)
+"""The requests whose responses the response cache may answer."""
 
 
 class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
@@ -65,10 +69,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             n = rq.check_count(request.n, "n", self.limits.max_items)
             psi = rq.truncation_psi(request, "truncation_psi")
             output = rq.output_format(request.output)
-        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached = self._cached("Sample", request, lease, outcome)
-            if cached.hit is not None:
-                return cached.hit
+
+        async def compute(lease: Lease) -> pb.GenerateResponse:
             spec = self._admit(lease, outcome, n)
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
@@ -77,20 +79,21 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             if psi is not None or spec.mapping is not None:
                 # standard normals are finite; only ψ (or a mapping network) can push them out
                 z = generation.finite(z, "truncation_psi")
-            return cached.keep(await self._respond(lease, z, labels, output,
-                                                   source="truncation_psi"))
+            return await self._respond(lease, z, labels, output, source="truncation_psi")
+
+        return await self._answer("Sample", request, outcome, pb.GenerateResponse, compute)
 
     @rpc("Interpolate")
     async def Interpolate(self, request: pb.InterpolateRequest, context: Any,
                           outcome: Outcome) -> pb.GenerateResponse:
         with span("validation"):
             rq.check_sizes(request, self.limits.max_frames)
-        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached = self._cached("Interpolate", request, lease, outcome)
-            if cached.hit is not None:
-                return cached.hit
+
+        async def compute(lease: Lease) -> pb.GenerateResponse:
             z, labels, output = await self._path(request, lease, outcome)
-            return cached.keep(await self._respond(lease, z, labels, output, source="keyframes"))
+            return await self._respond(lease, z, labels, output, source="keyframes")
+
+        return await self._answer("Interpolate", request, outcome, pb.GenerateResponse, compute)
 
     @rpc_stream("StreamInterpolate")
     async def StreamInterpolate(self, request: pb.InterpolateRequest, context: Any,
@@ -114,10 +117,8 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             rq.check_sizes(request, self.limits.max_items)
             strengths = rq.strengths(request.strengths)
             output = rq.output_format(request.output)
-        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached = self._cached("Edit", request, lease, outcome)
-            if cached.hit is not None:
-                return cached.hit
+
+        async def compute(lease: Lease) -> pb.GenerateResponse:
             spec = lease.bundle.spec
             source = rq.keyframes(request.base, "base", spec, self.limits.max_items)
             count = rq.keyframe_count(source)
@@ -132,7 +133,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                                       rq.source_field(request.base, "base"))
             z = generation.finite(generation.edit(bases, direction, strengths, sigma),
                                   "strengths")
-            return cached.keep(await self._respond(lease, z, labels, output, source="strengths"))
+            return await self._respond(lease, z, labels, output, source="strengths")
+
+        return await self._answer("Edit", request, outcome, pb.GenerateResponse, compute)
 
     @rpc("Decode")
     async def Decode(self, request: pb.DecodeRequest, context: Any,
@@ -140,27 +143,25 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_items)
             output = rq.output_format(request.output)
-        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached = self._cached("Decode", request, lease, outcome)
-            if cached.hit is not None:
-                return cached.hit
+
+        async def compute(lease: Lease) -> pb.GenerateResponse:
             spec = lease.bundle.spec
             with span("validation"):
                 z = rq.latents(request.latents, "latents", spec, self.limits.max_items)
                 self._admit(lease, outcome, len(z))
                 labels = rq.class_labels(request.class_labels, spec, rows=len(z),
                                          field="class_labels")
-            return cached.keep(await self._respond(lease, z, labels, output))
+            return await self._respond(lease, z, labels, output)
+
+        return await self._answer("Decode", request, outcome, pb.GenerateResponse, compute)
 
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context: Any,
                      outcome: Outcome) -> pb.EncodeResponse:
         with span("validation"):
             rq.check_sizes(request, self.limits.max_items)
-        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            cached = self.cache.lookup("Encode", request, lease, outcome, pb.EncodeResponse)
-            if cached.hit is not None:
-                return cached.hit
+
+        async def compute(lease: Lease) -> pb.EncodeResponse:
             spec = lease.bundle.spec
             if spec.encoder is None:
                 raise FailedPrecondition(f"{spec.name} has no encoder; Encode is not available")
@@ -177,7 +178,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             field = "png.images" if request.WhichOneof("input") == "png" else "images"
             z = generation.finite_output(await lease.backend.encode(images, labels), field,
                                          "latents")
-            return cached.keep(responses.encode_response(lease, z))
+            return responses.encode_response(lease, z)
+
+        return await self._answer("Encode", request, outcome, pb.EncodeResponse, compute)
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None) -> BundleSpec:
@@ -188,10 +191,16 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             outcome.items = rows
         return lease.bundle.spec
 
-    def _cached(self, rpc: str, request: Message, lease: Lease,
-                outcome: Outcome) -> Lookup[pb.GenerateResponse]:
-        """The response cache's lookup of a generating request (`hit`, or `keep` its result)."""
-        return self.cache.lookup(rpc, request, lease, outcome, pb.GenerateResponse)
+    async def _answer(self, rpc: str, request: CachedRequest, outcome: Outcome,
+                      response_type: type[Reply],
+                      compute: Callable[[Lease], Awaitable[Reply]]) -> Reply:
+        """Lease the version `request.model` names and answer from the response cache, or
+        with `compute(lease)`, which is then stored: every cacheable RPC's one opening."""
+        async with self.manager.lease(**rq.model_ref(request.model)) as lease:
+            cached = self.cache.lookup(rpc, request, lease, outcome, response_type)
+            if cached.hit is not None:
+                return cached.hit
+            return cached.keep(await compute(lease))
 
     async def _path(self, request: pb.InterpolateRequest, lease: Lease,
                     outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:

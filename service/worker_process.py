@@ -1,7 +1,7 @@
 """One worker process of a multi-process server (`LATENTSERVE_WORKERS` > 1); the parent,
-`latentserve.service.workers.WorkerPool`, starts it as::
+`latentserve.service.worker_pool.WorkerPool`, starts it as::
 
-    python -m latentserve.service.worker --ready-fd 5 --lifeline-fd 6
+    python -m latentserve.service.worker_process --ready-fd 5 --lifeline-fd 6
 
 Settings come from the `LATENTSERVE_*` environment the parent sets. The worker binds the shared
 port with SO_REUSEPORT, writes `port <n>` and later `ready` (default model served) to the ready
@@ -54,7 +54,7 @@ async def run_worker(settings: Settings, ready_fd: int, lifeline_fd: int) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of a worker process."""
-    parser = argparse.ArgumentParser(prog="latentserve.service.worker")
+    parser = argparse.ArgumentParser(prog="latentserve.service.worker_process")
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
     args = parser.parse_args(argv)

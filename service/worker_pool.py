@@ -1,7 +1,7 @@
 """Several serving processes on one port: the parent of `LATENTSERVE_WORKERS=N` (N > 1).
 
-The parent serves no RPCs. It starts N `latentserve.service.worker` processes with the same
-settings; the first binds the port (a free one when port is 0) and the others join it with
+The parent serves no RPCs. It starts N `latentserve.service.worker_process` processes with the
+same settings; the first binds the port (a free one when port is 0) and the others join it with
 SO_REUSEPORT, so the kernel spreads new connections over them. Workers share nothing but the
 registry (and a Triton server, if that is the backend): each loads its own models and answers
 health checks for itself. The parent:
@@ -169,7 +169,7 @@ class WorkerPool:
         os.set_inheritable(life_r, True)
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "latentserve.service.worker",
+                sys.executable, "-m", "latentserve.service.worker_process",
                 "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r),
                 env=worker_env(self.settings, slot, self.port, self._metrics_dir),
                 pass_fds=(ready_w, life_r), stdin=asyncio.subprocess.DEVNULL,
