@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 
 from latentserve.core.arrays import F32
+from latentserve.core.pixels import to_uint8
 from latentserve.core.tensors import to_tensor
 from latentserve.registry.bundle.spec import BundleSpec, DirectionQualitySpec
 from latentserve.registry.store.mlflow_store import ModelRecord
-from latentserve.service.images import to_png, to_uint8
+from latentserve.service.images import to_png
 from latentserve.service.models.lease import Lease
 from latentserve.service.requests import Output
 from latentserve.v1 import generator_pb2 as pb
@@ -87,6 +88,7 @@ async def generate_response(lease: Lease, z: F32, images: F32 | None,
     if images is None:
         return response
     value_range = lease.bundle.spec.output.range
+    response.output_range.CopyFrom(pb.ValueRange(min=value_range[0], max=value_range[1]))
     if output == "png":
         response.png.extend(await asyncio.to_thread(to_png, images, value_range))
     elif output == "uint8":

@@ -639,6 +639,7 @@ class GenerateResponse(_message.Message):
     PNG_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     LATENT_SPACE_FIELD_NUMBER: _builtins.int
+    OUTPUT_RANGE_FIELD_NUMBER: _builtins.int
     offset: _builtins.int
     """Index of the first row within the whole result (non-zero only for stream chunks)."""
     latent_space: Global___LatentSpace.ValueType
@@ -661,6 +662,13 @@ class GenerateResponse(_message.Message):
     def png(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """One PNG per row when output is PNG; empty otherwise."""
 
+    @_builtins.property
+    def output_range(self) -> Global___ValueRange:
+        """Added so clients can turn float32 images into pixels without a GetModel call: the
+        model's output range (ModelInfo.output_min / output_max). Set whenever the response
+        carries images (images or png); unset for LATENTS_ONLY output and from older servers.
+        """
+
     def __init__(
         self,
         *,
@@ -670,14 +678,41 @@ class GenerateResponse(_message.Message):
         png: _abc.Iterable[_builtins.bytes] | None = ...,
         offset: _builtins.int = ...,
         latent_space: Global___LatentSpace.ValueType = ...,
+        output_range: Global___ValueRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latents", b"latents", "model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latents", b"latents", "model", b"model", "output_range", b"output_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latent_space", b"latent_space", "latents", b"latents", "model", b"model", "offset", b"offset", "png", b"png"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latent_space", b"latent_space", "latents", b"latents", "model", b"model", "offset", b"offset", "output_range", b"output_range", "png", b"png"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class ValueRange(_message.Message):
+    """A closed interval [min, max] of float values, min < max."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    min: _builtins.float
+    """Lower end."""
+    max: _builtins.float
+    """Upper end."""
+    def __init__(
+        self,
+        *,
+        min: _builtins.float = ...,
+        max: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max", b"max", "min", b"min"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValueRange: _TypeAlias = ValueRange  # noqa: Y015
 
 @_typing.final
 class ListModelsRequest(_message.Message):
