@@ -15,8 +15,8 @@ from bench.config import RunConfig
 from bench.load import closed_loop, rounded
 from bench.stack import Stack
 from latentserve.client import AsyncClient, ModelRef
-from latentserve.client.messages import sample_request
 from latentserve.client.transport import DEFAULT_MAX_MESSAGE_BYTES
+from latentserve.client.wire import sample_request
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 N = 256
@@ -30,8 +30,7 @@ async def wire_bytes(address: str, model: str, fmt: str, labels: list[int] | Non
                ("grpc.max_send_message_length", limit)]
     async with grpc.aio.insecure_channel(address, options=options) as channel:
         stub = pb_grpc.GeneratorServiceStub(channel)
-        request = sample_request(ModelRef(model), n=N, seed=0, truncation_psi=None,
-                                 class_labels_=labels, output=fmt)
+        request = sample_request(ModelRef(model), n=N, seed=0, class_labels=labels, output=fmt)
         response = await stub.Sample(request, timeout=60)
         return int(response.ByteSize())
 

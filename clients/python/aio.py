@@ -12,44 +12,46 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import grpc
+import numpy.typing as npt
+from google.protobuf.message import Message
 
-from .api import BaseClient, as_method
-from .calls import Call, ChunkStream, Op, Plan, Read, Sleep, Steps
-from .results import GenerateResult
+from latentserve.v1 import generator_pb2 as pb
 
-P = ParamSpec("P")
-R = TypeVar("R")
+from . import wire
+from .client import Client
+from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .refs import ModelArg
+from .results import (
+    EncodeResult,
+    GenerateResult,
+    ModelInfo,
+    ModelSummary,
+    encode_result_from_proto,
+    model_info_from_proto,
+)
+from .transport import Connection, Retry
 
-
-def _awaitable(op: Op[P, Plan[R]]) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]]:
-    """`op` as an AsyncClient coroutine method: its plan run to the end, awaited."""
-
-    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._run(op(self._core, *args, **kwargs))
-
-    return as_method(method, op, "{}", "A coroutine: ``await`` it.")
-
-
-def _async_iterating(
-    op: Op[P, ChunkStream],
-) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[GenerateResult]]:
-    """`op` as an AsyncClient method returning an async iterator of the stream's chunks."""
-
-    def method(
-        self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
-    ) -> AsyncIterator[GenerateResult]:
-        return self._chunks(op(self._core, *args, **kwargs))  # arguments checked at the call
-
-    note = "An async iterator: ``async for chunk in client.stream_interpolate(...)``."
-    return as_method(method, op, "AsyncIterator[GenerateResult]", note)
+F = TypeVar("F", bound=Callable[..., Any])
+AWAIT = "A coroutine: ``await`` it."
 
 
-class AsyncClient(BaseClient):
+def _doc(method: Callable[..., Any], note: str = AWAIT) -> Callable[[F], F]:
+    """Give the decorated method the docstring of `Client`'s `method`, plus `note`."""
+
+    def apply(function: F) -> F:
+        function.__doc__ = f"{inspect.cleandoc(method.__doc__ or '')}\n\n{note}"
+        return function
+
+    return apply
+
+
+class AsyncClient(Connection):
     """Asyncio client of a latentserve GeneratorService; connects on the first call.
 
     Use it from one event loop. Arguments, results, errors and retries are those of
@@ -61,18 +63,13 @@ class AsyncClient(BaseClient):
             out = await client.sample("digits-cvae", n=10, class_labels=list(range(10)))
     """
 
-    _unary = staticmethod(_awaitable)
-    _stream = staticmethod(_async_iterating)
+    aio = True
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -81,26 +78,109 @@ class AsyncClient(BaseClient):
         if channel is not None:
             await channel.close()
 
-    async def _run(self, plan: Plan[R]) -> R:
-        """Carry out `plan`, awaiting each of its effects."""
-        steps = Steps(plan)
-        for effect in steps:
-            with steps.catch():
-                match effect:
-                    case Sleep(seconds=seconds):
-                        await asyncio.sleep(seconds)
-                    case Read(stream=call):
-                        reply = await call.read()
-                        steps.reply = None if reply is grpc.aio.EOF else reply
-                    case Call(streaming=True):
-                        steps.reply = effect.start(self._open_stub(aio=True))
-                    case Call():
-                        steps.reply = await effect.start(self._open_stub(aio=True))
-        return steps.result
+    @_doc(Client.sample)
+    async def sample(self, model: ModelArg, *, n: int = 1, seed: int = 0,
+                     truncation_psi: float | None = None, class_labels: Labels = None,
+                     output: OutputArg = "float32", version: int | None = None,
+                     alias: str | None = None, timeout_s: float | None = None) -> GenerateResult:
+        request = wire.sample_request(model, n=n, seed=seed, truncation_psi=truncation_psi,
+                                      class_labels=class_labels, output=output,
+                                      version=version, alias=alias)
+        return wire.generated(await self._call("Sample", request, timeout_s))
 
-    async def _chunks(self, stream: ChunkStream) -> AsyncIterator[GenerateResult]:
-        try:
-            while (chunk := await self._run(stream.read())) is not None:
-                yield chunk
-        finally:
-            stream.close()
+    @_doc(Client.interpolate)
+    async def interpolate(self, model: ModelArg, *, seeds: Sequence[int] | None = None,
+                          latents: npt.ArrayLike | None = None, steps: int = 8,
+                          method: MethodArg = None, truncation_psi: float | None = None,
+                          class_labels: Labels = None, output: OutputArg = "float32",
+                          version: int | None = None, alias: str | None = None,
+                          timeout_s: float | None = None) -> GenerateResult:
+        request = wire.interpolate_request(
+            model, seeds=seeds, latents=latents, steps=steps, method=method,
+            truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            version=version, alias=alias)
+        return wire.path(await self._call("Interpolate", request, timeout_s))
+
+    @_doc(Client.stream_interpolate,
+          "An async iterator: ``async for chunk in client.stream_interpolate(...)``.")
+    def stream_interpolate(self, model: ModelArg, *, seeds: Sequence[int] | None = None,
+                           latents: npt.ArrayLike | None = None, steps: int = 8,
+                           method: MethodArg = None, truncation_psi: float | None = None,
+                           class_labels: Labels = None, output: OutputArg = "float32",
+                           version: int | None = None, alias: str | None = None,
+                           timeout_s: float | None = None) -> AsyncIterator[GenerateResult]:
+        request = wire.interpolate_request(
+            model, seeds=seeds, latents=latents, steps=steps, method=method,
+            truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            version=version, alias=alias)
+        return self._stream("StreamInterpolate", request, self._config.call_timeout(timeout_s))
+
+    @_doc(Client.edit)
+    async def edit(self, model: ModelArg, *, direction: str | npt.ArrayLike,
+                   strengths: Sequence[float] | npt.ArrayLike,
+                   seeds: Sequence[int] | None = None, latents: npt.ArrayLike | None = None,
+                   conditional_on: Sequence[str] = (), truncation_psi: float | None = None,
+                   class_labels: Labels = None, output: OutputArg = "float32",
+                   version: int | None = None, alias: str | None = None,
+                   timeout_s: float | None = None) -> GenerateResult:
+        request = wire.edit_request(
+            model, direction=direction, strengths=strengths, seeds=seeds, latents=latents,
+            conditional_on=conditional_on, truncation_psi=truncation_psi,
+            class_labels=class_labels, output=output, version=version, alias=alias)
+        response = await self._call("Edit", request, timeout_s)
+        return wire.generated(response, len(request.strengths))
+
+    @_doc(Client.encode)
+    async def encode(self, model: ModelArg, images: ImagesArg, *, class_labels: Labels = None,
+                     version: int | None = None, alias: str | None = None,
+                     timeout_s: float | None = None) -> EncodeResult:
+        request = wire.encode_request(model, images, class_labels=class_labels,
+                                      version=version, alias=alias)
+        return encode_result_from_proto(await self._call("Encode", request, timeout_s))
+
+    @_doc(Client.decode)
+    async def decode(self, model: ModelArg, latents: npt.ArrayLike, *,
+                     class_labels: Labels = None, output: OutputArg = "float32",
+                     version: int | None = None, alias: str | None = None,
+                     timeout_s: float | None = None) -> GenerateResult:
+        request = wire.decode_request(model, latents, class_labels=class_labels, output=output,
+                                      version=version, alias=alias)
+        return wire.generated(await self._call("Decode", request, timeout_s))
+
+    @_doc(Client.list_models)
+    async def list_models(self, *, timeout_s: float | None = None) -> list[ModelSummary]:
+        return wire.summaries(await self._call("ListModels", pb.ListModelsRequest(), timeout_s))
+
+    @_doc(Client.get_model)
+    async def get_model(self, model: ModelArg, *, version: int | None = None,
+                        alias: str | None = None, timeout_s: float | None = None) -> ModelInfo:
+        request = pb.GetModelRequest(model=wire.model_ref(model, version, alias))
+        return model_info_from_proto(await self._call("GetModel", request, timeout_s))
+
+    async def _call(self, rpc: str, request: Message, timeout_s: float | None) -> Any:
+        """One unary RPC under the retry policy; its response message."""
+        retry = Retry(self._config, self._config.call_timeout(timeout_s))
+        while True:
+            try:
+                return await getattr(self._stub(), rpc)(request, timeout=retry.timeout(),
+                                                        metadata=self._config.metadata())
+            except grpc.RpcError as err:
+                await asyncio.sleep(retry.wait(err))
+
+    async def _stream(self, rpc: str, request: Message,
+                      timeout_s: float) -> AsyncIterator[GenerateResult]:
+        """A server stream's chunks under the retry policy; the deadline starts at the first
+        read, and leaving the loop early cancels the call."""
+        retry = Retry(self._config, timeout_s)
+        while True:
+            call = getattr(self._stub(), rpc)(request, timeout=retry.timeout(),
+                                              metadata=self._config.metadata())
+            try:
+                async for response in call:
+                    retry.started = True
+                    yield wire.generated(response)
+                return
+            except grpc.RpcError as err:
+                await asyncio.sleep(retry.wait(err))
+            finally:
+                call.cancel()

@@ -1,10 +1,12 @@
-"""Request messages built from the SDK's Python arguments (shared by Client and AsyncClient).
+"""Single request fields from the SDK's Python arguments (the request builders in `wire` use
+them).
 
-Each builder checks what the wire types cannot hold (negative counts, both or neither of
+Each checks what the wire types cannot hold (negative counts, both or neither of
 `seeds`/`latents`, unknown enum names) and raises ValueError/TypeError naming the argument;
 range and model-specific checks stay with the service. Example::
 
-    req = sample_request(ModelRef("sprites-vae"), n=8, seed=1, truncation_psi=0.7)
+    output_format("uint8")                      # OUTPUT_FORMAT_UINT8
+    latent_source([1, 2], None, 0.7)            # LatentSource(seeds=SeedList(...))
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from latentserve.core.tensors import to_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 from . import images as _images
-from .refs import ModelRef
 
 OutputArg = str | int | None
 """`output=`: "float32" | "uint8" | "png" | "latents", or an `OutputFormat` enum value."""
@@ -77,7 +78,8 @@ def interpolation_method(value: MethodArg) -> pb.InterpolationMethod.ValueType:
     return result
 
 
-def _uint(value: Any, arg: str, bits: int) -> int:
+def uint(value: Any, arg: str, bits: int) -> int:
+    """`value` as an unsigned integer of `bits` bits (TypeError/ValueError naming `arg`)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{arg} must be an integer, got {type(value).__name__}")
     if not 0 <= int(value) < 2**bits:
@@ -105,7 +107,8 @@ def class_labels(value: Labels) -> list[int]:
     return out
 
 
-def _psi(value: float | None) -> dict[str, float]:
+def truncation(value: float | None) -> dict[str, float]:
+    """The `truncation_psi` keyword of a request message (none when unset: ψ = 1)."""
     return {} if value is None else {"truncation_psi": float(value)}
 
 
@@ -125,83 +128,8 @@ def latent_source(
             raise ValueError(f"latents must be a [k, N] array, got shape {arr.shape}")
         return pb.LatentSource(latents=to_tensor(arr, field="latents"))
     assert seeds is not None
-    checked = [_uint(s, f"seeds[{i}]", 64) for i, s in enumerate(seeds)]
-    return pb.LatentSource(seeds=pb.SeedList(seeds=checked, **_psi(truncation_psi)))
-
-
-def sample_request(
-    ref: ModelRef,
-    *,
-    n: int,
-    seed: int,
-    truncation_psi: float | None,
-    class_labels_: Labels,
-    output: OutputArg,
-) -> pb.SampleRequest:
-    """SampleRequest for `Client.sample`."""
-    return pb.SampleRequest(
-        model=ref.to_proto(),
-        n=_uint(n, "n", 32),
-        seed=_uint(seed, "seed", 64),
-        class_labels=class_labels(class_labels_),
-        output=output_format(output),
-        **_psi(truncation_psi),
-    )
-
-
-def interpolate_request(
-    ref: ModelRef,
-    *,
-    seeds: Sequence[int] | None,
-    latents: npt.ArrayLike | None,
-    steps: int,
-    method: MethodArg,
-    truncation_psi: float | None,
-    class_labels_: Labels,
-    output: OutputArg,
-) -> pb.InterpolateRequest:
-    """InterpolateRequest for `Client.interpolate` / `stream_interpolate`."""
-    return pb.InterpolateRequest(
-        model=ref.to_proto(),
-        keyframes=latent_source(seeds, latents, truncation_psi),
-        steps=_uint(steps, "steps", 32),
-        method=interpolation_method(method),
-        class_labels=class_labels(class_labels_),
-        output=output_format(output),
-    )
-
-
-def edit_request(
-    ref: ModelRef,
-    *,
-    seeds: Sequence[int] | None,
-    latents: npt.ArrayLike | None,
-    direction: str | npt.ArrayLike,
-    strengths: Sequence[float] | npt.ArrayLike,
-    conditional_on: Sequence[str],
-    truncation_psi: float | None,
-    class_labels_: Labels,
-    output: OutputArg,
-) -> pb.EditRequest:
-    """EditRequest for `Client.edit` (direction by name or as a float vector [N])."""
-    if isinstance(conditional_on, str):
-        conditional_on = [conditional_on]
-    req = pb.EditRequest(
-        model=ref.to_proto(),
-        base=latent_source(seeds, latents, truncation_psi),
-        strengths=[float(s) for s in np.asarray(strengths, dtype=np.float64).ravel()],
-        conditional_on=list(conditional_on),
-        class_labels=class_labels(class_labels_),
-        output=output_format(output),
-    )
-    if isinstance(direction, str):
-        req.direction_name = direction
-    else:
-        vec = np.asarray(direction)
-        if vec.ndim != 1:
-            raise ValueError(f"direction vector must be 1-D [N], got shape {vec.shape}")
-        req.direction_vector.CopyFrom(to_tensor(vec, field="direction_vector"))
-    return req
+    checked = [uint(s, f"seeds[{i}]", 64) for i, s in enumerate(seeds)]
+    return pb.LatentSource(seeds=pb.SeedList(seeds=checked, **truncation(truncation_psi)))
 
 
 def _png_bytes(item: Any, i: int) -> bytes:
@@ -212,35 +140,15 @@ def _png_bytes(item: Any, i: int) -> bytes:
     raise TypeError(f"images[{i}] must be PNG bytes or a PIL image, got {type(item).__name__}")
 
 
-def encode_request(ref: ModelRef, *, images: ImagesArg, class_labels_: Labels) -> pb.EncodeRequest:
-    """EncodeRequest for `Client.encode`: float arrays go as tensors, the rest as PNGs."""
-    req = pb.EncodeRequest(model=ref.to_proto(), class_labels=class_labels(class_labels_))
+def image_input(images: ImagesArg) -> pb.Tensor | list[bytes]:
+    """Encode input as sent: float arrays as one tensor, uint8 arrays, PNG bytes and PIL
+    images as one PNG each."""
     if isinstance(images, bytes | bytearray | memoryview):
         images = [images]
     if isinstance(images, np.ndarray):
         if images.ndim != 4:
             raise ValueError(f"images must be an [n, C, H, W] array, got shape {images.shape}")
         if images.dtype == np.uint8:
-            req.png.SetInParent()
-            req.png.images.extend(_images.array_to_pngs(images))
-        else:
-            req.images.CopyFrom(to_tensor(images, field="images"))
-        return req
-    req.png.SetInParent()
-    req.png.images.extend(_png_bytes(item, i) for i, item in enumerate(images))
-    return req
-
-
-def decode_request(
-    ref: ModelRef, *, latents: npt.ArrayLike, class_labels_: Labels, output: OutputArg
-) -> pb.DecodeRequest:
-    """DecodeRequest for `Client.decode` (latents [n, N])."""
-    arr = np.asarray(latents)
-    if arr.ndim != 2:
-        raise ValueError(f"latents must be an [n, N] array, got shape {arr.shape}")
-    return pb.DecodeRequest(
-        model=ref.to_proto(),
-        latents=to_tensor(arr, field="latents"),
-        class_labels=class_labels(class_labels_),
-        output=output_format(output),
-    )
+            return _images.array_to_pngs(images)
+        return to_tensor(images, field="images")
+    return [_png_bytes(item, i) for i, item in enumerate(images)]

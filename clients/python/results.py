@@ -59,7 +59,7 @@ class GenerateResult:
     generators: W codes after mapping and truncation). `images` is float32 or uint8
     [n, C, H, W] (None for PNG / latents-only output), `png` one PNG per row for PNG output,
     `offset` the index of the first row (stream chunks), `output_range` the model's float
-    range when the SDK knows it, `columns` the grid layout of the call that made it (see
+    range when the server sent it, `columns` the grid layout of the call that made it (see
     `grid`). Example::
 
         out = client.edit("sprites-vae", seeds=[1, 2], direction="scale", strengths=[-1, 0, 1])
@@ -240,9 +240,15 @@ def resolved_from_proto(msg: pb.ResolvedModel) -> ResolvedModel:
 
 
 def generate_result_from_proto(
-    resp: pb.GenerateResponse, output_range: tuple[float, float] | None = None
+    resp: pb.GenerateResponse,
+    output_range: tuple[float, float] | None = None,
+    *,
+    columns: int | None = None,
 ) -> GenerateResult:
-    """GenerateResult from a GenerateResponse (validates the tensors)."""
+    """GenerateResult from a GenerateResponse (validates the tensors); `output_range` defaults
+    to the one the response carries (servers before `GenerateResponse.output_range` send none)."""
+    if output_range is None and resp.HasField("output_range"):
+        output_range = (resp.output_range.min, resp.output_range.max)
     latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
     images = None
     if resp.HasField("images"):
@@ -254,6 +260,7 @@ def generate_result_from_proto(
         png=list(resp.png),
         offset=int(resp.offset),
         output_range=output_range,
+        columns=columns,
         latent_space=latent_space_from_proto(resp.latent_space),
     )
 

@@ -1,20 +1,26 @@
-"""Connection settings shared by Client and AsyncClient: channel options, auth, retry, deadline.
+"""Connection and retry, shared by Client and AsyncClient: settings, the lazy channel, `Retry`.
 
 Calls are retried on UNAVAILABLE only, with exponential backoff (`backoff_s`, ×2 per try),
-within one overall deadline (`timeout_s`). Example::
+within one overall deadline (`timeout_s`); a stream is reopened only before its first chunk.
+Example::
 
     config = ClientConfig("127.0.0.1:50051", timeout_s=10.0, retries=3)
-    deadline = Deadline(config.timeout_s)
-    deadline.remaining()        # seconds left for the next attempt
+    retry = Retry(config, config.timeout_s)
+    retry.timeout()             # seconds left for the next attempt
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
+
+from latentserve.v1 import generator_pb2_grpc as pb_grpc
+
+from .errors import error_from_rpc_error
 
 MIB = 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 64 * MIB
@@ -80,21 +86,88 @@ class ClientConfig:
         return float(timeout_s)
 
 
-class Deadline:
-    """A point in time `seconds` from now, on the monotonic clock."""
+class Retry:
+    """The retry policy of one call: every attempt gets what is left of the deadline; after
+    a failure, `wait` gives the backoff or raises the SDK error. Example::
 
-    def __init__(self, seconds: float) -> None:
-        self._end = time.monotonic() + seconds
+        try:
+            return stub.Sample(request, timeout=retry.timeout(), metadata=config.metadata())
+        except grpc.RpcError as err:
+            time.sleep(retry.wait(err))  # then try again
+    """
 
-    def remaining(self) -> float:
-        """Seconds left (≤ 0 once passed)."""
-        return self._end - time.monotonic()
+    def __init__(self, config: ClientConfig, timeout_s: float) -> None:
+        self._config = config
+        self._end = time.monotonic() + timeout_s
+        self._attempt = 0
+        self.started = False
+        """Set by a stream once a chunk has arrived: from then on an error ends it."""
 
-    def allows_wait(self, seconds: float) -> bool:
-        """Whether waiting `seconds` still leaves time for another attempt."""
-        return self.remaining() - seconds > 0.0
+    def timeout(self) -> float:
+        """Seconds the next attempt may take: what is left of the deadline."""
+        return max(self._end - time.monotonic(), 0.001)
+
+    def wait(self, error: grpc.RpcError) -> float:
+        """Seconds to wait before the next attempt after `error`; raises it as the SDK error
+        unless it is UNAVAILABLE, no chunk has arrived, a retry is left and the deadline
+        outlasts the wait."""
+        failure = error_from_rpc_error(error)
+        seconds = self._config.backoff(self._attempt)
+        if (
+            failure.status_code != grpc.StatusCode.UNAVAILABLE
+            or self.started
+            or self._attempt >= self._config.retries
+            or self._end - time.monotonic() - seconds <= 0.0
+        ):
+            raise failure from None
+        self._attempt += 1
+        return seconds
 
 
-def is_retryable(code: grpc.StatusCode) -> bool:
-    """Only UNAVAILABLE is retried: every other status would fail the same way again."""
-    return bool(code == grpc.StatusCode.UNAVAILABLE)
+class Connection:
+    """What Client and AsyncClient share: the settings and the channel made on first use.
+
+    A subclass says whether its channel is grpc.aio (`aio`) and closes it.
+    """
+
+    aio: ClassVar[bool] = False
+
+    def __init__(self, address: str, *, timeout_s: float = 30.0,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, retries: int = 3,
+                 backoff_s: float = 0.1, credentials: grpc.ChannelCredentials | None = None,
+                 token: str | None = None) -> None:
+        self._config = ClientConfig(address, timeout_s, max_message_bytes, retries, backoff_s,
+                                    credentials, token)
+        self._channel: Any = None
+        self._stub_obj: Any = None
+        self._closed = False
+        self._lock = threading.Lock()  # Client's calls may come from many threads
+
+    @property
+    def address(self) -> str:
+        """The `host:port` this client talks to."""
+        return self._config.address
+
+    def _stub(self) -> Any:
+        """The stub (grpc or grpc.aio), making the channel on first use; RuntimeError once
+        the client is closed."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"client for {self.address} is closed")
+            if self._stub_obj is None:
+                self._channel = self._open_channel()
+                self._stub_obj = pb_grpc.GeneratorServiceStub(self._channel)
+            return self._stub_obj
+
+    def _open_channel(self) -> Any:
+        cfg, channels = self._config, grpc.aio if self.aio else grpc
+        if cfg.credentials is None:
+            return channels.insecure_channel(cfg.address, options=cfg.channel_options())
+        return channels.secure_channel(cfg.address, cfg.credentials, options=cfg.channel_options())
+
+    def _detach(self) -> Any:
+        """Mark the client closed; the channel to close, if one was opened."""
+        with self._lock:
+            self._closed = True
+            channel, self._channel, self._stub_obj = self._channel, None, None
+        return channel

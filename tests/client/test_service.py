@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -49,10 +50,46 @@ def test_sample_is_reproducible_locally(client: Client) -> None:
     assert out.images.shape == (8, 1, 8, 8) and out.images.dtype == np.float32
     assert (out.model.name, out.model.version, out.model.alias) == ("tiny", 1, "production")
     np.testing.assert_array_equal(out.latents, _prior(1, 8))
-    assert out.output_range is not None  # fetched once per version for to_pil()
+    assert out.output_range is not None  # sent with the images, for to_pil()
     assert len(out.to_pil()) == 8 and out.grid(ncols=4).size == (32, 16)
     psi = client.sample("tiny", n=8, seed=1, truncation_psi=0.5)
     np.testing.assert_allclose(psi.latents, 0.5 * out.latents, rtol=1e-6)
+
+
+class CountingStub:
+    """A client's stub that records the name of every RPC started through it."""
+
+    def __init__(self, stub: Any) -> None:
+        self.stub, self.rpcs = stub, list[str]()
+
+    def __getattr__(self, rpc: str) -> Any:
+        self.rpcs.append(rpc)
+        return getattr(self.stub, rpc)
+
+
+def test_float_images_become_pixels_without_a_get_model(server: BackgroundServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(server.address) as client:
+        counting = CountingStub(client._stub())
+        monkeypatch.setattr(client, "_stub", lambda: counting)
+        out = client.sample("tiny-cond", n=3, seed=11, class_labels=[0, 1, 2])
+        chunks = list(client.stream_interpolate("tiny", seeds=[1, 2], steps=4))
+        assert len(out.to_pil()) == 3 and sum(len(c.to_pil()) for c in chunks) == 4
+    assert counting.rpcs == ["Sample", "StreamInterpolate"]
+    assert out.output_range is not None and chunks[0].output_range == out.output_range
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny-w"])
+def test_server_uint8_and_sdk_to_pil_agree(client: Client, model: str) -> None:
+    z = np.random.default_rng(3).standard_normal((32, client.get_model(model).editing_dim))
+    floats = client.decode(model, z * 3.0)
+    as_uint8 = client.decode(model, z * 3.0, output="uint8")
+    as_png = client.decode(model, z * 3.0, output="png")
+    assert floats.output_range == client.get_model(model).output_range
+    sdk = np.stack([np.asarray(p) for p in floats.to_pil()])
+    assert as_uint8.images is not None
+    np.testing.assert_array_equal(sdk, as_uint8.images[:, 0])
+    np.testing.assert_array_equal(sdk, np.stack([np.asarray(p) for p in as_png.to_pil()]))
 
 
 @pytest.mark.parametrize("model", ["tiny:1", "tiny@production", ModelRef("tiny", version=1)])
