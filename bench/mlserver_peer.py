@@ -14,14 +14,10 @@ tritonclient and never imports mlserver (the two clash in one process). Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +25,7 @@ from typing import Any
 
 from bench.config import REPO_ROOT
 from latentserve.registry.bundle.files import Bundle
-from latentserve.service.devtools.triton_local import free_port
+from latentserve.service.devtools.processes import ChildProcess, free_port, http_ok
 
 LOG_SCRIPT = REPO_ROOT / "bench" / "mlserver_log_model.py"
 MODEL_NAME = "decoder"
@@ -131,7 +127,8 @@ class MLServerProcess:
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.ready_timeout_s = ready_timeout_s
         self.startup_s: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = ChildProcess(f"mlserver {config.label}", log_path=self.log_path,
+                                   own_group=True, error=MLServerError)
 
     @property
     def grpc_url(self) -> str:
@@ -139,7 +136,7 @@ class MLServerProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.pid
 
     def write_settings(self) -> None:
         """settings.json (server) and decoder/model-settings.json in the model folder."""
@@ -157,57 +154,24 @@ class MLServerProcess:
         """Start the server and wait until the decoder answers ready."""
         self.write_settings()
         t0 = time.perf_counter()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [str(self.venv / "bin" / "mlserver"), "start", str(self.folder)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
-                env=_env(self.decoder.tracking_uri), start_new_session=True)
+        self._child.start([str(self.venv / "bin" / "mlserver"), "start", str(self.folder)],
+                          env=_env(self.decoder.tracking_uri), cwd=self.folder)
+        url = f"http://127.0.0.1:{self.http_port}/v2/models/{MODEL_NAME}/ready"
         try:
-            self._wait_ready()
+            self._child.wait_until(lambda: http_ok(url), self.ready_timeout_s, interval_s=0.2)
         except BaseException:
             self.stop()
             raise
         self.startup_s = round(time.perf_counter() - t0, 2)
         return self
 
-    def _wait_ready(self) -> None:
-        url = f"http://127.0.0.1:{self.http_port}/v2/models/{MODEL_NAME}/ready"
-        deadline = time.monotonic() + self.ready_timeout_s
-        while True:
-            if self._proc is None or self._proc.poll() is not None:
-                raise MLServerError(f"mlserver {self.config.label} exited before ready; "
-                                    f"{self.log_path}:\n{self.log_tail()}")
-            with contextlib.suppress(urllib.error.URLError, OSError), \
-                    urllib.request.urlopen(url, timeout=1.0) as response:
-                if response.status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise MLServerError(f"mlserver {self.config.label} not ready after "
-                                    f"{self.ready_timeout_s:.0f} s; {self.log_path}:\n"
-                                    f"{self.log_tail()}")
-            time.sleep(0.2)
-
     def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM to the process group, SIGKILL after `timeout_s`."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the main process
+        """SIGTERM to the process group, SIGKILL after `timeout_s` (and to workers that
+        outlived the main process)."""
+        self._child.stop(timeout_s, group=True)
 
     def log_tail(self, max_chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-max_chars:].decode(errors="replace")
-        except OSError as exc:
-            return f"<no log: {exc}>"
+        return self._child.output_tail(max_chars)
 
     def __enter__(self) -> MLServerProcess:
         return self.start()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.config import REPO_ROOT
 from bench.probes import process_tree
 from bench.profiling import SpyRecorder, py_spy, write_pstats_summary
-from latentserve.service.devtools.triton_local import free_port
+from latentserve.service.devtools.processes import ChildProcess, free_port
 
 BASE_ENV = {
     "HOST": "127.0.0.1",
@@ -59,7 +57,8 @@ class ServiceProcess:
         self.profile_dir = profile_dir
         self.ready_timeout_s = ready_timeout_s
         self.startup_s: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = ChildProcess(f"service {label}", log_path=self.log_path, error=ServiceError)
+        self._stopped = False
         self._spy: SpyRecorder | None = None
 
     @property
@@ -68,12 +67,13 @@ class ServiceProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.pid
 
     def pids(self) -> list[int]:
         """The service process and any worker processes it started (empty once stopped), for
         `bench.probes`."""
-        return process_tree(self._proc.pid) if self._proc is not None else []
+        pid = self._child.pid
+        return process_tree(pid) if pid is not None and not self._stopped else []
 
     @property
     def metrics_url(self) -> str:
@@ -90,15 +90,16 @@ class ServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
         env.update({f"LATENTSERVE_{k}": v for k, v in self.settings.items()})
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.profile_dir is not None:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, env=env, cwd=REPO_ROOT)
+        self._child.start(self.command(), env=env, cwd=REPO_ROOT)
+        self._stopped = False
         try:
-            self._wait_serving()
+            with grpc.insecure_channel(self.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                self._child.wait_until(lambda: self._serving(health), self.ready_timeout_s,
+                                       "serving")
         except BaseException:
             self.stop()
             raise
@@ -106,24 +107,13 @@ class ServiceProcess:
         self._start_py_spy()
         return self
 
-    def _wait_serving(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        with grpc.insecure_channel(self.address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while True:
-                if self._proc is None or self._proc.poll() is not None:
-                    raise ServiceError(f"service {self.label} exited before serving; "
-                                       f"{self.log_path}:\n{self.log_tail()}")
-                with contextlib.suppress(grpc.RpcError):
-                    reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING and \
-                            self._all_workers_ready():
-                        return
-                if time.monotonic() > deadline:
-                    raise ServiceError(f"service {self.label} not serving after "
-                                       f"{self.ready_timeout_s:.0f} s; {self.log_path}:\n"
-                                       + self.log_tail())
-                time.sleep(0.1)
+    def _serving(self, health: health_pb2_grpc.HealthStub) -> bool:
+        """Health says SERVING and every worker process is ready."""
+        with contextlib.suppress(grpc.RpcError):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING and \
+                self._all_workers_ready()
+        return False
 
     def _all_workers_ready(self) -> bool:
         """With several worker processes, health answers once the first one is ready; the
@@ -137,22 +127,16 @@ class ServiceProcess:
             return False
 
     def _start_py_spy(self) -> None:
-        if self.profile_dir is not None and self._proc is not None:
+        if self.profile_dir is not None and self._child.pid is not None:
             out = self.profile_dir / f"service-{self.label}.folded"
-            self._spy = SpyRecorder(self._proc.pid, out).start()
+            self._spy = SpyRecorder(self._child.pid, out).start()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM (the service drains and exits), SIGKILL after `timeout_s`; write profiles."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        if self._child.proc is None or self._stopped:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._stopped = True
+        self._child.stop(timeout_s)
         if self._spy is not None:
             self._spy.stop(timeout_s)
             self._spy = None
@@ -166,10 +150,7 @@ class ServiceProcess:
             write_pstats_summary(prof, self.profile_dir / f"service-{self.label}.txt")
 
     def log_tail(self, max_chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-max_chars:].decode(errors="replace")
-        except OSError as exc:
-            return f"<no log: {exc}>"
+        return self._child.output_tail(max_chars)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

@@ -13,15 +13,15 @@ speedscope.app or flamegraph.pl. Example::
 
 from __future__ import annotations
 
-import contextlib
 import pstats
 import shutil
 import signal
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
+
+from latentserve.service.devtools.processes import ChildProcess
 
 SAMPLE_RATE_HZ = 200
 
@@ -39,33 +39,23 @@ class SpyRecorder:
     def __init__(self, pid: int, out: Path) -> None:
         self.pid = pid
         self.out = out
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
 
     def start(self) -> SpyRecorder:
         spy = py_spy()
         if spy is None:
             return self
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.out.with_suffix(".py-spy.log"), "ab") as log:
-            self._proc = subprocess.Popen(
-                [spy, "record", "--pid", str(self.pid), "--rate", str(SAMPLE_RATE_HZ),
-                 "--threads", "--format", "raw", "--output", str(self.out)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._child = ChildProcess("py-spy", log_path=self.out.with_suffix(".py-spy.log"))
+        self._child.start([spy, "record", "--pid", str(self.pid), "--rate", str(SAMPLE_RATE_HZ),
+                           "--threads", "--format", "raw", "--output", str(self.out)])
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask py-spy to write its output (SIGINT) unless the target already ended it."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        child, self._child = self._child, None
+        if child is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        child.stop(timeout_s, sig=signal.SIGINT)
         if self.out.is_file():
             write_folded_summary(self.out, self.out.with_suffix(".txt"))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from bench.load import LoadResult, closed_loop, interleaved, rounded
 from bench.probes import cpu_seconds
 from bench.stack import Stack
 from bench.transport_server import METHOD
-from latentserve.service.devtools.triton_local import free_port
+from latentserve.service.devtools.processes import ChildProcess, free_port
 
 VARIANTS = ("aio", "aio-uvloop", "sync")
 REPLY_BYTES = 16384
@@ -43,25 +42,22 @@ class _BareServer:
         self.variant = variant
         self.port = free_port()
         root = Path(__file__).resolve().parents[2]
-        self.process = subprocess.Popen(
+        self.process = ChildProcess(f"transport server {variant}").start(
             [sys.executable, "-m", "bench.transport_server", "--variant", variant,
              "--port", str(self.port), "--reply-bytes", str(REPLY_BYTES)],
-            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None  # started in __init__
+        return self.process.pid
 
     def wait_ready(self) -> None:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"transport server {self.variant} did not start: {line!r}")
+        """Until the server prints `ready` (it does once it listens)."""
+        self.process.wait_for_line(lambda line: line.strip() == "ready" or None, READY_TIMEOUT_S)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop(timeout_s=10)
 
 
 async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
@@ -72,7 +68,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
             await asyncio.to_thread(server.wait_ready)
         channels = {s.variant: grpc.aio.insecure_channel(f"127.0.0.1:{s.port}") for s in servers}
         cpu: dict[str, float] = dict.fromkeys(VARIANTS, 0.0)
-        pids = {s.variant: s.process.pid for s in servers}
+        pids = {s.variant: s.pid for s in servers}
 
         def mode(variant: str, concurrency: int) -> Any:
             call = channels[variant].unary_unary(METHOD)

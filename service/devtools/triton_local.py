@@ -17,19 +17,17 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
+
+from latentserve.service.devtools.processes import ChildProcess, free_port, http_ok
 
 TRITON_PINS: tuple[str, ...] = (
     "nvidia-pytriton==0.7.0",
@@ -135,13 +133,6 @@ def ensure_triton_venv(path: Path = DEFAULT_VENV, *, python: str | None = None) 
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class TritonProcess:
     """One `tritonserver` child process on 127.0.0.1, with the CPU start-up recipe applied.
 
@@ -180,7 +171,8 @@ class TritonProcess:
         self.ready_timeout_s = ready_timeout_s
         self.log_verbose = log_verbose
         self._shm_prefix = f"latentserve_{uuid.uuid4().hex[:12]}_"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = ChildProcess("tritonserver", log_path=self.log_path, own_group=True,
+                                   error=TritonSetupError)
         self._paused = False
 
     # -- addresses ---------------------------------------------------------------------------
@@ -200,11 +192,11 @@ class TritonProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child.running
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -245,12 +237,7 @@ class TritonProcess:
         if not (backends / "python" / self.layout.stub.name).exists():
             shutil.copytree(self.layout.python_backend, backends / "python", dirs_exist_ok=True)
             shutil.copy2(self.layout.stub, backends / "python" / self.layout.stub.name)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), cwd=self._workdir, start_new_session=True,
-            )  # fmt: skip
+        self._child.start(self.command(), env=self.environment(), cwd=self._workdir)
         self._paused = False
         try:
             self.wait_ready(self.ready_timeout_s)
@@ -262,69 +249,32 @@ class TritonProcess:
     def wait_ready(self, timeout_s: float) -> None:
         """Poll HTTP /v2/health/ready until 200; fail on exit or timeout with the log tail."""
         url = f"{self.http_url}/v2/health/ready"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                code = None if proc is None else proc.returncode
-                raise TritonSetupError(
-                    f"tritonserver exited (code {code}) before READY; {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            with (
-                contextlib.suppress(urllib.error.URLError, OSError),
-                urllib.request.urlopen(url, timeout=1.0) as response,
-            ):
-                if response.status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TritonSetupError(
-                    f"tritonserver not READY after {timeout_s:.0f} s; {self.log_path}:\n"
-                    + self.log_tail()
-                )
-            time.sleep(0.05)
+        self._child.wait_until(lambda: http_ok(url), timeout_s, "READY", interval_s=0.05)
 
     def wait(self) -> int:
         """Block until the server exits; returns its exit code."""
-        if self._proc is None:
-            raise TritonSetupError("tritonserver was never started")
-        return self._proc.wait()
+        return self._child.wait()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (graceful), then SIGKILL for the whole group after `timeout_s`."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self._paused:
-                self._signal_group(signal.SIGCONT)
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                proc.wait()
+        if self._paused and self.running:
+            self._child.send_signal(signal.SIGCONT, group=True)
+        self._child.stop(timeout_s)
         self._reap()
 
     def kill(self) -> None:
         """SIGKILL the server and its python-backend stubs at once (a crash, for tests)."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            self._signal_group(signal.SIGKILL)
-            proc.wait()
+        self._child.kill()
         self._reap()
 
     def pause(self) -> None:
         """SIGSTOP the server and its stubs: connections stay open, nothing answers."""
-        self._signal_group(signal.SIGSTOP)
+        self._child.send_signal(signal.SIGSTOP, group=True)
         self._paused = True
 
     def resume(self) -> None:
         """SIGCONT after `pause()`."""
-        self._signal_group(signal.SIGCONT)
+        self._child.send_signal(signal.SIGCONT, group=True)
         self._paused = False
 
     def restart(self) -> TritonProcess:
@@ -350,21 +300,12 @@ class TritonProcess:
 
     def log_tail(self, max_chars: int = 6000) -> str:
         """The end of the server log (what a failed start or test should show)."""
-        try:
-            return self.log_path.read_bytes()[-max_chars:].decode(errors="replace")
-        except OSError as exc:
-            return f"<no log: {exc}>"
+        return self._child.output_tail(max_chars)
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, sig)
-
     def _reap(self) -> None:
-        """Kill stubs left in the group and drop the python backend's shared-memory regions."""
-        self._signal_group(signal.SIGKILL)
+        """Drop the python backend's shared-memory regions (the stubs are gone with the group)."""
         self._paused = False
         for region in _shm_regions(self._shm_prefix):
             with contextlib.suppress(OSError):

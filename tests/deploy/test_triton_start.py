@@ -22,11 +22,11 @@ import tritonclient.grpc as triton_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from latentserve.service.devtools.processes import free_port
 from latentserve.service.devtools.triton_local import (
     TritonLayout,
     TritonSetupError,
     ensure_triton_venv,
-    free_port,
 )
 from tests.fixtures.deploy import DOCKER, REPO
 

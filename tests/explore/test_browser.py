@@ -16,7 +16,6 @@ import http.client
 import io
 import os
 import shutil
-import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 from latentserve.client import Client
 from latentserve.registry.store.mlflow_store import register_bundle
 from latentserve.service.devtools.background import BackgroundServer
+from latentserve.service.devtools.processes import free_port
 from tests.fixtures.service import service_settings
 from tests.fixtures.tiny import build_tiny_bundle
 
@@ -53,12 +53,6 @@ WAIT_S = 120.0
 
 FAILED_SHOT = ARTEFACTS / "explore-failed.png"
 pytestmark = pytest.mark.timeout(600)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +94,7 @@ def page_url(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """The explorer, in this process, on a free port, over its own SDK client."""
     with Client(service) as client:
         demo = build_app(Explorer(client), files=tmp_path_factory.mktemp("explore-files"))
-        launch(demo, port=_free_port(), block=False)
+        launch(demo, port=free_port(), block=False)
         try:
             yield str(demo.local_url).rstrip("/") + "/"
         finally:

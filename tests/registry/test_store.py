@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ from latentserve.registry.store.mlflow_store import (
     register_bundle,
     sqlite_path,
 )
+from latentserve.service.devtools.processes import free_port
 from tests.fixtures.tiny import build_tiny_bundle
 
 
@@ -210,12 +210,6 @@ def test_a_pyfunc_version_is_refused_on_download(empty_registry_uri: str,
     assert not (tmp_path / "cache" / "pickled" / "1").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_registries_fail_fast_with_the_uri(tmp_path: Path,
                                                        tiny_bundle: Bundle) -> None:
     garbage = tmp_path / "garbage.db"
@@ -223,7 +217,7 @@ def test_unreachable_registries_fail_fast_with_the_uri(tmp_path: Path,
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     uris = [
-        f"http://127.0.0.1:{_free_port()}",
+        f"http://127.0.0.1:{free_port()}",
         f"sqlite:///{garbage}",
         f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}",
     ]

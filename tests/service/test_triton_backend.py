@@ -17,7 +17,8 @@ from latentserve.core.errors import BackendError, Unavailable
 from latentserve.registry.bundle.files import Bundle
 from latentserve.registry.triton.export import triton_load_files, triton_model_config
 from latentserve.service.backends.triton import TritonBackend, shared_client
-from latentserve.service.devtools.triton_local import TritonProcess, free_port
+from latentserve.service.devtools.processes import free_port
+from latentserve.service.devtools.triton_local import TritonProcess
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 from tests.fixtures.tiny import build_tiny_bundle

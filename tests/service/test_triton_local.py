@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from latentserve.service.devtools.processes import free_port
 from latentserve.service.devtools.triton_cli import app
 from latentserve.service.devtools.triton_local import (
     STAMP_FILE,
@@ -22,7 +23,6 @@ from latentserve.service.devtools.triton_local import (
     TritonProcess,
     TritonSetupError,
     ensure_triton_venv,
-    free_port,
 )
 
 pytestmark = pytest.mark.triton
