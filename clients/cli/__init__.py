@@ -2,7 +2,7 @@
 
 | command | group's module | extra it needs |
 |---|---|---|
-| `models`, `info`, `sample`, `interpolate`, `edit` | `latentserve.client.cli` | none |
+| `models`, `info`, `sample`, `interpolate`, `edit` | `latentserve.cli.client_commands` | none |
 | `serve` | `latentserve.service.cli` | `server` |
 | `registry …` | `latentserve.registry.cli.registry` + `latentserve.promotion.cli` | `server` |
 | `triton …` | `latentserve.service.devtools.triton_cli` | none (it builds its own venv) |

@@ -36,7 +36,7 @@ class Mount:
 
 
 def _client(name: str, summary: str) -> Mount:
-    return Mount(summary, ("latentserve.client.cli:app",), None, pick=name)
+    return Mount(summary, ("latentserve.cli.client_commands:app",), None, pick=name)
 
 
 MOUNTS: dict[str, Mount] = {

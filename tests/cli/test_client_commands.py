@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from latentserve.cli import app as root_app
-from latentserve.client.cli import app
+from latentserve.cli.client_commands import app
 
 runner = CliRunner()
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from latentserve.cli.client_commands import app
 from latentserve.client import (
     AsyncClient,
     Client,
@@ -23,7 +24,6 @@ from latentserve.client import (
     ModelRef,
     NotFoundError,
 )
-from latentserve.client.cli import app
 from latentserve.service.devtools.background import BackgroundServer
 from tests.fixtures.service import service_settings
 

@@ -20,8 +20,8 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .animation import FORMATS
-from .results import GenerateResult
+from latentserve.client import GenerateResult
+from latentserve.client.animation import FORMATS
 
 PROGRESS_MIN_FRAMES = 64
 """Streams of at least this many frames show a progress bar (on stderr, when a terminal)."""

@@ -27,11 +27,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import cli_output as output
-from .client import Client
-from .errors import LatentServeClientError, UnavailableError
-from .results import DirectionInfo, GenerateResult, ModelInfo
-from .transport import DEFAULT_ADDRESS
+from latentserve.cli import client_output as output
+from latentserve.client import (
+    Client,
+    DirectionInfo,
+    GenerateResult,
+    LatentServeClientError,
+    ModelInfo,
+    UnavailableError,
+)
+from latentserve.client.transport import DEFAULT_ADDRESS
 
 app = typer.Typer(
     help="Talk to a running latentserve service.", no_args_is_help=True, add_completion=False
