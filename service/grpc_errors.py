@@ -130,12 +130,15 @@ def tolerant_deserializer(message_class: type[Message]) -> Callable[[bytes], Any
     return parse
 
 
+_CUT_MARK = " …(cut)"
+
+
 def clip(text: str, limit: int) -> str:
     """`text` cut to at most `limit` UTF-8 bytes, marked with "…" when cut."""
     data = text.encode("utf-8", "replace")
     if len(data) <= limit:
         return text
-    return data[: limit - 8].decode("utf-8", "ignore") + " …(cut)"
+    return data[: limit - len(_CUT_MARK.encode())].decode("utf-8", "ignore") + _CUT_MARK
 
 
 class Outcome:
