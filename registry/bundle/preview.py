@@ -13,6 +13,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from latentserve.core.arrays import F32
+from latentserve.core.pixels import to_uint8
 
 
 def to_unit_range(images: npt.ArrayLike, value_range: tuple[float, float]) -> F32:
@@ -32,12 +33,12 @@ def rgb_grid_png(images: npt.ArrayLike, cols: int, *, upscale: int = 2, pad: int
         raise ValueError(f"cols must be >= 1, got {cols}")
     n, c, h, w = x.shape
     rows = -(-n // cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.5, np.float32)
+    tiles = to_uint8(x.transpose(0, 2, 3, 1), (0.0, 1.0))
+    pixels = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 128, np.uint8)
     for i in range(n):
         r, col = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + col * (w + pad)
-        canvas[top : top + h, left : left + w] = np.clip(x[i].transpose(1, 2, 0), 0.0, 1.0)
-    pixels = np.round(canvas * 255).astype(np.uint8)
+        pixels[top : top + h, left : left + w] = tiles[i]
     img = Image.fromarray(pixels[..., 0] if c == 1 else pixels, mode="L" if c == 1 else "RGB")
     if upscale > 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.Resampling.NEAREST)
