@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from latentserve.core.arrays import F32, I64
 from latentserve.core.latent_ops import edit_latents
 from latentserve.core.seeding import sample_latents
 from latentserve.generators.bundle_parts import grid_png, prepare_run, provenance
@@ -28,15 +30,6 @@ from latentserve.generators.digits import (
     minus_class_mean,
     slant,
 )
-from latentserve.generators.directions import (
-    FoundDirection,
-    as_arrays,
-    fit_metrics,
-    pca_directions,
-    sefa_directions,
-    supervised_direction,
-)
-from latentserve.generators.disentanglement import STRENGTHS, spearman
 from latentserve.generators.export import export_onnx, onnx_parity
 from latentserve.generators.inference import (
     encode_with_samples,
@@ -55,6 +48,15 @@ from latentserve.registry.bundle.spec import (
     EncoderSpec,
     OutputSpec,
 )
+from latentserve.registry.quality.direction_fits import (
+    Discovered,
+    as_arrays,
+    fit_metrics,
+    pca_of_latents,
+    sefa_from_matrix,
+    supervised,
+)
+from latentserve.registry.quality.latent_eval import STRENGTHS, Measured, direction_quality
 from latentserve.registry.quality.latent_metrics import (
     METRIC_NOTES,
     interpolation_metrics,
@@ -118,36 +120,26 @@ def _train(out_dir: Path, seed: int, cfg: DigitsConfig, progress: bool) -> Bundl
     labels = np.concatenate([data.train_labels, data.test_labels])
     mu, z_post = encode_with_samples(lambda x, y: vae.encode(x, y), (images, labels), seed=seed)
 
-    found: list[FoundDirection] = []
-    for name, measure in ATTRIBUTES.items():
-        found.append(
-            supervised_direction(
-                name,
-                z_post,
-                minus_class_mean(measure(images), labels),
-                factor=name,
-                meaning=_MEANING[name] + " (attribute measured on the image, minus its class mean)",
-                latents_are="posterior samples of encoded digits",
-                seed=seed,
-            )
-        )
-    found += pca_directions(mu, cfg.n_pca)
-    found += sefa_directions(vae.first_decoder_weight().detach().numpy(), cfg.n_sefa, latents=mu)
-
+    found = _directions(images, labels, z_post, mu, vae, cfg, seed)
     metrics, notes = fit_metrics(found)
     bases = mu[len(data.train_images) :][: cfg.edit_bases]
     base_labels = data.test_labels[: cfg.edit_bases]
-    for d in found[: len(ATTRIBUTES)]:
-        rows = edit_latents(bases, d.vector, STRENGTHS, d.sigma)
-        row_labels = np.repeat(base_labels, len(STRENGTHS))
-        measured = ATTRIBUTES[d.name](run_batched(decoder, rows, row_labels))
-        per_base = measured.reshape(len(bases), len(STRENGTHS))
-        metrics[f"monotonicity_{d.name}"] = float(
-            np.mean([spearman(STRENGTHS, m) for m in per_base])
-        )
-        notes[f"monotonicity_{d.name}"] = (
+    by_name = {d.name: d for d in found}
+
+    def edit(name: str, strengths: Sequence[float], conditional_on: Sequence[str]) -> F32:
+        rows = edit_latents(bases, by_name[name].vector, strengths, by_name[name].sigma)
+        out = run_batched(decoder, rows, np.repeat(base_labels, len(strengths)))
+        return out.reshape(len(bases), len(strengths), *out.shape[1:])
+
+    def measure(images: F32) -> Measured:
+        return Measured({name: f(images) for name, f in ATTRIBUTES.items()})
+
+    for name in ATTRIBUTES:
+        metrics[f"monotonicity_{name}"] = direction_quality(edit, measure, {name: name})[
+            name].within
+        notes[f"monotonicity_{name}"] = (
             f"mean over {len(bases)} encoded test digits of Spearman ρ between edit strength "
-            f"(−3…3 σ, 13 steps) and the {d.name} measured on the decoded image"
+            f"(−3…3 σ, {len(STRENGTHS)} steps) and the {name} measured on the decoded image"
         )
 
     decode64 = float64_copy(decoder)
@@ -235,3 +227,21 @@ def _train(out_dir: Path, seed: int, cfg: DigitsConfig, progress: bool) -> Bundl
             directions=as_arrays(found),
             preview_png=grid_png(preview, cols=NUM_CLASSES),
         )
+
+
+def _directions(images: F32, labels: I64, z_post: F32, mu: F32, vae: DigitsCVAE,
+                cfg: DigitsConfig, seed: int) -> list[Discovered]:
+    """Supervised attribute directions (ridge normal on posterior samples, attribute minus
+    its class mean; penalty 1), PCA and SeFa of the encoded means."""
+    targets = {name: minus_class_mean(measure(images), labels)
+               for name, measure in ATTRIBUTES.items()}  # fmt: skip
+    meaning = {name: f"{text} (attribute measured on the image, minus its class mean)"
+               for name, text in _MEANING.items()}  # fmt: skip
+    fitted = supervised(z_post, targets, seed=seed, penalty=1.0, meaning=meaning,
+                        what="posterior samples of encoded digits")
+    found = [replace(d, factor=d.name) for d in fitted]
+    found += pca_of_latents(mu, cfg.n_pca, what="encoded latents")
+    found += sefa_from_matrix(vae.first_decoder_weight().detach().numpy(), cfg.n_sefa,
+                              latents=mu, what="encoded latents",
+                              where="the decoder's first linear weight")
+    return found

@@ -25,9 +25,7 @@ from torch import nn
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.generators.bundle_parts import prepare_run, provenance
-from latentserve.generators.directions import FoundDirection, as_arrays, supervised_direction
 from latentserve.generators.export import export_onnx, onnx_parity
-from latentserve.generators.factor_eval import EvalSizes, Evaluation
 from latentserve.generators.factor_latent import CIRCULAR_PERIOD, FactorLatent
 from latentserve.generators.factor_models import FactorEncoder
 from latentserve.generators.factor_training import (
@@ -47,13 +45,19 @@ from latentserve.registry.bundle.spec import (
     EncoderSpec,
     OutputSpec,
 )
-from latentserve.registry.quality.latent_eval import DirectionQuality
+from latentserve.registry.quality.direction_fits import Discovered, as_arrays, supervised
 from latentserve.registry.quality.latent_metrics import (
     METRIC_NOTES,
     interpolation_metrics,
     recon_mse,
 )
 from latentserve.registry.quality.onnx_generator import OnnxGenerator
+from latentserve.registry.quality.scene_eval import (
+    ImageMeasures,
+    SceneEvalSizes,
+    describe,
+    evaluate_generator,
+)
 
 CIRCULAR_STEPS = 12
 """Strength 1.0 of a circular direction turns its factor by 1/CIRCULAR_STEPS of a turn."""
@@ -78,11 +82,12 @@ class FactorWorld:
     make_decoder: Callable[[], nn.Module]
     meaning: Mapping[str, str]
     """direction (= factor) → what a positive edit does."""
-    evaluate: Callable[[OnnxGenerator, EvalSizes], Evaluation]
+    measures: ImageMeasures
+    """How its images are measured: direction quality, roundtrip, holes, condition accuracy."""
     preview: Callable[[int], tuple[F32, I64, int]]
     """seed → (preview latents, labels, grid columns)."""
-    describe: Callable[[Mapping[str, DirectionQuality]], str]
-    """The bundle's description from the measured direction quality (claims what it shows)."""
+    intro: str
+    """The bundle's description; `scene_eval.describe` adds the directions measured reliable."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ class FactorConfig:
     eval_size: int = 5_000
     metric_samples: int = 500
     threads: int = 2
-    evaluation: EvalSizes = field(default_factory=EvalSizes)
+    evaluation: SceneEvalSizes = field(default_factory=SceneEvalSizes)
     """How much the exported bundle's evaluation looks at (not part of the training run)."""
 
 
@@ -206,12 +211,11 @@ def train_factor_generator(
     with tempfile.TemporaryDirectory(prefix=f"{world.name}-") as tmp:
         draft = _write(world, Path(tmp) / "draft", decoder, encoder, found, cfg, seed,
                        metrics, notes, train_seconds, started, {})  # fmt: skip
-        quality, measured, measured_notes = world.evaluate(OnnxGenerator(draft), cfg.evaluation)
-        for q in quality.values():
-            measured |= q.metrics()
+        measured = evaluate_generator(OnnxGenerator(draft), world.measures, world.real_renders,
+                                      cfg.evaluation)
         return _write(world, out_dir, decoder, encoder, found, cfg, seed,
-                      metrics | measured, notes | measured_notes, train_seconds, started,
-                      quality)  # fmt: skip
+                      metrics | measured.metrics, notes | measured.notes, train_seconds,
+                      started, measured.quality)  # fmt: skip
 
 
 def _run_key(world: FactorWorld, cfg: FactorConfig, seed: int) -> str:
@@ -223,9 +227,9 @@ def _run_key(world: FactorWorld, cfg: FactorConfig, seed: int) -> str:
 
 
 def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels: I64,
-                latents: F64, seed: int) -> list[FoundDirection]:  # fmt: skip
-    """InterFaceGAN-style: for each factor, the normal of a ridge regression from encoded
-    renders of prior draws to the factor's normal score (linear in the latent). A circular
+                latents: F64, seed: int) -> list[Discovered]:  # fmt: skip
+    """InterFaceGAN-style: for each factor, the normal of a ridge regression (penalty 1) from
+    encoded renders of prior draws to the factor's normal score (linear in the latent). A circular
     factor is fitted away from its wrap-around point (|s| < 0.8 · CIRCULAR_PERIOD / 2), where
     the same image has two far-apart scores. Strength 1.0 of a linear factor is one prior σ
     along the direction (latent distance 1: the prior is N(0, I)); of a circular factor, a
@@ -239,10 +243,8 @@ def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels:
         keep = np.ones(len(scores), bool)
         if factor in world.layout.circular:
             keep = np.abs(scores[:, i]) < 0.4 * CIRCULAR_PERIOD
-        fitted = supervised_direction(
-            factor, encoded[keep], scores[keep, i], factor=factor, meaning=world.meaning[factor],
-            target_name=f"normal score of {factor}", latents_are="encoded renders", seed=seed,
-        )  # fmt: skip
+        fitted, = supervised(encoded[keep], {factor: scores[keep, i]}, seed=seed, penalty=1.0,
+                             what="encoded renders")  # fmt: skip
         if factor in world.layout.circular:
             sigma = CIRCULAR_PERIOD / CIRCULAR_STEPS
             unit = (f"1.0 = a {CIRCULAR_STEPS}th of a turn (latent distance {sigma:.4g}); "
@@ -251,14 +253,14 @@ def _directions(world: FactorWorld, encoder: FactorEncoder, images: F32, labels:
             sigma = 1.0
             unit = (f"1.0 = 1 σ of the prior along the direction (latent distance 1); "
                     f"positive = {world.meaning[factor]}")  # fmt: skip
-        found.append(replace(fitted, sigma=sigma, unit=unit))
+        found.append(replace(fitted, sigma=sigma, unit=unit, factor=factor))
     return found
 
 
 def _write(world: FactorWorld, out_dir: Path, decoder: nn.Module, encoder: FactorEncoder,
-           found: list[FoundDirection], cfg: FactorConfig, seed: int, metrics: dict[str, float],
+           found: list[Discovered], cfg: FactorConfig, seed: int, metrics: dict[str, float],
            notes: dict[str, str], train_seconds: float, started: float,
-           quality: Mapping[str, DirectionQuality]) -> Bundle:  # fmt: skip
+           quality: Mapping[str, DirectionQualitySpec]) -> Bundle:  # fmt: skip
     layout, size = world.layout, world.image_size
     with tempfile.TemporaryDirectory(prefix=f"{world.name}-onnx-") as tmp:
         dec_path, enc_path = Path(tmp) / "decoder.onnx", Path(tmp) / "encoder.onnx"
@@ -276,20 +278,11 @@ def _write(world: FactorWorld, out_dir: Path, decoder: nn.Module, encoder: Facto
         )
         pz, plabels, cols = world.preview(seed)
         preview = run_batched(decoder, pz.astype(np.float32), plabels)
-        specs = []
-        for d in found:
-            q = quality.get(d.name)
-            qspec = None if q is None else DirectionQualitySpec(
-                measure=q.measure, spearman_within=round(q.within, 4),
-                spearman_pooled=round(q.pooled, 4), leak_measure=q.leak_measure,
-                leak_plain=round(q.leak_plain, 4), leak_conditional=round(q.leak_conditional, 4),
-                reliable=q.reliable,
-            )  # fmt: skip
-            specs.append(d.spec().model_copy(update={"quality": qspec}))
+        specs = [d.spec().model_copy(update={"quality": quality.get(d.name)}) for d in found]
         spec = BundleSpec(
             schema_version=SCHEMA_VERSION,
             name=world.name,
-            description=world.describe(quality),
+            description=describe(world.intro, quality),
             latent_dim=layout.dim,
             output=OutputSpec(shape=[world.channels, size, size], range=(0.0, 1.0)),
             condition=ConditionSpec(num_classes=len(world.class_names),

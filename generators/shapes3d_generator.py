@@ -11,14 +11,12 @@ The factors are independent, as in Shapes3D.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.seeding import sample_latents
-from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, evaluate_generator
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SceneDecoder
 from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
@@ -34,8 +32,6 @@ from latentserve.generators.shapes3d import (
 )
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES
 from latentserve.registry.bundle.files import Bundle
-from latentserve.registry.quality.latent_eval import DirectionQuality
-from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 NAME = "shapes3d"
 EVAL_SEED = 7
@@ -77,18 +73,6 @@ def real_renders(n: int, stream: int) -> tuple[F32, I64, F64]:
     return render_indices(idx), idx[:, 4], grid_latents(indices_to_values(idx))
 
 
-def evaluate(gen: OnnxGenerator, sizes: EvalSizes) -> Evaluation:
-    """Direction quality, Encode → Decode of real renders, prior holes, condition accuracy."""
-    return evaluate_generator(gen, SCENE_MEASURES, real_renders, sizes)
-
-
-def describe_bundle(quality: Mapping[str, DirectionQuality]) -> str:
-    """The bundle's description, claiming only directions measured reliable."""
-    return describe("Object-conditional Shapes3D-spec scenes (64×64 RGB; class = cube, "
-                    "cylinder, sphere, capsule): sample, interpolate, encode renders",
-                    quality)  # fmt: skip
-
-
 def _preview(seed: int) -> tuple[F32, I64, int]:
     z = sample_latents(seed + 1, 8, LAYOUT.dim)
     return np.repeat(z, 4, axis=0), np.tile(np.arange(4, dtype=np.int64), 8), 8
@@ -111,9 +95,10 @@ WORLD = FactorWorld(
         "scale": "larger object",
         "orientation": "camera turns right (the room's corner moves right)",
     },
-    evaluate=evaluate,
+    measures=SCENE_MEASURES,
     preview=_preview,
-    describe=describe_bundle,
+    intro="Object-conditional Shapes3D-spec scenes (64×64 RGB; class = cube, "
+    "cylinder, sphere, capsule): sample, interpolate, encode renders",
 )
 
 

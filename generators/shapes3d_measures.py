@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.generators.factor_eval import ImageMeasures
 from latentserve.generators.render_classifier import RenderClassifier
 from latentserve.generators.shapes3d import (
     CORNER_SWING,
@@ -27,6 +26,7 @@ from latentserve.generators.shapes3d import (
     sample_factor_indices,
 )
 from latentserve.registry.quality.latent_eval import Measured
+from latentserve.registry.quality.scene_eval import ImageMeasures
 
 _WALL_ROWS = slice(0, 6)
 """Rows that always show the walls (the tallest object stays below row 29)."""

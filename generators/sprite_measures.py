@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.generators.factor_eval import RADIANS_TO_DEGREES, ImageMeasures
 from latentserve.generators.render_classifier import RenderClassifier
 from latentserve.generators.sprites import (
     IMAGE_SIZE,
@@ -30,6 +29,7 @@ from latentserve.generators.sprites import (
     sample_factor_indices,
 )
 from latentserve.registry.quality.latent_eval import Measured
+from latentserve.registry.quality.scene_eval import RADIANS_TO_DEGREES, ImageMeasures
 
 _SPAN = 32.0
 """Pixels between sprite centres at pos 0 and pos 1 (renderer geometry: 64 − 2 · 16)."""

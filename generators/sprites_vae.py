@@ -14,14 +14,12 @@ conditional edits clean.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.seeding import sample_latents
-from latentserve.generators.factor_eval import EvalSizes, Evaluation, describe, evaluate_generator
 from latentserve.generators.factor_latent import FactorLatent
 from latentserve.generators.factor_models import SpritesDecoder
 from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
@@ -36,8 +34,6 @@ from latentserve.generators.sprites import (
     sample_factor_indices,
 )
 from latentserve.registry.bundle.files import Bundle
-from latentserve.registry.quality.latent_eval import DirectionQuality
-from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 NAME = "sprites-vae"
 EVAL_SEED = 7
@@ -79,17 +75,6 @@ def real_renders(n: int, stream: int) -> tuple[F32, I64, F64]:
     return render_indices(idx), idx[:, 0], grid_latents(indices_to_values(idx))
 
 
-def evaluate(gen: OnnxGenerator, sizes: EvalSizes) -> Evaluation:
-    """Direction quality, Encode → Decode of real renders, prior holes, condition accuracy."""
-    return evaluate_generator(gen, SPRITE_MEASURES, real_renders, sizes)
-
-
-def describe_bundle(quality: Mapping[str, DirectionQuality]) -> str:
-    """The bundle's description, claiming only directions measured reliable."""
-    return describe("Shape-conditional sprites (64×64, 1 channel; class = square, ellipse, "
-                    "heart): sample, interpolate, encode renders", quality)  # fmt: skip
-
-
 def _preview(seed: int) -> tuple[F32, I64, int]:
     z = sample_latents(seed + 1, 8, LAYOUT.dim)
     return np.repeat(z, 3, axis=0), np.tile(np.arange(3, dtype=np.int64), 8), 6
@@ -111,9 +96,10 @@ WORLD = FactorWorld(
         "pos_x": "sprite moves right",
         "pos_y": "sprite moves down (and grows, as in the data)",
     },
-    evaluate=evaluate,
+    measures=SPRITE_MEASURES,
     preview=_preview,
-    describe=describe_bundle,
+    intro="Shape-conditional sprites (64×64, 1 channel; class = square, ellipse, "
+    "heart): sample, interpolate, encode renders",
 )
 
 

@@ -20,7 +20,7 @@ numbers `latentserve registry register` records and the promotion gates compare:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,10 +28,15 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64, I64
+from latentserve.core.latent_ops import Method
 from latentserve.registry.bundle.files import Bundle
 from latentserve.registry.bundle.spec import BundleError, DirectionQualitySpec
 from latentserve.registry.quality import latent_metrics
-from latentserve.registry.quality.latent_eval import Measured, direction_quality
+from latentserve.registry.quality.latent_eval import (
+    DirectionQuality,
+    Measured,
+    direction_quality,
+)
 from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
 Measures = Callable[[F32], Mapping[str, npt.ArrayLike]]
@@ -58,6 +63,44 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     quality: dict[str, DirectionQualitySpec] = field(default_factory=dict)
+
+    def add_quality(self, quality: Mapping[str, DirectionQuality], seeds: int, *,
+                    conditional: bool) -> None:
+        """Record measured direction quality from sweeps that started at item 0 of
+        Sample(seed) for seeds 1 … `seeds` (class = seed mod C when `conditional`)."""
+        sweep = (f"{seeds} seeds (Sample item 0 of seeds 1…{seeds}"
+                 f"{', class = seed mod C' if conditional else ''})")
+        for name, q in quality.items():
+            self.metrics |= q.metrics()
+            self.quality[name] = q.spec()
+            self.notes |= q.notes(sweep)
+
+
+def edit_labels(num_classes: int, seeds: Sequence[int]) -> I64:
+    """The class of each base in the quality sweeps: seed mod C (every class alike)."""
+    return np.asarray(seeds, np.int64) % num_classes
+
+
+def path_step_ratios(gen: OnnxGenerator, methods: Sequence[Method], *,
+                     pairs: int) -> Evaluation:
+    """Continuity `path_max_step_ratio_<method>` of a generator with its notes: pair i drawn
+    with class i mod C; a two-stage generator's keyframes are mapped to W (as the service
+    does) and the path runs there."""
+    classes = max(gen.spec.num_classes, 1)
+    two_stage = gen.spec.mapping is not None
+    space = "W (seeded z mapped to w)" if two_stage else "the prior"
+    out = Evaluation()
+    for method in methods:
+        out.metrics[f"path_max_step_ratio_{method}"] = latent_metrics.path_max_step_ratio(
+            lambda z, item: gen.decode(z, item % classes), gen.latent_dim, method, pairs=pairs,
+            to_editing=gen.to_editing_space if two_stage else None)
+    out.notes["path_max_step_ratio_lerp"] = (
+        f"continuity: mean over {pairs} seed pairs of the largest image step over the mean step "
+        f"along a {latent_metrics.PATH_STEPS}-frame lerp path in {space} (RMS pixel distance "
+        "between frames; 1 = even steps, a jump shows as a large ratio)")
+    if "slerp" in methods:
+        out.notes["path_max_step_ratio_slerp"] = "as path_max_step_ratio_lerp, along slerp paths"
+    return out
 
 
 def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
@@ -95,17 +138,13 @@ def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
     to_editing = gen.to_editing_space if two_stage else None
     space = "W (seeded z mapped to w)" if two_stage else "the prior"
     methods: tuple[Literal["lerp", "slerp"], ...] = ("lerp",) if two_stage else ("lerp", "slerp")
+    ratios = path_step_ratios(gen, methods, pairs=sizes.path_pairs)
+    result.metrics |= ratios.metrics
+    result.notes |= ratios.notes
     for method in methods:
-        key = f"path_max_step_ratio_{method}"
-        result.metrics[key] = latent_metrics.path_max_step_ratio(
-            decode, spec.latent_dim, method, pairs=sizes.path_pairs, to_editing=to_editing)
         result.metrics[f"path_length_{method}"] = latent_metrics.path_length(
             decode, spec.latent_dim, method, samples=sizes.path_samples, eps=sizes.path_eps,
             to_editing=to_editing)
-    result.notes["path_max_step_ratio_lerp"] = (
-        f"continuity: mean over {sizes.path_pairs} seed pairs of the largest image step over "
-        f"the mean step along a {latent_metrics.PATH_STEPS}-frame lerp path in {space} (RMS "
-        "pixel distance between frames; 1 = even steps, a jump shows as a large ratio)")
     result.notes["path_length_lerp"] = (
         f"PPL-style: mean of MSE(g(z(t)), g(z(t+ε))) / ε², ε = {sizes.path_eps:g}, over "
         f"{sizes.path_samples} random pairs of {space} and t ~ U(0, 1), lerp, values outside "
@@ -113,7 +152,6 @@ def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
         "float32")
     if two_stage:
         return _with_directions(gen, measures, measure_of, sizes, result)
-    result.notes["path_max_step_ratio_slerp"] = "as path_max_step_ratio_lerp, along slerp paths"
     result.notes["path_length_slerp"] = "as path_length_lerp, along slerp paths"
     result.metrics |= latent_metrics.midpoint_norm_ratios(spec.latent_dim,
                                                           pairs=sizes.midpoint_pairs)
@@ -136,7 +174,7 @@ def _directions(gen: OnnxGenerator, measures: Measures, measure_of: dict[str, st
     spec = gen.spec
     seeds = list(range(1, sizes.edit_seeds + 1))
     bases = gen.seed_latents(seeds)
-    labels = (np.asarray(seeds, np.int64) % spec.num_classes) if spec.condition else None
+    labels = edit_labels(spec.num_classes, seeds) if spec.condition else None
     probe = _measure(measures, gen.decode(bases[:2], None if labels is None else labels[:2]))
     unknown = sorted(set(measure_of) - set(gen.bundle.directions))
     if unknown:
@@ -159,25 +197,7 @@ def _directions(gen: OnnxGenerator, measures: Measures, measure_of: dict[str, st
                         list(conditional_on))  # type: ignore[call-overload]
 
     quality = direction_quality(edit, lambda images: _measure(measures, images), own)
-    for name, q in quality.items():
-        result.metrics |= q.metrics()
-        result.quality[name] = DirectionQualitySpec(
-            measure=q.measure, spearman_within=round(q.within, 4),
-            spearman_pooled=round(q.pooled, 4), leak_measure=q.leak_measure,
-            leak_plain=round(q.leak_plain, 4), leak_conditional=round(q.leak_conditional, 4),
-            reliable=q.reliable)
-        p = f"direction.{name}."
-        sweep = f"edits −3…3 σ (13 steps) from {len(seeds)} seeds (Sample item 0 of seeds 1…" \
-                f"{len(seeds)})"
-        result.notes |= {
-            p + "spearman_within": f"mean per-seed Spearman ρ of strength vs the measure "
-            f"{q.measure}; {sweep}",
-            p + "spearman_pooled": f"Spearman ρ of strength vs the change of {q.measure} from "
-            "each seed's unedited image, pooled over seeds",
-            p + "leak_plain": f"mean |change| of {q.leak_measure}, the other directions' measure "
-            "the plain edit moves most, in its spread over the seeds",
-            p + "leak_conditional": "the same with conditional_on every other measured direction",
-        }
+    result.add_quality(quality, len(seeds), conditional=labels is not None)
 
 
 def _measure(measures: Measures, images: F32) -> Measured:

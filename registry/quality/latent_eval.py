@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64
+from latentserve.registry.bundle.spec import DirectionQualitySpec
 
 STRENGTHS: tuple[float, ...] = tuple(float(s) for s in np.linspace(-3.0, 3.0, 13))
 """The edit sweep, in each direction's σ unit."""
@@ -75,6 +76,28 @@ class DirectionQuality:
     def reliable(self) -> bool:
         """Within-seed ρ ≥ WITHIN_MIN and pooled ρ ≥ POOLED_MIN."""
         return self.within >= WITHIN_MIN and self.pooled >= POOLED_MIN
+
+    def spec(self) -> DirectionQualitySpec:
+        """The direction's `quality` entry in `latentserve.json` (rounded to 4 digits)."""
+        return DirectionQualitySpec(
+            measure=self.measure, spearman_within=round(self.within, 4),
+            spearman_pooled=round(self.pooled, 4), leak_measure=self.leak_measure,
+            leak_plain=round(self.leak_plain, 4),
+            leak_conditional=round(self.leak_conditional, 4), reliable=self.reliable)
+
+    def notes(self, sweep: str) -> dict[str, str]:
+        """What each of `metrics()` is; `sweep` says where the edits started."""
+        p = f"direction.{self.direction}."
+        return {
+            p + "spearman_within": f"mean per-seed Spearman ρ of strength vs the measure "
+            f"{self.measure}; edits −3…3 σ (13 steps) from {sweep}",
+            p + "spearman_pooled": f"Spearman ρ of strength vs the change of {self.measure} "
+            "from each seed's unedited image, pooled over seeds",
+            p + "leak_plain": f"mean |change| of {self.leak_measure}, the other directions' "
+            "measure the plain edit moves most, in its spread over the seeds",
+            p + "leak_conditional": "the same with conditional_on every other measured "
+            "direction",
+        }
 
     def metrics(self) -> dict[str, float]:
         """The bundle metrics of this direction (`direction.<name>.<what>`)."""

@@ -11,7 +11,6 @@ import torch
 
 from latentserve.core import latent_ops, seeding
 from latentserve.core.arrays import F32, I64
-from latentserve.generators.factor_eval import quality_of, roundtrip_errors
 from latentserve.generators.factor_latent import CIRCULAR_PERIOD, FactorLatent
 from latentserve.generators.shapes3d import (
     SHAPES as SCENE_SHAPES,
@@ -44,6 +43,7 @@ from latentserve.generators.sprites import (
     sample_factor_indices,
 )
 from latentserve.generators.sprites_vae import LAYOUT, grid_latents, real_renders, render_latents
+from latentserve.registry.quality.scene_eval import quality_of, roundtrip_errors
 
 
 def _circ_diff(a: np.ndarray, b: np.ndarray, period: float = 1.0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Latent-quality and disentanglement metrics on synthetic cases with known answers."""
+"""Latent-quality metrics, MIG and the digit attributes on synthetic cases with known answers."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import pytest
 
 from latentserve.core.seeding import sample_latents
 from latentserve.generators.digits import ink_mass, minus_class_mean, slant
-from latentserve.generators.disentanglement import (
-    fit_probe,
-    leakage,
-    mig,
-    monotonicity,
-    spearman,
-)
+from latentserve.generators.mig import mig
 from latentserve.registry.quality.latent_metrics import midpoint_norm_ratios, path_length, recon_mse
 
 
@@ -62,36 +56,6 @@ def test_mig_separates_disentangled_from_rotated_codes() -> None:
     assert mig(duplicated, factors) < mig(codes, factors)
     with pytest.raises(ValueError, match="latents"):
         mig(codes[:10], factors[:9])
-
-
-def test_spearman() -> None:
-    assert spearman([1, 2, 3], [10, 20, 30.5]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
-
-
-def test_monotonicity_and_conditional_leakage_on_a_linear_world() -> None:
-    """Identity round trip; factor a along e0, factor b along (e0 + e1)/√2 (correlated)."""
-    rng = np.random.default_rng(3)
-    z = rng.standard_normal((3000, 4)).astype(np.float32)
-    d_a = np.array([1, 0, 0, 0], np.float32)
-    d_b = np.array([1, 1, 0, 0], np.float32) / np.sqrt(2)
-    probe = fit_probe(z, {"a": z @ d_a, "b": z @ d_b}, seed=0)
-
-    def identity(latents: np.ndarray) -> np.ndarray:
-        return latents
-
-    bases = z[:20] * 0.5
-    assert monotonicity(identity, probe, "a", d_a, 1.0, bases) > 0.95
-    assert monotonicity(identity, probe, "a", -d_a, 1.0, bases) < -0.95
-    plain, conditional = leakage(identity, probe, "b", d_a, 1.0, d_b, bases)
-    assert plain > 0.5  # editing a drags b along (cos 0.71)
-    assert conditional < 0.2 * plain  # holding b: orthogonal edit leaves it
-
-
-def test_probe_rejects_constant_targets() -> None:
-    with pytest.raises(ValueError, match="constant probe targets"):
-        fit_probe(np.zeros((10, 2)), {"a": np.ones(10)}, seed=0)
 
 
 def _bar(shear: float, width: int) -> np.ndarray:

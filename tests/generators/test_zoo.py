@@ -13,20 +13,20 @@ import pytest
 
 from latentserve.client import Client
 from latentserve.core.arrays import F32, I64
-from latentserve.generators.factor_eval import (
-    EDIT_SEEDS,
-    ImageMeasures,
-    edit_labels,
-    quality_of,
-    roundtrip_errors,
-)
 from latentserve.generators.latent_report import ENTANGLED
 from latentserve.generators.shapes3d_generator import real_renders as scene_renders
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES, smallest_real_size
 from latentserve.generators.sprite_measures import SPRITE_MEASURES, smallest_real_ink
 from latentserve.generators.sprites_vae import real_renders as sprite_renders
 from latentserve.registry.bundle.files import load_bundle
+from latentserve.registry.quality.evaluate import edit_labels
 from latentserve.registry.quality.latent_eval import POOLED_MIN, WITHIN_MIN, DirectionQuality
+from latentserve.registry.quality.scene_eval import (
+    EDIT_SEEDS,
+    ImageMeasures,
+    quality_of,
+    roundtrip_errors,
+)
 from latentserve.registry.store.mlflow_store import register_bundle
 from latentserve.service.devtools.background import BackgroundServer
 from tests.fixtures.registry import _sqlite_uri
@@ -113,7 +113,7 @@ def _service_edit(client: Client, model: str) -> object:
 def _measured_quality(client: Client, model: str, measures: ImageMeasures,
                       ) -> dict[str, DirectionQuality]:  # fmt: skip
     info = client.get_model(model)
-    labels = edit_labels(info.num_classes)
+    labels = edit_labels(info.num_classes, EDIT_SEEDS)
     bases = np.zeros((len(EDIT_SEEDS), info.latent_dim), np.float32)  # the service draws them
     return quality_of(_service_edit(client, model), bases, labels, measures)  # type: ignore[arg-type]
 

@@ -1,8 +1,10 @@
 """Direction discovery for any bundle (SeFa, GANSpace PCA, InterFaceGAN) and
-`latentserve directions discover/add`, checked against NumPy references and planted truths."""
+`latentserve directions discover/add`, checked against NumPy references and planted truths;
+the same methods on given arrays, as the shipped generators' training runs call them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,14 @@ from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.registry.bundle.onnx_graph import first_latent_layer
 from latentserve.registry.bundle.spec import BundleError
 from latentserve.registry.quality import discovery
+from latentserve.registry.quality.direction_fits import (
+    as_arrays,
+    fit_metrics,
+    pca_of_latents,
+    ridge_normal,
+    sefa_from_matrix,
+    supervised,
+)
 from tests.fixtures.tiny import TinyWeights, build_tiny_bundle
 
 runner = CliRunner()
@@ -173,3 +183,127 @@ def test_directions_add_validates_and_normalises(tmp_path: Path) -> None:
     code, text = _cli("directions", "add", str(bundle.root), "--name", "a b", "--vector",
                       str(good))
     assert code == 2 and "name:" in text
+
+
+# The methods on given arrays (`direction_fits`), as the shipped generators' runs call them, on a
+# synthetic linear generator whose true directions are known.
+
+N = 8
+SCALES = np.array([1.0, 5.0, 0.3, 3.0, 0.1, 2.0, 0.5, 4.0])  # deliberately unsorted
+
+
+@pytest.fixture(scope="module")
+def basis() -> np.ndarray:
+    """A random orthonormal basis of R^N: the true directions (columns)."""
+    q: np.ndarray = np.asarray(np.linalg.qr(np.random.default_rng(0).standard_normal((N, N)))[0])
+    return q
+
+
+@pytest.fixture(scope="module")
+def generator_weight(basis: np.ndarray) -> np.ndarray:
+    """A linear generator x = A z (64 pixels) with A = U diag(SCALES) Qᵀ."""
+    u, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((64, N)))
+    weight: np.ndarray = u @ np.diag(SCALES) @ basis.T
+    return weight
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return abs(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+
+
+def test_supervised_regression_recovers_the_readout_direction(generator_weight: np.ndarray) -> None:
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((4000, N))
+    images = z @ generator_weight.T
+    readout = rng.standard_normal(64)  # a factor measured on the image
+    factor = images @ readout + 0.05 * rng.standard_normal(4000)
+    truth = generator_weight.T @ readout
+    d, = supervised(z, {"brightness": factor}, penalty=1.0, meaning={"brightness": "brighter"})
+    assert _cos(d.vector, truth) >= 0.99
+    assert float(d.vector @ truth) > 0  # points towards larger values
+    assert abs(np.linalg.norm(d.vector) - 1) < 1e-6 and d.vector.dtype == np.float32
+    assert d.sigma == pytest.approx(np.std(z @ d.vector), rel=1e-6)
+    assert 0.95 < d.sigma < 1.05  # N(0, I) latents: σ along any unit vector ≈ 1
+    assert d.score > 0.99 and d.method == "supervised" and "positive = brighter" in d.unit
+    assert replace(d, factor="brightness").spec().factor == "brightness"
+    metrics, notes = fit_metrics([d])
+    assert metrics == {"direction_fit_brightness": d.score}
+    assert notes["direction_fit_brightness"].startswith("held-out R² of the linear model")
+
+
+def test_ridge_penalty_is_sklearns_alpha() -> None:
+    """penalty=1.0 is scikit-learn's Ridge(alpha=1.0) with an intercept (closed form)."""
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((200, 3))
+    y = z @ np.array([1.0, -2.0, 0.5]) + 3.0 + 0.1 * rng.standard_normal(200)
+    w, b = ridge_normal(z, y, penalty=1.0)
+    zc, yc = z - z.mean(axis=0), y - y.mean()
+    expected = np.linalg.inv(zc.T @ zc + np.eye(3)) @ zc.T @ yc
+    np.testing.assert_allclose(w, expected, rtol=1e-10)
+    assert b == pytest.approx(y.mean() - z.mean(axis=0) @ expected)
+
+
+def test_supervised_classification_recovers_the_boundary_normal(basis: np.ndarray) -> None:
+    z = np.random.default_rng(3).standard_normal((4000, N))
+    label = (z @ basis[:, 2] > 0.3).astype(float)
+    d, = supervised(z, {"shape_heart": label}, penalty=1.0)
+    assert _cos(d.vector, basis[:, 2]) >= 0.99
+    assert float(d.vector @ basis[:, 2]) > 0  # towards the positive class
+    assert d.score > 0.95 and d.score_name == "held-out accuracy"
+
+
+def test_pca_recovers_components_sorted_by_variance(basis: np.ndarray) -> None:
+    g = np.random.default_rng(4).standard_normal((20000, N))
+    latents = (g * SCALES) @ basis.T + 3.0  # offset: PCA centres first
+    found = pca_of_latents(latents, k=4)
+    order = np.argsort(SCALES)[::-1]
+    assert [d.name for d in found] == ["pc0", "pc1", "pc2", "pc3"]
+    for d, i in zip(found, order[:4], strict=True):
+        assert _cos(d.vector, basis[:, i]) >= 0.99
+        assert d.sigma == pytest.approx(SCALES[i], rel=0.03)
+        assert d.vector[np.argmax(np.abs(d.vector))] > 0  # canonical sign
+    ratios = [d.score for d in found]
+    assert ratios == sorted(ratios, reverse=True)
+    assert ratios[0] == pytest.approx(25 / np.sum(SCALES**2), rel=0.05)
+
+
+def test_sefa_recovers_eigenvectors_sorted_by_eigenvalue(
+    basis: np.ndarray, generator_weight: np.ndarray
+) -> None:
+    found = sefa_from_matrix(generator_weight, k=N)
+    order = np.argsort(SCALES)[::-1]
+    for d, i in zip(found, order, strict=True):
+        assert _cos(d.vector, basis[:, i]) >= 0.99
+        assert d.score == pytest.approx(SCALES[i] ** 2, rel=1e-6)
+        assert d.sigma == 1.0  # no latents: the prior's σ
+    assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+    latents = np.random.default_rng(5).standard_normal((5000, N)) * 2.0
+    with_sigma = sefa_from_matrix(generator_weight, k=2, latents=latents, names=["s0", "s1"])
+    assert [d.name for d in with_sigma] == ["s0", "s1"]
+    assert with_sigma[0].sigma == pytest.approx(2.0, rel=0.05)
+
+
+def test_as_arrays_is_what_write_bundle_takes() -> None:
+    found = pca_of_latents(np.random.default_rng(6).standard_normal((100, N)), k=2)
+    arrays = as_arrays(found)
+    assert list(arrays) == ["pc0", "pc1"]
+    vector, sigma = arrays["pc0"]
+    assert vector.dtype == np.float32 and vector.shape == (N,) and sigma > 0
+
+
+def test_bad_arrays_name_what_is_wrong() -> None:
+    z = np.random.default_rng(7).standard_normal((50, N))
+    with pytest.raises(BundleError, match="'scale' is constant"):
+        supervised(z, {"scale": np.ones(50)})
+    with pytest.raises(BundleError, match="'scale' must be 50 finite"):
+        supervised(z, {"scale": np.ones(49)})
+    with pytest.raises(BundleError, match="'scale' must be 50 finite"):
+        supervised(z, {"scale": np.full(50, np.nan)})
+    with pytest.raises(BundleError, match="latents"):
+        pca_of_latents(np.full((10, N), np.inf), k=2)
+    with pytest.raises(BundleError, match="k: must be"):
+        pca_of_latents(z, k=N + 1)
+    with pytest.raises(BundleError, match="weight"):
+        sefa_from_matrix(np.zeros(3), k=1)
+    with pytest.raises(BundleError, match="latents: 9 dims"):
+        sefa_from_matrix(np.ones((4, N)), k=1, latents=np.ones((5, N + 1)))
