@@ -1,6 +1,7 @@
 """`latentserve train …`: train a shipped generator and write its complete bundle.
 
-Mounted under the `latentserve` command as the `train` group, one sub-command per model::
+Mounted under the `latentserve` command as the `train` group, one sub-command per model (one
+implementation, `train`)::
 
     latentserve train sprites-vae --out generators/zoo/sprites-vae --seed 0
     latentserve train digits-cvae --epochs 20 --out /tmp/digits
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -85,6 +87,9 @@ def train(
             bundle = train_shapes3d(target, epochs, seed, progress=not quiet, config=scenes,
                                     checkpoint=checkpoint)
         else:
+            if checkpoint is not None:
+                raise ValueError("--checkpoint: digits-cvae trains in seconds and keeps none "
+                                 "(sprites-vae and shapes3d do)")
             from latentserve.generators.digits_cvae import DigitsConfig, train_digits_cvae
 
             digits = DigitsConfig(threads=threads)
@@ -96,42 +101,28 @@ def train(
     return bundle
 
 
-@app.command("sprites-vae")
-def sprites_vae(
-    out: _Out = None,
-    epochs: _Epochs = None,
-    seed: _Seed = 0,
-    quiet: _Quiet = False,
-    threads: _Threads = 2,
-    checkpoint: _Checkpoint = None,
-) -> None:
-    """Shape-conditional sprites generator (latent = scale, orientation, pos_x, pos_y)."""
-    train(Model.sprites_vae, out, epochs, seed, quiet, threads, checkpoint)
+SUMMARIES = {
+    Model.sprites_vae: "Shape-conditional sprites generator (latent = scale, orientation, pos_x, "
+    "pos_y).",
+    Model.shapes3d: "Object-conditional Shapes3D-spec scenes (RGB; latent = 3 hues, scale, "
+    "orientation).",
+    Model.digits_cvae: "Class-conditional VAE on scikit-learn digits (latent_dim 8, label input).",
+}
+"""The help line of each model's `train` sub-command."""
 
 
-@app.command("shapes3d")
-def shapes3d(
-    out: _Out = None,
-    epochs: _Epochs = None,
-    seed: _Seed = 0,
-    quiet: _Quiet = False,
-    threads: _Threads = 2,
-    checkpoint: _Checkpoint = None,
-) -> None:
-    """Object-conditional Shapes3D-spec scenes (RGB; latent = 3 hues, scale, orientation)."""
-    train(Model.shapes3d, out, epochs, seed, quiet, threads, checkpoint)
+def _train_command(model: Model) -> Callable[..., None]:
+    """The `latentserve train <model>` command: the options of `train`, for one model."""
+
+    def command(out: _Out = None, epochs: _Epochs = None, seed: _Seed = 0, quiet: _Quiet = False,
+                threads: _Threads = 2, checkpoint: _Checkpoint = None) -> None:
+        train(model, out, epochs, seed, quiet, threads, checkpoint)
+
+    return command
 
 
-@app.command("digits-cvae")
-def digits_cvae(
-    out: _Out = None,
-    epochs: _Epochs = None,
-    seed: _Seed = 0,
-    quiet: _Quiet = False,
-    threads: _Threads = 2,
-) -> None:
-    """Class-conditional VAE on scikit-learn digits (latent_dim 8, label input)."""
-    train(Model.digits_cvae, out, epochs, seed, quiet, threads)
+for _model in Model:
+    app.command(_model.value, help=SUMMARIES[_model])(_train_command(_model))
 
 
 @app.command("report")
