@@ -20,10 +20,13 @@ help:
 	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
 	@echo "make soak         soak a real server with every RPC (SOAK_SECONDS, default 600)"
 
-$(STAMP): pyproject.toml deploy/constraints.txt
+# The root project is the SDK (+ extras); the generators and their zoo are their own
+# distribution (generators/pyproject.toml), installed editable beside it.
+$(STAMP): pyproject.toml generators/pyproject.toml deploy/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,ui,dev]"
+	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,ui,dev]" \
+		-e ./generators
 	touch $(STAMP)
 
 venv: $(STAMP)

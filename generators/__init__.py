@@ -1,6 +1,7 @@
-"""latentserve.generators: the shipped generators — datasets, training, directions, ONNX export.
+"""latentserve.generators: the shipped generators — datasets, training, ONNX export, the zoo.
 
-Needs the `[train]` extra (torch, onnx, scikit-learn). Example::
+The distribution `latentserve-generators` (torch, onnx, scikit-learn); direction discovery and
+evaluation are `latentserve.registry.quality`'s. Example::
 
     from latentserve.generators.sprites_vae import train_sprites_vae
     bundle = train_sprites_vae(Path("out/sprites-vae"), epochs=2, seed=0)

@@ -35,3 +35,24 @@ class RegistrySettings(BaseSettings):
     cache_dir: Path = Field(
         DEFAULT_STATE_DIR / "cache", description="Where downloaded bundles are kept."
     )
+
+
+def default_zoo_dir() -> Path:
+    """`generators/zoo` beside the registry package's folder: the checkout's zoo in an editable
+    install (`registry/` → `generators/zoo`), the installed one beside an installed
+    `latentserve-generators` (`latentserve/registry/` → `latentserve/generators/zoo`). Found
+    without importing the generators (no torch) and whatever the current folder."""
+    return Path(__file__).resolve().parent.parent / "generators" / "zoo"
+
+
+class ZooSettings(BaseSettings):
+    """Where the shipped bundles are that `latentserve registry init` (and `make run`)
+    registers; env prefix `LATENTSERVE_`."""
+
+    model_config = SettingsConfigDict(env_prefix="LATENTSERVE_", extra="ignore")
+
+    zoo_dir: Path = Field(
+        default_factory=default_zoo_dir,
+        description="Folder whose subfolders are the bundles `registry init` registers "
+        "(option --zoo); default: the checkout's generators/zoo.",
+    )

@@ -32,10 +32,13 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 
 
 def _package_dirs() -> dict[str, Path]:
-    """`latentserve.<package>` → its folder, from pyproject's setuptools package-dir."""
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    mapping = config["tool"]["setuptools"]["package-dir"]
-    return {name.split(".")[1]: REPO / folder for name, folder in mapping.items()}
+    """`latentserve.<package>` → its folder, from the setuptools package-dir of the root
+    pyproject and of the generators' own distribution (generators/pyproject.toml)."""
+    found = {}
+    for project in (REPO / "pyproject.toml", REPO / "generators" / "pyproject.toml"):
+        mapping = tomllib.loads(project.read_text())["tool"]["setuptools"]["package-dir"]
+        found |= {name.split(".")[1]: project.parent / folder for name, folder in mapping.items()}
+    return found
 
 
 def imported_packages(source: str) -> set[tuple[int, str]]:

@@ -65,6 +65,18 @@ MOUNTS: dict[str, Mount] = {
 }
 
 
+SEPARATE: dict[str, tuple[str, str]] = {
+    "latentserve.generators": ("latentserve-generators", "./generators"),
+}
+"""`latentserve.*` packages that ship in a distribution of their own (brought by an extra):
+package → (distribution, its folder in a checkout)."""
+
+
+def _separate(module: str) -> str | None:
+    """The `SEPARATE` package `module` belongs to, if any."""
+    return next((p for p in SEPARATE if module == p or module.startswith(p + ".")), None)
+
+
 def _typer_app(source: str) -> typer.Typer:
     module, _, attribute = source.partition(":")
     found = getattr(importlib.import_module(module), attribute)
@@ -74,9 +86,12 @@ def _typer_app(source: str) -> typer.Typer:
 
 def _missing_extra(name: str, mount: Mount, missing: str) -> Command:
     """A stand-in command that says which extra to install, whatever arguments it gets."""
-    hint = (f"`latentserve {name}` needs the [{mount.extra}] extra (module {missing!r} is not "
-            f"installed): pip install 'latentserve[{mount.extra}]' (in a checkout: "
-            f"pip install '.[{mount.extra}]')")
+    package = _separate(missing)
+    distribution, folder = SEPARATE[package] if package else ("", "")
+    brings = f", which brings {distribution}" if distribution else ""
+    hint = (f"`latentserve {name}` needs the [{mount.extra}] extra{brings} (module {missing!r} "
+            f"is not installed): pip install 'latentserve[{mount.extra}]' (in a checkout: "
+            f"pip install '.[{mount.extra}]'{' ' + folder if folder else ''})")
     stand_in = typer.Typer(add_completion=False)
 
     @stand_in.command(name, help=f"{mount.summary} (needs [{mount.extra}])",
@@ -96,7 +111,7 @@ def load(name: str, mount: Mount) -> Command:
         apps = [_typer_app(source) for source in mount.sources]
     except ModuleNotFoundError as exc:
         missing = exc.name or "?"
-        if missing.split(".")[0] == "latentserve":
+        if missing.split(".")[0] == "latentserve" and _separate(missing) is None:
             raise  # our own module is missing: a packaging bug, not a missing extra
         return _missing_extra(name, mount, missing)
     if mount.pick is not None:

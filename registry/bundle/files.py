@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import math
 import os
@@ -48,9 +47,6 @@ NPY_HEADER_ALLOWANCE = 4096
 """Bytes allowed for a .npy member's header (plus a scalar) on top of its vector data."""
 MLMODEL_FILE = "MLmodel"
 _HASH_CHUNK = 1 << 20
-GENERATORS_PACKAGE = "latentserve.generators"
-ZOO_DIR = "zoo"
-"""Shipped bundles live in `<latentserve.generators package>/zoo/<name>/`."""
 
 
 @dataclass(frozen=True)
@@ -200,24 +196,10 @@ def write_bundle(
     return dataclasses.replace(bundle, root=out_dir)
 
 
-def shipped_bundles() -> list[Path]:
-    """The bundles committed with the package: `latentserve/generators/zoo/<name>/`, sorted.
-
-    Found without importing `latentserve.generators` (so torch is not needed); an absent or
-    empty zoo gives [].
-    """
-    try:
-        found = importlib.util.find_spec(GENERATORS_PACKAGE)
-    except ModuleNotFoundError:
-        return []
-    if found is None or not found.submodule_search_locations:
-        return []
-    bundles: list[Path] = []
-    for location in found.submodule_search_locations:
-        zoo = Path(location) / ZOO_DIR
-        if zoo.is_dir():
-            bundles += [d for d in zoo.iterdir() if (d / SPEC_FILE).is_file()]
-    return sorted(bundles, key=lambda d: d.name)
+def bundles_in(folder: Path) -> list[Path]:
+    """The bundles in a folder (e.g. the zoo): its subfolders holding a spec file, by name."""
+    return sorted((d for d in folder.iterdir() if (d / SPEC_FILE).is_file()),
+                  key=lambda d: d.name)
 
 
 def content_hash(root: Path) -> str:

@@ -79,10 +79,11 @@ def registry_uri_or_default(registry_uri: str | None) -> str:
 @app.command("init")
 def init_command(
     registry_uri: RegistryUriOption = None,
-    bundles_dir: Annotated[
+    zoo: Annotated[
         Path | None,
-        typer.Option("--bundles-dir", help="Register the bundles in this folder's subfolders "
-                     "instead of the shipped ones."),
+        typer.Option("--zoo", "--bundles-dir", help="Register the bundles in this folder's "
+                     "subfolders [default: LATENTSERVE_ZOO_DIR, else the checkout's "
+                     "generators/zoo]."),
     ] = None,
 ) -> None:
     """Register the shipped generators and point `production` at them where it is unset.
@@ -91,23 +92,23 @@ def init_command(
     and an existing `production` alias is never moved.
     """
     from latentserve.core.errors import NotFound
-    from latentserve.registry.bundle.files import load_bundle, shipped_bundles
-    from latentserve.registry.bundle.spec import SPEC_FILE
+    from latentserve.registry.bundle.files import bundles_in, load_bundle
+    from latentserve.registry.settings import ZooSettings
     from latentserve.registry.store.mlflow_store import RegistryClient
 
     with _clean_errors():
         uri = registry_uri_or_default(registry_uri)
-        if bundles_dir is not None:
-            if not bundles_dir.is_dir():
-                raise typer.BadParameter(f"{bundles_dir} is not a folder",
-                                         param_hint="--bundles-dir")
-            dirs = sorted(d for d in bundles_dir.iterdir() if (d / SPEC_FILE).is_file())
-        else:
-            dirs = shipped_bundles()
+        folder = zoo if zoo is not None else ZooSettings().zoo_dir
+        if not folder.is_dir():
+            raise typer.BadParameter(
+                f"{folder} is not a folder; pass --zoo DIR (or set LATENTSERVE_ZOO_DIR) to the "
+                "folder of bundles, e.g. generators/zoo of a latentserve checkout (the base "
+                "install is the SDK and carries no zoo)", param_hint="--zoo")
+        dirs = bundles_in(folder)
         console = Console()
         if not dirs:
-            console.print(f"no bundles found in {bundles_dir or 'the shipped zoo'}; "
-                          "nothing to register")
+            console.print(f"no bundles found in {folder}; nothing to register", soft_wrap=True,
+                          highlight=False)
             return
         client = RegistryClient(uri, create=True)
         table = Table("name", "version", "alias", "status", title=f"registry {uri}")

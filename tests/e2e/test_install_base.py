@@ -1,5 +1,6 @@
-"""The base install (`pip install .`, no extras) in a fresh venv: the SDK imports and talks to a
-real service, the `latentserve` command runs the client commands and names the extra that the
+"""The base install (`pip install .`, no extras) in a fresh venv: the wheel is the SDK (no torch
+code, no zoo: those are the `latentserve-generators` distribution), the SDK imports and talks to
+a real service, the `latentserve` command runs the client commands and names the extra that the
 other commands need instead of printing a traceback."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 import venv
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from tests.fixtures.service import service_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS = REPO / "deploy" / "constraints.txt"
+MAX_WHEEL_BYTES = 2**20
+"""The SDK wheel is code only (about 0.3 MB); the zoo alone is 11 MB."""
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -72,6 +76,16 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LATENTSERVE_")}
 
 
+def test_the_wheel_is_the_sdk_without_torch_code_or_zoo(base_venv: Path) -> None:
+    wheel = next((base_venv.parent / "wheel").glob("latentserve-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if n.endswith(".onnx")]
+    assert not [n for n in names if n.startswith("latentserve/generators/")]
+    assert "latentserve/client/__init__.py" in names
+    assert wheel.stat().st_size < MAX_WHEEL_BYTES, wheel.stat().st_size
+
+
 def test_no_extra_is_installed(base_venv: Path) -> None:
     listed = _run(base_venv / "bin" / "python", "-m", "pip", "list", "--format=freeze").stdout
     names = {line.split("==")[0].lower() for line in listed.splitlines()}
@@ -107,6 +121,8 @@ def test_other_commands_name_their_extra(base_venv: Path, args: list[str], extra
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert f"pip install 'latentserve[{extra}]'" in done.stderr, done.stderr
+    if args[0] == "train":  # the generators are a distribution of their own
+        assert "latentserve-generators" in done.stderr and "./generators" in done.stderr
 
 
 def test_png_output_without_pillow_is_one_line(base_venv: Path, address: str,

@@ -14,12 +14,13 @@ import pytest
 
 from latentserve.registry.bundle.files import (
     Bundle,
+    bundles_in,
     content_hash,
     load_bundle,
-    shipped_bundles,
     write_bundle,
 )
 from latentserve.registry.bundle.spec import DIRECTIONS_FILE, SIGMA_SUFFIX, SPEC_FILE, BundleError
+from latentserve.registry.settings import default_zoo_dir
 from tests.fixtures.registry import edit_spec
 from tests.fixtures.tiny import DIRECTION_SIGMAS, TinyWeights, build_tiny_bundle
 
@@ -149,7 +150,7 @@ def test_tiny_options(tmp_path: Path) -> None:
 
 
 def test_shipped_bundles_load() -> None:
-    for root in shipped_bundles():
+    for root in bundles_in(default_zoo_dir()):
         bundle = load_bundle(root)
         assert bundle.spec.name == root.name
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from latentserve.registry.bundle.files import Bundle, load_bundle
+from latentserve.registry.bundle.files import Bundle, bundles_in, load_bundle
 from latentserve.registry.cli import registry as cli
+from latentserve.registry.settings import ZooSettings
 from latentserve.registry.store.mlflow_store import ModelRecord, RegistryClient
 from tests.fixtures.tiny import build_tiny_bundle
 
@@ -60,18 +62,35 @@ def test_init_never_moves_an_existing_production_alias(empty_registry_uri: str,
     assert client.list_models()[0] == ModelRecord("tiny", [1, 2], {"production": 1})
 
 
-def test_init_shipped_bundles(empty_registry_uri: str, monkeypatch: pytest.MonkeyPatch,
-                              bundles_dir: Path) -> None:
-    monkeypatch.setattr("latentserve.registry.bundle.files.shipped_bundles",
-                        lambda: [bundles_dir / "tiny"])
+def test_init_registers_the_zoo_from_the_setting_or_the_option(
+        empty_registry_uri: str, monkeypatch: pytest.MonkeyPatch, bundles_dir: Path,
+        tmp_path: Path) -> None:
+    only_tiny = tmp_path / "only-tiny"
+    only_tiny.mkdir()
+    shutil.copytree(bundles_dir / "tiny", only_tiny / "tiny")
+    monkeypatch.setenv("LATENTSERVE_ZOO_DIR", str(only_tiny))
     code, out = _run("init", "--registry-uri", empty_registry_uri)
     assert code == 0, out
     assert RegistryClient(empty_registry_uri).list_models() == [
         ModelRecord("tiny", [1], {"production": 1})]
 
-    monkeypatch.setattr("latentserve.registry.bundle.files.shipped_bundles", lambda: [])
-    code, out = _run("init", "--registry-uri", empty_registry_uri)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = _run("init", "--registry-uri", empty_registry_uri, "--zoo", str(empty))
     assert code == 0 and "nothing to register" in out
+
+    monkeypatch.setenv("LATENTSERVE_ZOO_DIR", str(tmp_path / "absent"))
+    code, out = _run("init", "--registry-uri", empty_registry_uri)
+    assert code == 2 and "--zoo" in out and "LATENTSERVE_ZOO_DIR" in out
+
+
+def test_default_zoo_is_the_checkouts_whatever_the_current_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LATENTSERVE_ZOO_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    zoo = ZooSettings().zoo_dir
+    assert zoo == Path(__file__).resolve().parents[2] / "generators" / "zoo"
+    assert [d.name for d in bundles_in(zoo)] == ["digits-cvae", "shapes3d", "sprites-vae"]
 
 
 def test_default_registry_uri_comes_from_settings(
