@@ -68,7 +68,7 @@ MOUNTS: dict[str, Mount] = {
 SEPARATE: dict[str, tuple[str, str]] = {
     "latentserve.generators": ("latentserve-generators", "./generators"),
 }
-"""`latentserve.*` packages that ship in a distribution of their own (brought by an extra):
+"""`latentserve.*` packages that ship in a distribution of their own (beside an extra):
 package → (distribution, its folder in a checkout)."""
 
 
@@ -88,7 +88,7 @@ def _missing_extra(name: str, mount: Mount, missing: str) -> Command:
     """A stand-in command that says which extra to install, whatever arguments it gets."""
     package = _separate(missing)
     distribution, folder = SEPARATE[package] if package else ("", "")
-    brings = f", which brings {distribution}" if distribution else ""
+    brings = f" and the {distribution} distribution" if distribution else ""
     hint = (f"`latentserve {name}` needs the [{mount.extra}] extra{brings} (module {missing!r} "
             f"is not installed): pip install 'latentserve[{mount.extra}]' (in a checkout: "
             f"pip install '.[{mount.extra}]'{' ' + folder if folder else ''})")
