@@ -3,34 +3,14 @@ service errors printed as one line with exit status 1."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-
-import grpc
 import pytest
 from typer.testing import CliRunner
 
 from latentserve.cli import app as root_app
 from latentserve.cli.client_commands import app
+from tests.fixtures.service import closed_port
 
 runner = CliRunner()
-
-
-def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
-@pytest.fixture(scope="module")
-def bare_server() -> Iterator[str]:
-    """A real gRPC server with no services: every latentserve RPC answers UNIMPLEMENTED."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=2))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None)
 
 
 def test_root_mounts_the_client_commands_flat() -> None:
@@ -48,7 +28,7 @@ def test_sample_help_shows_the_seed_rule() -> None:
 
 
 def test_unreachable_service_prints_one_line_and_exits_1() -> None:
-    address = _closed_port()
+    address = closed_port()
     result = runner.invoke(
         app, ["models", "--timeout-s", "5"], env={"LATENTSERVE_ADDRESS": address}
     )
@@ -96,12 +76,12 @@ def test_service_errors_exit_1(bare_server: str, args: list[str]) -> None:
     ],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
-    result = runner.invoke(app, [*args, "--address", _closed_port()])
+    result = runner.invoke(app, [*args, "--address", closed_port()])
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())
 
 
 def test_local_argument_errors_exit_1() -> None:
-    result = runner.invoke(app, ["interpolate", "--method", "cubic", "--address", _closed_port()])
+    result = runner.invoke(app, ["interpolate", "--method", "cubic", "--address", closed_port()])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: method must be one of")

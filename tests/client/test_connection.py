@@ -3,10 +3,7 @@ before any I/O, retries on UNAVAILABLE within the deadline, no retry on other st
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -14,26 +11,11 @@ import pytest
 
 from latentserve.client import AsyncClient, Client, LatentServeClientError, UnavailableError
 from latentserve.client.transport import ClientConfig
-
-
-def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
-@pytest.fixture(scope="module")
-def bare_server() -> Iterator[str]:
-    """A real gRPC server with no services: every latentserve RPC answers UNIMPLEMENTED."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=2))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None)
+from tests.fixtures.service import closed_port
 
 
 def test_unreachable_service_is_retried_then_unavailable() -> None:
-    client = Client(_closed_port(), retries=2, backoff_s=0.05, timeout_s=10.0)
+    client = Client(closed_port(), retries=2, backoff_s=0.05, timeout_s=10.0)
     started = time.monotonic()
     with client, pytest.raises(UnavailableError) as err:
         client.list_models()
@@ -45,7 +27,7 @@ def test_unreachable_service_is_retried_then_unavailable() -> None:
 def test_retries_stop_at_the_deadline() -> None:
     started = time.monotonic()
     with (
-        Client(_closed_port(), retries=50, backoff_s=0.2) as client,
+        Client(closed_port(), retries=50, backoff_s=0.2) as client,
         pytest.raises(UnavailableError),
     ):
         client.get_model("m", timeout_s=0.5)
@@ -86,7 +68,7 @@ def test_arguments_are_checked_before_connecting() -> None:
 
 
 def test_closed_client_refuses_calls() -> None:
-    client = Client(_closed_port())
+    client = Client(closed_port())
     client.close()
     client.close()  # idempotent
     with pytest.raises(RuntimeError, match="is closed"):
@@ -121,7 +103,7 @@ def test_config_channel_options_and_metadata() -> None:
 
 
 async def test_async_client_unreachable_is_unavailable() -> None:
-    async with AsyncClient(_closed_port(), retries=1, backoff_s=0.01) as client:
+    async with AsyncClient(closed_port(), retries=1, backoff_s=0.01) as client:
         with pytest.raises(UnavailableError):
             await client.sample("m", n=2, seed=1)
         with pytest.raises(UnavailableError):

@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from latentserve.core.errors import (
     DeadlineExceeded,
@@ -35,6 +34,7 @@ from latentserve.service.grpc_errors import (
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
+from tests.fixtures.service import field_violations
 
 session_loop = pytest.mark.asyncio(loop_scope="session")  # the server lives on the fixture's loop
 
@@ -98,15 +98,6 @@ async def running() -> AsyncIterator[Running]:
     await server.stop(None)
 
 
-def violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    status = rpc_status.from_call(error)
-    found = []
-    for detail in status.details if status else []:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found += [(v.field, v.description) for v in bad.field_violations]
-    return found
-
 
 async def refusal(call: Any) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -123,7 +114,7 @@ async def test_each_core_error_becomes_its_status(running: Running, seed: int) -
     assert error.code().value[0] == int(raised.status)
     assert error.details() == raised.message
     expected = [("n", raised.message)] if isinstance(raised, InvalidArgument) else []
-    assert violations(error) == expected
+    assert field_violations(error) == expected
     code = error.code().name
     counted = running.servicer.metrics.registry.get_sample_value(
         "latentserve_requests_total", {"rpc": "Sample", "model": "m", "code": code})
@@ -137,7 +128,7 @@ async def test_internal_errors_hide_their_cause(running: Running) -> None:
     assert error.code() == grpc.StatusCode.INTERNAL
     details = error.details() or ""
     assert "secret" not in details and "request id" in details
-    assert violations(error) == []
+    assert field_violations(error) == []
 
 
 @session_loop
@@ -152,7 +143,7 @@ async def test_undecodable_request_bytes_are_invalid_argument(running: Running) 
     raw = running.channel.unary_unary("/latentserve.v1.GeneratorService/Sample")
     error = await refusal(raw(b"\x12\x05abc", timeout=10))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [f for f, _ in violations(error)] == ["request"]
+    assert [f for f, _ in field_violations(error)] == ["request"]
 
 
 @session_loop
