@@ -10,15 +10,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from typer.testing import CliRunner
 
-from latentserve.cli import app
 from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
 from latentserve.registry.bundle.files import load_bundle
 from latentserve.registry.bundle.spec import PREVIEW_FILE, SPEC_FILE, BundleError
+from tests.fixtures.cli import run_cli
 from tests.fixtures.tiny import TinyWeights, build_tiny_bundle
-
-runner = CliRunner()
 
 
 def decoder_onnx(path: Path, *, latent_dim: int = 4, shape: tuple[int, ...] = (1, 8, 8),
@@ -140,31 +137,25 @@ def test_unknown_component_and_ambiguous_encoder_outputs(tmp_path: Path,
             "encoder": OnnxComponent(tiny_files["encoder"], {"mean": "nope"})})
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
-
-
 def test_cli_create_then_check(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
     out = tmp_path / "my-vae"
-    code, text = _cli("bundle", "create", "--decoder", str(tiny_files["decoder"]), "--encoder",
+    code, text = run_cli("bundle", "create", "--decoder", str(tiny_files["decoder"]), "--encoder",
                       str(tiny_files["encoder"]), "--latent-dim", "4", "--output-range", "0,1",
                       "--out", str(out))
     assert code == 0, text
     assert json.loads((out / SPEC_FILE).read_text())["name"] == "my-vae"
-    code, text = _cli("bundle", "check", str(out))
+    code, text = run_cli("bundle", "check", str(out))
     assert code == 0, text
     assert "decoder: [8, 1, 8, 8] float32" in text and text.rstrip().endswith("ok")
 
 
 def test_cli_errors_exit_2_with_one_line(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
-    code, text = _cli("bundle", "create", "--decoder", str(tiny_files["decoder"]),
+    code, text = run_cli("bundle", "create", "--decoder", str(tiny_files["decoder"]),
                       "--latent-dim", "7", "--output-range", "0,1", "--out", str(tmp_path / "x"))
     assert code == 2
     assert [line for line in text.splitlines() if line.startswith("error:")] == [
         text.strip()] and "latent_dim" in text
-    code, text = _cli("bundle", "check", str(tmp_path / "absent"))
+    code, text = run_cli("bundle", "check", str(tmp_path / "absent"))
     assert code == 2 and text.startswith("error:") and "does not exist" in text
 
 
@@ -173,7 +164,7 @@ def test_check_reports_outputs_outside_the_spec_range(tmp_path: Path) -> None:
     raw = json.loads((bundle.root / SPEC_FILE).read_text())
     raw["output"]["range"] = [0.0, 0.5]
     (bundle.root / SPEC_FILE).write_text(json.dumps(raw))
-    code, text = _cli("bundle", "check", str(bundle.root))
+    code, text = run_cli("bundle", "check", str(bundle.root))
     assert code == 2
     assert "error: decoder: outputs" in text and "leave output.range [0, 0.5]" in text
 

@@ -11,9 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from typer.testing import CliRunner
 
-from latentserve.cli import app
 from latentserve.core.seeding import sample_latents
 from latentserve.registry.bundle.builder import BundleOptions, build_bundle
 from latentserve.registry.bundle.files import Bundle, load_bundle
@@ -28,15 +26,8 @@ from latentserve.registry.quality.direction_fits import (
     sefa_from_matrix,
     supervised,
 )
+from tests.fixtures.cli import run_cli
 from tests.fixtures.tiny import TinyWeights, build_tiny_bundle
-
-runner = CliRunner()
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 def _reference_sefa(a: np.ndarray, k: int) -> np.ndarray:
@@ -132,7 +123,7 @@ def test_supervised_recovers_planted_normals(tmp_path: Path) -> None:
     labels = tmp_path / "labels.npz"
     np.savez(labels, latents=z.astype(np.float32), size=score, smiling=(score > 0.3).astype(int))
     bundle = build_tiny_bundle(tmp_path / "t")
-    code, text = _cli("directions", "discover", str(bundle.root), "--method", "supervised",
+    code, text = run_cli("directions", "discover", str(bundle.root), "--method", "supervised",
                       "--labels", str(labels))
     assert code == 0, text
     loaded = load_bundle(bundle.root)
@@ -146,16 +137,16 @@ def test_supervised_recovers_planted_normals(tmp_path: Path) -> None:
 
 def test_discover_sefa_cli_writes_named_directions(tmp_path: Path) -> None:
     bundle = build_tiny_bundle(tmp_path / "t")
-    code, text = _cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
+    code, text = run_cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
                       "--names", "first,second")
     assert code == 0, text
     loaded = load_bundle(bundle.root)
     assert {"first", "second"} <= set(loaded.directions)
     assert loaded.directions["first"].spec.method == "sefa"
-    code, text = _cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
+    code, text = run_cli("directions", "discover", str(bundle.root), "--method", "sefa", "--k", "2",
                       "--names", "first,second")
     assert code == 2 and "error: name: the bundle already has a direction 'first'" in text
-    code, text = _cli("directions", "discover", str(bundle.root), "--method", "pca", "--k", "9")
+    code, text = run_cli("directions", "discover", str(bundle.root), "--method", "pca", "--k", "9")
     assert code == 2 and "k: must be in 1..4" in text
 
 
@@ -163,7 +154,7 @@ def test_directions_add_validates_and_normalises(tmp_path: Path) -> None:
     bundle = build_tiny_bundle(tmp_path / "t")
     good = tmp_path / "good.npy"
     np.save(good, np.array([[3.0, 0.0, 4.0, 0.0]]))
-    code, text = _cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
+    code, text = run_cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
                       str(good), "--factor", "ink")
     assert code == 0, text
     d = load_bundle(bundle.root).directions["mine"]
@@ -174,13 +165,13 @@ def test_directions_add_validates_and_normalises(tmp_path: Path) -> None:
                             ([0.0] * 4, "vector: 'x' is zero")):
         bad = tmp_path / "bad.npy"
         np.save(bad, np.array(values))
-        code, text = _cli("directions", "add", str(bundle.root), "--name", "x", "--vector",
+        code, text = run_cli("directions", "add", str(bundle.root), "--name", "x", "--vector",
                           str(bad))
         assert code == 2 and message in text, text
-    code, text = _cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
+    code, text = run_cli("directions", "add", str(bundle.root), "--name", "mine", "--vector",
                       str(good))
     assert code == 2 and "already has a direction 'mine'" in text
-    code, text = _cli("directions", "add", str(bundle.root), "--name", "a b", "--vector",
+    code, text = run_cli("directions", "add", str(bundle.root), "--name", "a b", "--vector",
                       str(good))
     assert code == 2 and "name:" in text
 

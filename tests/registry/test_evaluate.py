@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from latentserve.cli import app
 from latentserve.core.seeding import sample_latents
 from latentserve.promotion.gates import load_gates, parity_gate, quality_gates, version_metrics
 from latentserve.registry.bundle.files import load_bundle
@@ -21,15 +19,8 @@ from latentserve.registry.store.mlflow_store import (
     RegistryClient,
     register_bundle,
 )
+from tests.fixtures.cli import run_cli
 from tests.fixtures.tiny import build_tiny_bundle
-
-runner = CliRunner()
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -39,10 +30,10 @@ def measured(tmp_path: Path) -> Path:
     bundle = build_tiny_bundle(tmp_path / "t")
     axis1 = tmp_path / "axis1.npy"
     np.save(axis1, np.array([0.0, 1.0, 0.0, 0.0]))
-    code, text = _cli("directions", "add", str(bundle.root), "--name", "axis1", "--vector",
+    code, text = run_cli("directions", "add", str(bundle.root), "--name", "axis1", "--vector",
                       str(axis1), "--factor", "z1")
     assert code == 0, text
-    code, text = _cli("bundle", "evaluate", str(bundle.root), "--measures",
+    code, text = run_cli("bundle", "evaluate", str(bundle.root), "--measures",
                       "tests.fixtures.measures:tiny_axes", "--measure-of", "pc0=z0")
     assert code == 0, text
     return bundle.root
@@ -96,7 +87,7 @@ def test_labels_fit_pixel_measures(tmp_path: Path) -> None:
     z = sample_latents(9, 400, 4)
     labels = tmp_path / "labels.npz"
     np.savez(labels, latents=z, first=z[:, 0].astype(np.float64))
-    code, text = _cli("bundle", "evaluate", str(bundle.root), "--labels", str(labels),
+    code, text = run_cli("bundle", "evaluate", str(bundle.root), "--labels", str(labels),
                       "--measure-of", "pc0=first")
     assert code == 0, text
     quality = load_bundle(bundle.root).directions["pc0"].spec.quality
@@ -107,10 +98,10 @@ def test_labels_fit_pixel_measures(tmp_path: Path) -> None:
 def test_bad_measures_exit_2(tmp_path: Path) -> None:
     bundle = build_tiny_bundle(tmp_path / "t")
     before = (bundle.root / SPEC_FILE).read_text()
-    code, text = _cli("bundle", "evaluate", str(bundle.root), "--measures",
+    code, text = run_cli("bundle", "evaluate", str(bundle.root), "--measures",
                       "tests.fixtures.measures:broken")
     assert code == 2 and "error: measures: 'oops' has shape" in text
-    code, text = _cli("bundle", "evaluate", str(bundle.root), "--measures", "no_such_mod:f")
+    code, text = run_cli("bundle", "evaluate", str(bundle.root), "--measures", "no_such_mod:f")
     assert code == 2 and "error: measures: cannot import" in text
     assert (bundle.root / SPEC_FILE).read_text() == before
     assert json.loads(before)["metrics"] == {}
