@@ -53,7 +53,7 @@ def discover_command(
     from latentserve.registry.bundle.files import load_bundle
     from latentserve.registry.bundle.spec import BundleError
     from latentserve.registry.bundle.update import add_directions, record_metrics
-    from latentserve.registry.quality import discovery
+    from latentserve.registry.quality import direction_fits, discovery
     from latentserve.registry.quality.label_data import read_labels
     from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
@@ -77,9 +77,9 @@ def discover_command(
                 latents = OnnxGenerator(bundle).encode(data.images, data.condition)
                 what = f"the encoded images of {labels.name}"
             if method == "pca":
-                found = discovery.pca_of_latents(latents, k, names=given, what=what)
+                found = direction_fits.pca_of_latents(latents, k, names=given, what=what)
             else:
-                found = discovery.supervised(latents, data.columns, names=given, what=what)
+                found = direction_fits.supervised(latents, data.columns, names=given, what=what)
         add_directions(bundle_dir, [(d.spec(), d.vector, d.sigma) for d in found],
                        replace=replace)
         if method == "supervised":

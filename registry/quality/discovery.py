@@ -1,12 +1,13 @@
 """Direction discovery for any bundle, in numpy on the bundle's ONNX files (no torch); the
-methods themselves are in `direction_fits`:
+fits themselves (on latents or weights, no bundle) are in `direction_fits`:
 
 - `sefa`: SeFa — A is the first weight acting on the latent, read from the decoder's
   initializers;
 - `pca`: GANSpace — for the isotropic N(0, I) prior, PCA of an early decoder activation over
   prior samples, regressed back onto the latents; with given latents (e.g. encoded data, not
   isotropic) plain PCA of those latents (`pca_of_latents`);
-- `supervised`: InterFaceGAN normals of labelled latents.
+- supervised InterFaceGAN normals of labelled latents need no bundle:
+  `direction_fits.supervised`.
 
 A two-stage (StyleGAN-like) bundle edits in W, and so do its directions: SeFa reads every
 weight acting on the decoder's W input, stacked with unit rows (as SeFa does with StyleGAN's
@@ -40,12 +41,8 @@ from latentserve.registry.quality.direction_fits import (
     pca_of_activations,
     pca_of_latents,
     sefa_from_matrix,
-    supervised,
 )
 from latentserve.registry.quality.onnx_generator import OnnxGenerator, cpu_session
-
-__all__ = ["MAPPED", "PCA_SAMPLES", "Discovered", "mapped_prior", "pca", "pca_of_latents",
-           "sefa", "sefa_from_matrix", "supervised"]
 
 PCA_SAMPLES = 4096
 """Prior samples (Sample seed 0) whose activations PCA sees."""

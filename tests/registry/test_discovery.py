@@ -110,7 +110,7 @@ def test_pca_finds_the_dominant_latent_axis(tmp_path: Path) -> None:
 
 def test_pca_of_given_latents_uses_their_variance() -> None:
     z = sample_latents(0, 3000, 3).astype(np.float64) * np.array([0.2, 3.0, 1.0])
-    found = discovery.pca_of_latents(z, 2)
+    found = pca_of_latents(z, 2)
     np.testing.assert_allclose(np.abs(found[0].vector), [0, 1, 0], atol=0.02)
     assert found[0].sigma == pytest.approx(3.0, rel=0.05)
 
