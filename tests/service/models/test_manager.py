@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.backends.factory import backend_factory
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.manager import ModelManager
-from tests.fixtures.models import versioned_registry
+from tests.fixtures.models import eventually, versioned_registry
 from tests.fixtures.service import service_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # the manager lives on the fixture's loop
@@ -66,8 +65,7 @@ async def test_an_alias_swap_publishes_health_and_gauges_once(started: Started,
         async with manager.lease() as lease:
             assert (lease.served.version, lease.alias) == (2, "production")
         assert held.served.retired and held.backend.ready  # v1 drains its request
-    await asyncio.sleep(0.1)
-    assert not held.backend.ready
+    await eventually(lambda: not held.backend.ready)
     assert manager.loaded_versions() == [("m", 2)]
     assert started.health == before  # "m" served throughout: nothing to publish
     assert started.value("latentserve_alias_swaps_total", model="m", alias="production") == 1

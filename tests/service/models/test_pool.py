@@ -16,7 +16,7 @@ from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.lease import Key
 from latentserve.service.models.pool import VersionPool
 from latentserve.service.models.registry_access import RegistryAccess
-from tests.fixtures.models import versioned_registry
+from tests.fixtures.models import eventually, versioned_registry
 from tests.fixtures.service import service_settings
 
 
@@ -53,13 +53,6 @@ def uri(empty_registry_uri: str, tmp_path: Path) -> str:
     return versioned_registry(empty_registry_uri, tmp_path / "bundles", "m", versions=3)
 
 
-async def settle() -> None:
-    """Let the pool's spawned unloads run."""
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.05)
-
-
 async def test_least_recently_used_version_is_evicted_first(uri: str, tmp_path: Path) -> None:
     recorder = Recorder()
     pool, _ = make_pool(uri, tmp_path, recorder)
@@ -68,7 +61,7 @@ async def test_least_recently_used_version_is_evicted_first(uri: str, tmp_path: 
     await pool.load("m", 1)  # v1 used again: v2 is now the least recently used
     assert pool.keys() == [("m", 2), ("m", 1)]
     await pool.load("m", 3)
-    await settle()
+    await eventually(lambda: not recorder.built[1].ready)
     assert pool.keys() == [("m", 1), ("m", 3)]
     assert recorder.retired == [("m", 2)]
     assert [b.ready for b in recorder.built] == [True, False, True]
@@ -101,11 +94,10 @@ async def test_a_retired_version_unloads_only_once_drained(uri: str, tmp_path: P
     async with pool.using("m", 1) as served:
         assert served.inflight == 1 and not served.drained.is_set()
         pool.retire(served)
-        await settle()
+        await asyncio.sleep(0)  # an unload spawned now would get its turn here
         assert served.retired and served.backend.ready  # still serving its request
         assert ("m", 1) not in pool
-    await settle()
-    assert served.drained.is_set() and not served.backend.ready
+    await eventually(lambda: served.drained.is_set() and not served.backend.ready)
     await pool.close()
 
 
