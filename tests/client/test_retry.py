@@ -133,10 +133,9 @@ def test_retries_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_wait_past_the_deadline_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     stub = FakeStub([UNAVAILABLE] * 10)
-    started = time.monotonic()
     with pytest.raises(UnavailableError):
         _client(stub, monkeypatch, backoff_s=0.2, retries=10).sample("m", timeout_s=0.5)
-    assert time.monotonic() - started < 0.5 and len(stub.calls) == 2  # waits 0.2; 0.4 won't fit
+    assert len(stub.calls) == 2  # waits 0.2; then 0.4 would not fit in what is left of 0.5
 
 
 @pytest.mark.parametrize("code", [NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
