@@ -22,7 +22,6 @@ COPY registry/ registry/
 COPY service/ service/
 COPY promotion/ promotion/
 COPY clients/ clients/
-COPY generators/ generators/
 # Install, then prove the image is what it claims: no torch, and the console script starts.
 # Dependencies are pinned by deploy/constraints.txt (the same pins `make` uses).
 # DL3013: this installs the project itself, pinned through the constraints file.
