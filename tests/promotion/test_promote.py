@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from latentserve.promotion import cli
 from latentserve.promotion.gates import GatesConfig, load_gates
 from latentserve.promotion.promote import EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, promote
 from latentserve.registry.store.mlflow_store import RegistryClient, register_bundle
+from latentserve.service.devtools.processes import free_port
 from tests.fixtures.promote import (
     GOOD_METRICS,
     TOLERANT_LATENCY,
@@ -225,16 +225,10 @@ def test_baseline_alias_is_what_the_gates_compare_with(
     assert against_prod.holder == 1
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("uri", ["sqlite-missing", "http"])
 def test_unreachable_registry_is_an_infrastructure_error(tmp_path: Path, uri: str) -> None:
     target = (f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}" if uri == "sqlite-missing"
-              else f"http://127.0.0.1:{_closed_port()}")
+              else f"http://127.0.0.1:{free_port()}")
     report = tmp_path / "promotion.md"
     code, out = _promote(target, 1, "--report", str(report))
     assert code == EXIT_ERROR, out
