@@ -141,6 +141,58 @@ INTERPOLATION_METHOD_VP_LERP: InterpolationMethod.ValueType  # 3
 """Variance-preserving linear: ((1 - t) a + t b) / sqrt((1 - t)^2 + t^2)."""
 Global___InterpolationMethod: _TypeAlias = InterpolationMethod  # noqa: Y015
 
+class _ProjectInit:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProjectInitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProjectInit.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROJECT_INIT_UNSPECIFIED: _ProjectInit.ValueType  # 0
+    """The encoder when the model has one, else the prior."""
+    PROJECT_INIT_ENCODER: _ProjectInit.ValueType  # 1
+    """The encoder's posterior mean (FAILED_PRECONDITION without an encoder)."""
+    PROJECT_INIT_PRIOR: _ProjectInit.ValueType  # 2
+    """The best of a batch of prior samples."""
+
+class ProjectInit(_ProjectInit, metaclass=_ProjectInitEnumTypeWrapper):
+    """Where a projection starts."""
+
+PROJECT_INIT_UNSPECIFIED: ProjectInit.ValueType  # 0
+"""The encoder when the model has one, else the prior."""
+PROJECT_INIT_ENCODER: ProjectInit.ValueType  # 1
+"""The encoder's posterior mean (FAILED_PRECONDITION without an encoder)."""
+PROJECT_INIT_PRIOR: ProjectInit.ValueType  # 2
+"""The best of a batch of prior samples."""
+Global___ProjectInit: _TypeAlias = ProjectInit  # noqa: Y015
+
+class _ProjectStop:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProjectStopEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProjectStop.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROJECT_STOP_UNSPECIFIED: _ProjectStop.ValueType  # 0
+    """Still running (progress messages)."""
+    PROJECT_STOP_STEPS: _ProjectStop.ValueType  # 1
+    """The step budget was spent."""
+    PROJECT_STOP_TIMEOUT: _ProjectStop.ValueType  # 2
+    """timeout_s passed."""
+    PROJECT_STOP_CONVERGED: _ProjectStop.ValueType  # 3
+    """The search converged before the budget."""
+
+class ProjectStop(_ProjectStop, metaclass=_ProjectStopEnumTypeWrapper):
+    """Why a projection stopped."""
+
+PROJECT_STOP_UNSPECIFIED: ProjectStop.ValueType  # 0
+"""Still running (progress messages)."""
+PROJECT_STOP_STEPS: ProjectStop.ValueType  # 1
+"""The step budget was spent."""
+PROJECT_STOP_TIMEOUT: ProjectStop.ValueType  # 2
+"""timeout_s passed."""
+PROJECT_STOP_CONVERGED: ProjectStop.ValueType  # 3
+"""The search converged before the budget."""
+Global___ProjectStop: _TypeAlias = ProjectStop  # noqa: Y015
+
 @_typing.final
 class ModelRef(_message.Message):
     """Which generator version to use. Empty name: the service's default model.
@@ -1063,3 +1115,189 @@ class ModelInfo(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class ProjectRequest(_message.Message):
+    """Project: find the latents of caller images."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    PNG_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    POPULATION_FIELD_NUMBER: _builtins.int
+    TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    PROGRESS_EVERY_FIELD_NUMBER: _builtins.int
+    INCLUDE_RECONSTRUCTION_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    INIT_FIELD_NUMBER: _builtins.int
+    steps: _builtins.int
+    """Refinement steps (search generations); 0 = the default (ProjectRequest docs: 60)."""
+    population: _builtins.int
+    """Candidates decoded per image and step; 0 = the default (from the latent size)."""
+    timeout_s: _builtins.float
+    """Stop refining after this many seconds and return the best so far (0 = no limit; the
+    RPC deadline still applies and ends the call with DEADLINE_EXCEEDED).
+    """
+    progress_every: _builtins.int
+    """Send a progress message every k steps (0 = every step)."""
+    include_reconstruction: _builtins.bool
+    """Progress messages also carry the current reconstructions."""
+    output: Global___OutputFormat.ValueType
+    """Image encoding of reconstructions (the final message always carries them unless
+    LATENTS_ONLY).
+    """
+    seed: _builtins.int
+    """Seed of the search (the same request and seed give the same result)."""
+    init: Global___ProjectInit.ValueType
+    """Where the search starts."""
+    @_builtins.property
+    def model(self) -> Global___ModelRef:
+        """Generator version to use (any; an encoder only changes the starting point)."""
+
+    @_builtins.property
+    def images(self) -> Global___Tensor:
+        """float32 [n, C, H, W] in the model's output range."""
+
+    @_builtins.property
+    def png(self) -> Global___PngList:
+        """PNG files of the model's output size; 0..255 is mapped to the output range."""
+
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Conditional generators: one label for all images or one per image; empty = the service
+        picks the best-fitting label per image. Must be empty for unconditional generators.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: Global___ModelRef | None = ...,
+        images: Global___Tensor | None = ...,
+        png: Global___PngList | None = ...,
+        class_labels: _abc.Iterable[_builtins.int] | None = ...,
+        steps: _builtins.int = ...,
+        population: _builtins.int = ...,
+        timeout_s: _builtins.float = ...,
+        progress_every: _builtins.int = ...,
+        include_reconstruction: _builtins.bool = ...,
+        output: Global___OutputFormat.ValueType = ...,
+        seed: _builtins.int = ...,
+        init: Global___ProjectInit.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "input", b"input", "model", b"model", "png", b"png"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "images", b"images", "include_reconstruction", b"include_reconstruction", "init", b"init", "input", b"input", "model", b"model", "output", b"output", "png", b"png", "population", b"population", "progress_every", b"progress_every", "seed", b"seed", "steps", b"steps", "timeout_s", b"timeout_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["images", "png"]  # noqa: Y015
+    _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_input) -> _WhichOneofReturnType_input | None: ...
+
+Global___ProjectRequest: _TypeAlias = ProjectRequest  # noqa: Y015
+
+@_typing.final
+class ProjectResponse(_message.Message):
+    """One message of a Project stream: progress (done false) or the result (done true, last)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    DECODES_FIELD_NUMBER: _builtins.int
+    LOSS_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    LATENTS_FIELD_NUMBER: _builtins.int
+    LATENT_SPACE_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    PNG_FIELD_NUMBER: _builtins.int
+    OUTPUT_RANGE_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    PSNR_FIELD_NUMBER: _builtins.int
+    SSIM_FIELD_NUMBER: _builtins.int
+    STOP_FIELD_NUMBER: _builtins.int
+    INITIAL_LOSS_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    """Refinement steps done so far (0: the starting point)."""
+    steps: _builtins.int
+    """The step budget."""
+    decodes: _builtins.int
+    """Decoder evaluations spent so far (all images)."""
+    done: _builtins.bool
+    """True on the last message, which carries the result."""
+    latent_space: Global___LatentSpace.ValueType
+    """The space of `latents`: the model's editing space."""
+    stop: Global___ProjectStop.ValueType
+    """Final message: why the search stopped."""
+    @_builtins.property
+    def model(self) -> Global___ResolvedModel:
+        """The version that serves the request."""
+
+    @_builtins.property
+    def loss(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Per image: the best loss so far (pixel MSE + structural term; lower is better)."""
+
+    @_builtins.property
+    def latents(self) -> Global___Tensor:
+        """float32 [n, D] (editing space; canonical circular factors): the best latents so far."""
+
+    @_builtins.property
+    def images(self) -> Global___Tensor:
+        """Reconstructions of `latents` per ProjectRequest.output (final message; progress only
+        with include_reconstruction): float32/uint8 [n, C, H, W] or one PNG per image.
+        """
+
+    @_builtins.property
+    def png(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """PNG reconstructions (output PNG)."""
+
+    @_builtins.property
+    def output_range(self) -> Global___ValueRange:
+        """The model's output range, set whenever images or png are."""
+
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The class label used per image (conditional generators)."""
+
+    @_builtins.property
+    def psnr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Final message: PSNR (dB, over the output range) of each reconstruction."""
+
+    @_builtins.property
+    def ssim(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Final message: SSIM of each reconstruction."""
+
+    @_builtins.property
+    def initial_loss(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Per image: the loss of the starting point."""
+
+    def __init__(
+        self,
+        *,
+        model: Global___ResolvedModel | None = ...,
+        step: _builtins.int = ...,
+        steps: _builtins.int = ...,
+        decodes: _builtins.int = ...,
+        loss: _abc.Iterable[_builtins.float] | None = ...,
+        done: _builtins.bool = ...,
+        latents: Global___Tensor | None = ...,
+        latent_space: Global___LatentSpace.ValueType = ...,
+        images: Global___Tensor | None = ...,
+        png: _abc.Iterable[_builtins.bytes] | None = ...,
+        output_range: Global___ValueRange | None = ...,
+        class_labels: _abc.Iterable[_builtins.int] | None = ...,
+        psnr: _abc.Iterable[_builtins.float] | None = ...,
+        ssim: _abc.Iterable[_builtins.float] | None = ...,
+        stop: Global___ProjectStop.ValueType = ...,
+        initial_loss: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "latents", b"latents", "model", b"model", "output_range", b"output_range"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "decodes", b"decodes", "done", b"done", "images", b"images", "initial_loss", b"initial_loss", "latent_space", b"latent_space", "latents", b"latents", "loss", b"loss", "model", b"model", "output_range", b"output_range", "png", b"png", "psnr", b"psnr", "ssim", b"ssim", "step", b"step", "steps", b"steps", "stop", b"stop"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectResponse: _TypeAlias = ProjectResponse  # noqa: Y015

@@ -96,6 +96,11 @@ class GeneratorServiceStub:
                 request_serializer=latentserve_dot_v1_dot_generator__pb2.DecodeRequest.SerializeToString,
                 response_deserializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.Project = channel.unary_stream(
+                '/latentserve.v1.GeneratorService/Project',
+                request_serializer=latentserve_dot_v1_dot_generator__pb2.ProjectRequest.SerializeToString,
+                response_deserializer=latentserve_dot_v1_dot_generator__pb2.ProjectResponse.FromString,
+                _registered_method=True)
 
 
 class GeneratorServiceServicer:
@@ -185,6 +190,17 @@ class GeneratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Project(self, request, context):
+        """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
+        any generator, encoder or not) with forward decodes only: start from the encoder when
+        the model has one, else from the best of a batch of prior samples, then refine by a
+        batch-parallel derivative-free search (CMA-ES) whose populations go through the batcher
+        at a fair share. Streams progress (ProjectResponse.done false) and ends with the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GeneratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +243,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.Decode,
                     request_deserializer=latentserve_dot_v1_dot_generator__pb2.DecodeRequest.FromString,
                     response_serializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.SerializeToString,
+            ),
+            'Project': grpc.unary_stream_rpc_method_handler(
+                    servicer.Project,
+                    request_deserializer=latentserve_dot_v1_dot_generator__pb2.ProjectRequest.FromString,
+                    response_serializer=latentserve_dot_v1_dot_generator__pb2.ProjectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -467,6 +488,33 @@ class GeneratorService:
             '/latentserve.v1.GeneratorService/Decode',
             latentserve_dot_v1_dot_generator__pb2.DecodeRequest.SerializeToString,
             latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Project(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/latentserve.v1.GeneratorService/Project',
+            latentserve_dot_v1_dot_generator__pb2.ProjectRequest.SerializeToString,
+            latentserve_dot_v1_dot_generator__pb2.ProjectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,13 @@ class GeneratorServiceStub:
     """Decodes caller-supplied latents of the editing space.
     Conditional generators: class_labels required.
     """
+    Project: _grpc.UnaryStreamMultiCallable[_generator_pb2.ProjectRequest, _generator_pb2.ProjectResponse]
+    """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
+    any generator, encoder or not) with forward decodes only: start from the encoder when
+    the model has one, else from the best of a batch of prior samples, then refine by a
+    batch-parallel derivative-free search (CMA-ES) whose populations go through the batcher
+    at a fair share. Streams progress (ProjectResponse.done false) and ends with the result.
+    """
 
 @_typing.type_check_only
 class GeneratorServiceAsyncStub(GeneratorServiceStub):
@@ -142,6 +149,13 @@ class GeneratorServiceAsyncStub(GeneratorServiceStub):
     Decode: _aio.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
     """Decodes caller-supplied latents of the editing space.
     Conditional generators: class_labels required.
+    """
+    Project: _aio.UnaryStreamMultiCallable[_generator_pb2.ProjectRequest, _generator_pb2.ProjectResponse]  # type: ignore[assignment]
+    """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
+    any generator, encoder or not) with forward decodes only: start from the encoder when
+    the model has one, else from the best of a batch of prior samples, then refine by a
+    batch-parallel derivative-free search (CMA-ES) whose populations go through the batcher
+    at a fair share. Streams progress (ProjectResponse.done false) and ends with the result.
     """
 
 class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -242,6 +256,19 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
         """Decodes caller-supplied latents of the editing space.
         Conditional generators: class_labels required.
+        """
+
+    @_abc_1.abstractmethod
+    def Project(
+        self,
+        request: _generator_pb2.ProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_generator_pb2.ProjectResponse], _abc.AsyncIterator[_generator_pb2.ProjectResponse]]:
+        """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
+        any generator, encoder or not) with forward decodes only: start from the encoder when
+        the model has one, else from the best of a batch of prior samples, then refine by a
+        batch-parallel derivative-free search (CMA-ES) whose populations go through the batcher
+        at a fair share. Streams progress (ProjectResponse.done false) and ends with the result.
         """
 
 def add_GeneratorServiceServicer_to_server(servicer: GeneratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
