@@ -183,13 +183,22 @@ def _log_internal(exc: BaseException) -> None:
         log.exception("internal error", error_type=type(exc).__name__, error=str(exc))
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, rid: str) -> None:
+def _answer_of(exc: BaseException | None, rid: str) -> grpc.Status | None:
+    """The status a failed handler answers with (None: it succeeded or was cancelled).
+
+    The wrappers keep this, never the exception: an exception stored in the wrapper's frame
+    would hold its traceback, the traceback that frame and every handler frame below it, and
+    so the request (tens of MB for a refused flood) in a reference cycle only Python's cyclic
+    collector frees, whenever it happens to run.
+    """
+    if exc is None or isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return None
     if isinstance(exc, LatentServeError):
-        await context.abort_with_status(rpc_status.to_status(rich_status(exc)))
+        return rpc_status.to_status(rich_status(exc))
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message=f"internal error (request id {rid}); see server logs"
     )
-    await context.abort_with_status(rpc_status.to_status(status))
+    return rpc_status.to_status(status)
 
 
 def _code_of(exc: BaseException | None) -> str:
@@ -262,8 +271,11 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
                     _log_internal(exc)
                 finally:
                     _finish(self, name, outcome, started, error)
-                assert error is not None
-                await _abort(context, error, rid)
+                    answer, error = _answer_of(error, rid), None  # no exception outlives this
+                assert answer is not None
+                # gRPC's AbortError sits in a cycle with its handler frames, this one among them.
+                del request
+                await context.abort_with_status(answer)
                 raise AssertionError("unreachable: abort raises")
 
         return method
@@ -334,8 +346,11 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
                 finally:
                     await chunks.aclose()
                     _finish(self, name, outcome, started, error)
-                assert error is not None
-                await _abort(context, error, rid)
+                    answer, error = _answer_of(error, rid), None  # no exception outlives this
+                assert answer is not None
+                # gRPC's AbortError sits in a cycle with its handler frames, this one among them.
+                del request, chunks
+                await context.abort_with_status(answer)
 
         return method
 
