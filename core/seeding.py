@@ -7,6 +7,8 @@ written out. Pure numpy; bad input raises `ValueError` naming the argument. Exam
 
     z = sample_latents(seed=7, n=4, dim=16)          # [4, 16] float32, reproducible anywhere
     keys = seed_latents([3, 9], dim=16)              # item 0 of seeds 3 and 9
+    z = prior_latents(sample_latents(7, 4, 64), mean=0.0, scale=5.49)   # a scaled prior
+    n0 = noise(seed=7, item=0, index=2, shape=(1, 16, 16))   # noise input 2 of item 0
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from latentserve.core.checks import check_int
 
 __all__ = [
     "MAX_SEED",
+    "NOISE_DOMAIN",
+    "noise",
+    "noise_rows",
+    "prior_latents",
     "sample_latents",
     "sample_latents_reference",
     "seed_latents",
@@ -30,6 +36,8 @@ __all__ = [
 
 MAX_SEED = 2**64 - 1
 """Largest seed (seeds are uint64 on the wire)."""
+NOISE_DOMAIN = 0x6E6F697365
+"""Last entropy word of every noise draw ("noise" in ASCII): no noise draw is a latent draw."""
 
 
 def sample_latents(seed: int, n: int, dim: int, *, start: int = 0) -> F32:
@@ -68,6 +76,41 @@ def seed_latents(seeds: Sequence[int], dim: int) -> F32:
     out = np.empty((len(seeds), dim), dtype=np.float32)
     for row, seed in enumerate(seeds):
         out[row] = sample_latents(int(seed), 1, dim)[0]
+    return out
+
+
+def prior_latents(eps: F32, mean: float, scale: float) -> F32:
+    """Prior latents z = mean + scale·ε from standard normals ε (float64 math, float32 result).
+
+    The standard prior (mean 0, scale 1) returns ε itself, bit for bit."""
+    if mean == 0.0 and scale == 1.0:
+        return eps
+    out: F32 = (mean + scale * eps.astype(np.float64)).astype(np.float32)
+    return out
+
+
+def noise(seed: int, item: int, index: int, shape: Sequence[int]) -> F32:
+    """Noise input `index` of item `item` under noise seed `seed`: float32 of `shape`,
+    `default_rng(SeedSequence([seed, item, index, NOISE_DOMAIN])).standard_normal(shape)`.
+
+    Depends only on its arguments, so the same item gets the same noise whatever the request's
+    size, batching, backend or replica::
+
+        n = noise(0, 0, 3, (1, 8, 8))
+    """
+    seed = check_int(seed, "seed", low=0, high=MAX_SEED)
+    item = check_int(item, "item", low=0)
+    index = check_int(index, "index", low=0)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, item, index, NOISE_DOMAIN]))
+    out: F32 = rng.standard_normal(tuple(shape)).astype(np.float32)
+    return out
+
+
+def noise_rows(seed: int, items: Sequence[int], index: int, shape: Sequence[int]) -> F32:
+    """`noise(seed, item, index, shape)` for each item, stacked: [len(items), *shape]."""
+    out = np.empty((len(items), *shape), dtype=np.float32)
+    for row, item in enumerate(items):
+        out[row] = noise(seed, int(item), index, shape)
     return out
 
 

@@ -50,6 +50,15 @@ def check_bundle(root: Path, *, items: int = CHECK_ITEMS) -> CheckReport:
     report = CheckReport(bundle)
     cond = f", {spec.num_classes} classes" if spec.condition else ""
     two_stage = f", mapping to W of {spec.editing_dim} (editing space)" if spec.mapping else ""
+    if spec.num_ws:
+        two_stage += f", W+ of {spec.num_ws} layers"
+    if spec.latent_shape:
+        two_stage = f" (shape {spec.latent_shape})" + two_stage
+    if not spec.prior.standard:
+        two_stage += f", prior {spec.prior.mean:g} + {spec.prior.scale:g}·ε"
+    if spec.decoder.noise_inputs:
+        two_stage += (f", {len(spec.decoder.noise_inputs)} noise inputs "
+                      f"(default {spec.decoder.noise_default})")
     report.facts.append(f"{spec.name}: latent_dim {spec.latent_dim}{two_stage}, output "
                         f"{spec.output.shape} "
                         f"in {list(spec.output.range)}{cond}, max_batch_size "
@@ -88,9 +97,9 @@ def check_bundle(root: Path, *, items: int = CHECK_ITEMS) -> CheckReport:
         error = float(np.sqrt(np.mean((codes - z) ** 2))) if ok else float("nan")
         report.facts.append(f"encoder: {list(codes.shape)} float32, finite: "
                             f"{'yes' if ok else 'no'}, RMS |encode(decode(z)) − z| {error:.4g}")
-        if codes.shape != (items, spec.editing_dim):
+        if codes.shape != (items, spec.row_dim):
             report.problems.append(f"encoder: mean shape {list(codes.shape)}, expected "
-                                   f"{[items, spec.editing_dim]}")
+                                   f"{[items, *spec.editing_shape]}")
         if not ok:
             report.problems.append("encoder: non-finite means on decoded prior samples")
     return report

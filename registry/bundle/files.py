@@ -67,7 +67,8 @@ class Bundle:
     spec: BundleSpec
     directions: dict[str, Direction]
     truncation_center: F32
-    """Center of truncation in the editing space: 0 for a N(0, I) prior, w̄ for W."""
+    """Center of truncation in the editing space: the prior mean for Z (0 for N(0, I)), w̄ for
+    W (of size w_dim, shared by every W+ layer)."""
     content_hash: str
 
     @property
@@ -128,7 +129,8 @@ def load_bundle(root: Path) -> Bundle:
             if fh.read(8) != b"\x89PNG\r\n\x1a\n":
                 raise BundleError(f"{preview}: not a PNG image")
 
-    center = np.zeros(spec.editing_dim, np.float32)
+    center = np.full(spec.editing_dim, spec.prior.mean if spec.mapping is None else 0.0,
+                     np.float32)  # Z's center is the prior mean
     if spec.truncation_center is not None:
         center = np.asarray(spec.truncation_center, np.float32)
         if not np.all(np.isfinite(center)):

@@ -5,6 +5,9 @@ Used by `load_bundle`; each failure is a `BundleError` naming the file and the i
 
     check_decoder(bundle_root, bundle_root / "decoder.onnx", spec)
     check_mapping(bundle_root, bundle_root / "mapping.onnx", spec)   # two-stage generators
+
+Shaped latents are checked with their shape: a decoder of `latent_shape` [4, 16, 16] takes
+[B, 4, 16, 16], a W+ synthesis takes ws [B, num_ws, w_dim] and its noise inputs [B, C, H, W].
 """
 
 from __future__ import annotations
@@ -182,6 +185,20 @@ def _check_tensor(
                               + says.format(want))
 
 
+def _check_tensor_any(path: Path, value: onnx.ValueInfoProto, shapes: list[list[int | None]],
+                      what: str, sized_by: str) -> None:
+    """`_check_tensor` against each accepted shape in turn; the first shape's error if none."""
+    first: BundleError | None = None
+    for dims in shapes:
+        try:
+            _check_tensor(path, value, onnx.TensorProto.FLOAT, dims, what, sized_by)
+            return
+        except BundleError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
 def _check_names(path: Path, model: onnx.ModelProto, inputs: list[str], outputs: list[str],
                  field: str) -> None:
     have_in, have_out = _io(model, "input"), _io(model, "output")
@@ -195,17 +212,22 @@ def _check_names(path: Path, model: onnx.ModelProto, inputs: list[str], outputs:
 
 
 def check_decoder(root: Path, path: Path, spec: BundleSpec) -> None:
-    """Validate the decoder ONNX file `path` of the bundle in `root` against `spec`."""
+    """Validate the decoder ONNX file `path` of the bundle in `root` against `spec`: the latent
+    input [B, *editing_shape] (ws [B, L, w_dim] for W+), labels, noise inputs and the output."""
     model = _load_onnx(root, path)
     d = spec.decoder
-    inputs = [d.input] + ([d.condition_input] if d.condition_input else [])
+    noise = [n.name for n in d.noise_inputs]
+    inputs = [d.input] + ([d.condition_input] if d.condition_input else []) + noise
     _check_names(path, model, inputs, [d.output], "decoder")
     ins, outs = _io(model, "input"), _io(model, "output")
-    _check_tensor(path, ins[d.input], onnx.TensorProto.FLOAT, [None, spec.editing_dim],
+    _check_tensor(path, ins[d.input], onnx.TensorProto.FLOAT, [None, *spec.editing_shape],
                   "decoder input", _editing_dim_field(spec))
     if d.condition_input:
         _check_tensor(path, ins[d.condition_input], onnx.TensorProto.INT64, [None],
                       "decoder condition input")
+    for entry in d.noise_inputs:
+        _check_tensor(path, ins[entry.name], onnx.TensorProto.FLOAT, [None, *entry.shape],
+                      "decoder noise input", "decoder.noise_inputs")
     _check_tensor(path, outs[d.output], onnx.TensorProto.FLOAT, [None, *spec.output.shape],
                   "decoder output")
 
@@ -227,9 +249,11 @@ def check_encoder(root: Path, path: Path, spec: BundleSpec) -> None:
     if e.condition_input:
         _check_tensor(path, ins[e.condition_input], onnx.TensorProto.INT64, [None],
                       "encoder condition input")
+    shapes = [[None, *spec.editing_shape], [None, spec.row_dim]]
+    if spec.num_ws:  # a W+ generator's encoder may return one w for every layer
+        shapes.append([None, spec.editing_dim])
     for name in outputs:
-        _check_tensor(path, outs[name], onnx.TensorProto.FLOAT, [None, spec.editing_dim],
-                      "encoder output", _editing_dim_field(spec))
+        _check_tensor_any(path, outs[name], shapes, "encoder output", _editing_dim_field(spec))
 
 
 def check_mapping(root: Path, path: Path, spec: BundleSpec) -> None:
@@ -239,12 +263,18 @@ def check_mapping(root: Path, path: Path, spec: BundleSpec) -> None:
     m = spec.mapping
     _check_names(path, model, [m.input], [m.output], "mapping")
     ins, outs = _io(model, "input"), _io(model, "output")
-    _check_tensor(path, ins[m.input], onnx.TensorProto.FLOAT, [None, spec.latent_dim],
-                  "mapping input", "latent_dim")
-    _check_tensor(path, outs[m.output], onnx.TensorProto.FLOAT, [None, m.w_dim],
-                  "mapping output", "mapping.w_dim")
+    _check_tensor(path, ins[m.input], onnx.TensorProto.FLOAT, [None, *spec.prior_shape],
+                  "mapping input", "latent_shape" if spec.latent_shape else "latent_dim")
+    per_layer = m.output_per_layer and m.num_ws is not None
+    _check_tensor(path, outs[m.output], onnx.TensorProto.FLOAT,
+                  [None, m.num_ws, m.w_dim] if per_layer else [None, m.w_dim], "mapping output",
+                  "mapping.num_ws, mapping.w_dim" if per_layer else "mapping.w_dim")
 
 
 def _editing_dim_field(spec: BundleSpec) -> str:
     """The spec field that sets the editing space's size."""
-    return "mapping.w_dim" if spec.mapping is not None else "latent_dim"
+    if spec.num_ws:
+        return "mapping.num_ws, mapping.w_dim"
+    if spec.mapping is not None:
+        return "mapping.w_dim"
+    return "latent_shape" if spec.latent_shape else "latent_dim"

@@ -20,8 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from latentserve.core import latent_ops, seeding
+from latentserve.core import latent_ops, layer_ops, seeding
 from latentserve.core.arrays import F32, I64
+from latentserve.registry.bundle import feeds as fd
 from latentserve.registry.bundle.files import Bundle
 
 
@@ -66,17 +67,21 @@ class OnnxGenerator:
         zz = np.asarray(z, np.float32)
         mapping = self.spec.mapping
         if self._mapping is None or mapping is None or len(zz) == 0:
-            return zz if mapping is None else np.zeros((0, self.editing_dim), np.float32)
-        return self._run(self._mapping, mapping.input, zz, None, None, mapping.output)
+            return zz if mapping is None else np.zeros((0, self.spec.row_dim), np.float32)
+        return fd.mapping_rows(self.spec, self._run(
+            self._mapping, mapping.input, fd.shaped(zz, self.spec.prior_shape), None, None,
+            mapping.output))
 
     def seed_latents(self, seeds: Sequence[int]) -> F32:
         """Item 0 of Sample(seed = s) for each seed (the service's keyframe/base rule), in the
         editing space."""
-        return self.to_editing_space(seeding.seed_latents(seeds, self.latent_dim))
+        return self.to_editing_space(
+            fd.prior_rows(self.spec, seeding.seed_latents(seeds, self.latent_dim)))
 
     def sample_latents(self, seed: int, n: int) -> F32:
         """The latents of Sample(seed, n) (no truncation), in the editing space."""
-        return self.to_editing_space(seeding.sample_latents(seed, n, self.latent_dim))
+        return self.to_editing_space(
+            fd.prior_rows(self.spec, seeding.sample_latents(seed, n, self.latent_dim)))
 
     def decode(self, z: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
         """Latents [n, editing_dim] (+ class labels [n]) → images [n, C, H, W]."""
@@ -84,8 +89,10 @@ class OnnxGenerator:
         zz = np.asarray(z, np.float32)
         if len(zz) == 0:
             return np.zeros((0, *self.spec.output.shape), np.float32)
-        return self._run(self._decoder, dec.input, zz, dec.condition_input,
-                         self._labels(labels, len(zz)), dec.output)  # fmt: skip
+        noise = fd.noise_feeds(self.spec, fd.default_noise(self.spec), range(len(zz)))
+        return self._run(self._decoder, dec.input, fd.shaped(zz, self.spec.editing_shape),
+                         dec.condition_input, self._labels(labels, len(zz)), dec.output,
+                         noise)  # fmt: skip
 
     def encode(self, x: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> F32:
         """Images [n, C, H, W] (+ class labels [n]) → posterior means [n, editing_dim]."""
@@ -93,28 +100,39 @@ class OnnxGenerator:
         if self._encoder is None or enc is None:
             raise ValueError(f"{self.spec.name} has no encoder")
         xx = np.asarray(x, np.float32)
-        return self._run(self._encoder, enc.input, xx, enc.condition_input,
-                         self._labels(labels, len(xx)), enc.output_mean)  # fmt: skip
+        return fd.encoder_rows(self.spec, self._run(
+            self._encoder, enc.input, xx, enc.condition_input, self._labels(labels, len(xx)),
+            enc.output_mean))  # fmt: skip
 
     def _run(self, session: ort.InferenceSession, name: str, x: F32, label_name: str | None,
-             labels: I64 | None, output: str) -> F32:  # fmt: skip
-        """One output of a session over x (+ labels) in max_batch_size chunks."""
+             labels: I64 | None, output: str,
+             extra: dict[str, F32] | None = None) -> F32:  # fmt: skip
+        """One output of a session over x (+ labels, + `extra` row-aligned feeds such as noise)
+        in max_batch_size chunks."""
         out = []
         for lo in range(0, len(x), self._batch):
             feed: dict[str, np.ndarray] = {name: x[lo : lo + self._batch]}
+            for key, value in (extra or {}).items():
+                feed[key] = value[lo : lo + self._batch]
             if label_name is not None and labels is not None:
                 feed[label_name] = labels[lo : lo + self._batch]
             out.append(np.asarray(session.run([output], feed)[0], np.float32))
         return np.concatenate(out)
 
     def edit_latents(self, bases: npt.ArrayLike, direction: str, strengths: Sequence[float],
-                     conditional_on: Sequence[str] = ()) -> F32:  # fmt: skip
-        """Edit rows [B·S, editing_dim] (base-major), as EditRequest with direction_name."""
+                     conditional_on: Sequence[str] = (),
+                     layers: tuple[int, int] | None = None) -> F32:  # fmt: skip
+        """Edit rows [B·S, row_dim] (base-major), as EditRequest with direction_name (W+: on
+        `layers`, default the direction's own range, else all layers)."""
         found = self.bundle.directions[direction]
         vector = found.vector
         held = [self.bundle.directions[h].vector for h in conditional_on]
         if held:
             vector = latent_ops.orthogonalize(vector, held)
+        if self.spec.num_ws:  # W+: the W direction on its layer range (default: its own)
+            span = layers if layers is not None else found.spec.layers
+            return layer_ops.edit_layers(bases, self.spec.num_ws, vector, np.asarray(strengths),
+                                         found.sigma, span)
         return latent_ops.edit_latents(bases, vector, np.asarray(strengths), found.sigma)
 
     def edit(self, bases: npt.ArrayLike, labels: npt.ArrayLike | None, direction: str,
