@@ -63,6 +63,8 @@ class _LatentSpaceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LatentSpa
     """The prior's space Z (size ModelInfo.latent_dim)."""
     LATENT_SPACE_W: _LatentSpace.ValueType  # 2
     """A two-stage generator's intermediate space W = mapping(Z) (size ModelInfo.w_dim)."""
+    LATENT_SPACE_W_PLUS: _LatentSpace.ValueType  # 3
+    """W+ of a generator whose synthesis takes one w per layer: latents [n, num_ws, w_dim]."""
 
 class LatentSpace(_LatentSpace, metaclass=_LatentSpaceEnumTypeWrapper):
     """Which latent space a latent tensor belongs to."""
@@ -75,7 +77,43 @@ LATENT_SPACE_Z: LatentSpace.ValueType  # 1
 """The prior's space Z (size ModelInfo.latent_dim)."""
 LATENT_SPACE_W: LatentSpace.ValueType  # 2
 """A two-stage generator's intermediate space W = mapping(Z) (size ModelInfo.w_dim)."""
+LATENT_SPACE_W_PLUS: LatentSpace.ValueType  # 3
+"""W+ of a generator whose synthesis takes one w per layer: latents [n, num_ws, w_dim]."""
 Global___LatentSpace: _TypeAlias = LatentSpace  # noqa: Y015
+
+class _NoiseMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NoiseModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoiseMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOISE_MODE_UNSPECIFIED: _NoiseMode.ValueType  # 0
+    """The model's default (ModelInfo.noise_default)."""
+    NOISE_MODE_CONST: _NoiseMode.ValueType  # 1
+    """One fixed draw for every item and request: noise(seed 0, item 0, input k)."""
+    NOISE_MODE_SEEDED: _NoiseMode.ValueType  # 2
+    """Drawn per item: input k of item i is
+    default_rng(SeedSequence([seed, i, k, 0x6E6F697365])).standard_normal(shape) as float32,
+    i the row index within the request: reproducible whatever the batching or backend.
+    """
+    NOISE_MODE_NONE: _NoiseMode.ValueType  # 3
+    """Zeros."""
+
+class NoiseMode(_NoiseMode, metaclass=_NoiseModeEnumTypeWrapper):
+    """How the decoder's per-layer noise inputs are fed (ModelInfo.noise_inputs)."""
+
+NOISE_MODE_UNSPECIFIED: NoiseMode.ValueType  # 0
+"""The model's default (ModelInfo.noise_default)."""
+NOISE_MODE_CONST: NoiseMode.ValueType  # 1
+"""One fixed draw for every item and request: noise(seed 0, item 0, input k)."""
+NOISE_MODE_SEEDED: NoiseMode.ValueType  # 2
+"""Drawn per item: input k of item i is
+default_rng(SeedSequence([seed, i, k, 0x6E6F697365])).standard_normal(shape) as float32,
+i the row index within the request: reproducible whatever the batching or backend.
+"""
+NOISE_MODE_NONE: NoiseMode.ValueType  # 3
+"""Zeros."""
+Global___NoiseMode: _TypeAlias = NoiseMode  # noqa: Y015
 
 class _OutputFormat:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -290,6 +328,90 @@ class Tensor(_message.Message):
 Global___Tensor: _TypeAlias = Tensor  # noqa: Y015
 
 @_typing.final
+class NoiseOptions(_message.Message):
+    """The noise of one request. Setting a mode on a generator without noise inputs is
+    FAILED_PRECONDITION naming noise.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    mode: Global___NoiseMode.ValueType
+    """Which noise; UNSPECIFIED is the model's default."""
+    seed: _builtins.int
+    """Noise seed of SEEDED noise; unset: the request's seed for Sample, 0 otherwise."""
+    def __init__(
+        self,
+        *,
+        mode: Global___NoiseMode.ValueType = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "mode", b"mode", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___NoiseOptions: _TypeAlias = NoiseOptions  # noqa: Y015
+
+@_typing.final
+class LayerRange(_message.Message):
+    """W+ layers [start, end): 0 ≤ start < end ≤ ModelInfo.num_ws."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    """First layer (inclusive)."""
+    end: _builtins.int
+    """Last layer (exclusive)."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LayerRange: _TypeAlias = LayerRange  # noqa: Y015
+
+@_typing.final
+class NoiseInputInfo(_message.Message):
+    """One per-layer noise input of the decoder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SHAPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The decoder input's name."""
+    @_builtins.property
+    def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Shape of one item's noise, [C, H, W]."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        shape: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "shape", b"shape"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoiseInputInfo: _TypeAlias = NoiseInputInfo  # noqa: Y015
+
+@_typing.final
 class SampleRequest(_message.Message):
     """Sample: draw n seeded latents from the prior and decode them."""
 
@@ -301,6 +423,8 @@ class SampleRequest(_message.Message):
     TRUNCATION_PSI_FIELD_NUMBER: _builtins.int
     CLASS_LABELS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    TRUNCATION_CUTOFF_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
     n: _builtins.int
     """Number of items (≥ 1, at most the service's max items per request)."""
     seed: _builtins.int
@@ -315,6 +439,10 @@ class SampleRequest(_message.Message):
     """
     output: Global___OutputFormat.ValueType
     """Image encoding of the response."""
+    truncation_cutoff: _builtins.int
+    """W+ generators: truncation_psi applies to the first k layers only (StyleGAN3's
+    truncation_cutoff); unset means every layer. Refused on other generators.
+    """
     @_builtins.property
     def model(self) -> Global___ModelRef:
         """Generator version to use."""
@@ -322,6 +450,10 @@ class SampleRequest(_message.Message):
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Conditional generators (required): one label for all items, or one per item."""
+
+    @_builtins.property
+    def noise(self) -> Global___NoiseOptions:
+        """Noise of the decoder's noise inputs; SEEDED noise defaults to `seed`."""
 
     def __init__(
         self,
@@ -332,13 +464,20 @@ class SampleRequest(_message.Message):
         truncation_psi: _builtins.float | None = ...,
         class_labels: _abc.Iterable[_builtins.int] | None = ...,
         output: Global___OutputFormat.ValueType = ...,
+        truncation_cutoff: _builtins.int | None = ...,
+        noise: Global___NoiseOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi", "model", b"model", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "model", b"model", "noise", b"noise", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi", "class_labels", b"class_labels", "model", b"model", "n", b"n", "output", b"output", "seed", b"seed", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "class_labels", b"class_labels", "model", b"model", "n", b"n", "noise", b"noise", "output", b"output", "seed", b"seed", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__truncation_cutoff: _TypeAlias = _typing.Literal["truncation_cutoff"]  # noqa: Y015
+    _WhichOneofArgType__truncation_cutoff: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff"]  # noqa: Y015
     _WhichOneofReturnType__truncation_psi: _TypeAlias = _typing.Literal["truncation_psi"]  # noqa: Y015
     _WhichOneofArgType__truncation_psi: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_cutoff) -> _WhichOneofReturnType__truncation_cutoff | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_psi) -> _WhichOneofReturnType__truncation_psi | None: ...
 
 Global___SampleRequest: _TypeAlias = SampleRequest  # noqa: Y015
@@ -354,7 +493,7 @@ class LatentSource(_message.Message):
     @_builtins.property
     def latents(self) -> Global___Tensor:
         """Explicit latents of the editing space, float32 [k, D] (D = latent_dim for Z, w_dim
-        for W).
+        for W, num_ws * w_dim for W+) or shaped [k, *latent_shape] / [k, num_ws, w_dim].
         """
 
     @_builtins.property
@@ -387,10 +526,13 @@ class SeedList(_message.Message):
 
     SEEDS_FIELD_NUMBER: _builtins.int
     TRUNCATION_PSI_FIELD_NUMBER: _builtins.int
+    TRUNCATION_CUTOFF_FIELD_NUMBER: _builtins.int
     truncation_psi: _builtins.float
     """Truncation applied to the drawn (and, for W, mapped) latents around the editing space's
     center, as in SampleRequest; unset means 1.0.
     """
+    truncation_cutoff: _builtins.int
+    """W+ generators: ψ on the first k layers only, as in SampleRequest."""
     @_builtins.property
     def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """One latent per seed, in order."""
@@ -400,13 +542,19 @@ class SeedList(_message.Message):
         *,
         seeds: _abc.Iterable[_builtins.int] | None = ...,
         truncation_psi: _builtins.float | None = ...,
+        truncation_cutoff: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi", "seeds", b"seeds", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "seeds", b"seeds", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__truncation_cutoff: _TypeAlias = _typing.Literal["truncation_cutoff"]  # noqa: Y015
+    _WhichOneofArgType__truncation_cutoff: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff"]  # noqa: Y015
     _WhichOneofReturnType__truncation_psi: _TypeAlias = _typing.Literal["truncation_psi"]  # noqa: Y015
     _WhichOneofArgType__truncation_psi: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_cutoff) -> _WhichOneofReturnType__truncation_cutoff | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_psi) -> _WhichOneofReturnType__truncation_psi | None: ...
 
 Global___SeedList: _TypeAlias = SeedList  # noqa: Y015
@@ -423,6 +571,7 @@ class InterpolateRequest(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     CLASS_LABELS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
     steps: _builtins.int
     """Frames per segment including both ends (≥ 2); shared keyframes are not repeated,
     so the path has (k - 1) * (steps - 1) + 1 frames.
@@ -443,6 +592,10 @@ class InterpolateRequest(_message.Message):
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Conditional generators (required): one label for every frame, or one per frame."""
 
+    @_builtins.property
+    def noise(self) -> Global___NoiseOptions:
+        """Noise of the decoder's noise inputs (SEEDED: item = frame index, seed default 0)."""
+
     def __init__(
         self,
         *,
@@ -452,10 +605,11 @@ class InterpolateRequest(_message.Message):
         method: Global___InterpolationMethod.ValueType = ...,
         class_labels: _abc.Iterable[_builtins.int] | None = ...,
         output: Global___OutputFormat.ValueType = ...,
+        noise: Global___NoiseOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["keyframes", b"keyframes", "model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["keyframes", b"keyframes", "model", b"model", "noise", b"noise"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "keyframes", b"keyframes", "method", b"method", "model", b"model", "output", b"output", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "keyframes", b"keyframes", "method", b"method", "model", b"model", "noise", b"noise", "output", b"output", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -475,6 +629,8 @@ class EditRequest(_message.Message):
     CONDITIONAL_ON_FIELD_NUMBER: _builtins.int
     CLASS_LABELS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
     direction_name: _builtins.str
     """One of ModelInfo.directions (vectors of the editing space); strengths are in its unit."""
     output: Global___OutputFormat.ValueType
@@ -511,6 +667,16 @@ class EditRequest(_message.Message):
         (shared by all of its strengths).
         """
 
+    @_builtins.property
+    def layers(self) -> Global___LayerRange:
+        """W+ generators: edit only these layers; unset means the direction's default range
+        (DirectionInfo.layers), else every layer. Refused on other generators.
+        """
+
+    @_builtins.property
+    def noise(self) -> Global___NoiseOptions:
+        """Noise of the decoder's noise inputs (SEEDED: item = row index, seed default 0)."""
+
     def __init__(
         self,
         *,
@@ -522,10 +688,12 @@ class EditRequest(_message.Message):
         conditional_on: _abc.Iterable[_builtins.str] | None = ...,
         class_labels: _abc.Iterable[_builtins.int] | None = ...,
         output: Global___OutputFormat.ValueType = ...,
+        layers: Global___LayerRange | None = ...,
+        noise: Global___NoiseOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "direction", b"direction", "direction_name", b"direction_name", "direction_vector", b"direction_vector", "model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "direction", b"direction", "direction_name", b"direction_name", "direction_vector", b"direction_vector", "layers", b"layers", "model", b"model", "noise", b"noise"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "class_labels", b"class_labels", "conditional_on", b"conditional_on", "direction", b"direction", "direction_name", b"direction_name", "direction_vector", b"direction_vector", "model", b"model", "output", b"output", "strengths", b"strengths"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "class_labels", b"class_labels", "conditional_on", b"conditional_on", "direction", b"direction", "direction_name", b"direction_name", "direction_vector", b"direction_vector", "layers", b"layers", "model", b"model", "noise", b"noise", "output", b"output", "strengths", b"strengths"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_direction: _TypeAlias = _typing.Literal["direction_name", "direction_vector"]  # noqa: Y015
     _WhichOneofArgType_direction: _TypeAlias = _typing.Literal["direction", b"direction"]  # noqa: Y015
@@ -622,7 +790,9 @@ class EncodeResponse(_message.Message):
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """Posterior means in the editing space, float32 [n, D] (D = latent_dim for Z, w_dim for W)."""
+        """Posterior means in the editing space, float32 [n, *shape]: [n, *latent_shape] for Z,
+        [n, w_dim] for W, [n, num_ws, w_dim] for W+.
+        """
 
     def __init__(
         self,
@@ -649,6 +819,7 @@ class DecodeRequest(_message.Message):
     LATENTS_FIELD_NUMBER: _builtins.int
     CLASS_LABELS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
     output: Global___OutputFormat.ValueType
     """Image encoding of the response."""
     @_builtins.property
@@ -657,11 +828,17 @@ class DecodeRequest(_message.Message):
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """Latents of the editing space, float32 [n, D] (D = latent_dim for Z, w_dim for W), finite."""
+        """Latents of the editing space, float32 [n, D] (D = latent_dim for Z, w_dim for W,
+        num_ws * w_dim for W+) or shaped [n, *latent_shape] / [n, num_ws, w_dim], finite.
+        """
 
     @_builtins.property
     def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Conditional generators (required): one label for all items, or one per item."""
+
+    @_builtins.property
+    def noise(self) -> Global___NoiseOptions:
+        """Noise of the decoder's noise inputs (SEEDED: item = row index, seed default 0)."""
 
     def __init__(
         self,
@@ -670,14 +847,94 @@ class DecodeRequest(_message.Message):
         latents: Global___Tensor | None = ...,
         class_labels: _abc.Iterable[_builtins.int] | None = ...,
         output: Global___OutputFormat.ValueType = ...,
+        noise: Global___NoiseOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["latents", b"latents", "model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latents", b"latents", "model", b"model", "noise", b"noise"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "latents", b"latents", "model", b"model", "output", b"output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_labels", b"class_labels", "latents", b"latents", "model", b"model", "noise", b"noise", "output", b"output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecodeRequest: _TypeAlias = DecodeRequest  # noqa: Y015
+
+@_typing.final
+class StyleMixRequest(_message.Message):
+    """StyleMix: the style-mixing grid of a W+ generator."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    ROW_SEEDS_FIELD_NUMBER: _builtins.int
+    COL_SEEDS_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
+    TRUNCATION_PSI_FIELD_NUMBER: _builtins.int
+    TRUNCATION_CUTOFF_FIELD_NUMBER: _builtins.int
+    CLASS_LABELS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    NOISE_FIELD_NUMBER: _builtins.int
+    INCLUDE_SOURCES_FIELD_NUMBER: _builtins.int
+    truncation_psi: _builtins.float
+    """Truncation of every source latent toward w̄; unset means 1.0."""
+    truncation_cutoff: _builtins.int
+    """ψ on the first k layers only, as in SampleRequest."""
+    output: Global___OutputFormat.ValueType
+    """Image encoding of the response."""
+    include_sources: _builtins.bool
+    """Also return the R row sources then the C column sources before the R * C mixes."""
+    @_builtins.property
+    def model(self) -> Global___ModelRef:
+        """Generator version to use (W+ only)."""
+
+    @_builtins.property
+    def row_seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Row sources: item 0 of Sample(seed = s) for each seed, mapped to W+ (≥ 1)."""
+
+    @_builtins.property
+    def col_seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Column sources, likewise (≥ 1)."""
+
+    @_builtins.property
+    def layers(self) -> Global___LayerRange:
+        """The layers taken from the column seed (required): [0, k) coarse styles, [k, num_ws) fine."""
+
+    @_builtins.property
+    def class_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Conditional generators (required): one label for every item."""
+
+    @_builtins.property
+    def noise(self) -> Global___NoiseOptions:
+        """Noise of the decoder's noise inputs (SEEDED: item = row index of the response, seed
+        default 0).
+        """
+
+    def __init__(
+        self,
+        *,
+        model: Global___ModelRef | None = ...,
+        row_seeds: _abc.Iterable[_builtins.int] | None = ...,
+        col_seeds: _abc.Iterable[_builtins.int] | None = ...,
+        layers: Global___LayerRange | None = ...,
+        truncation_psi: _builtins.float | None = ...,
+        truncation_cutoff: _builtins.int | None = ...,
+        class_labels: _abc.Iterable[_builtins.int] | None = ...,
+        output: Global___OutputFormat.ValueType = ...,
+        noise: Global___NoiseOptions | None = ...,
+        include_sources: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "layers", b"layers", "model", b"model", "noise", b"noise", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff", "_truncation_psi", b"_truncation_psi", "class_labels", b"class_labels", "col_seeds", b"col_seeds", "include_sources", b"include_sources", "layers", b"layers", "model", b"model", "noise", b"noise", "output", b"output", "row_seeds", b"row_seeds", "truncation_cutoff", b"truncation_cutoff", "truncation_psi", b"truncation_psi"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__truncation_cutoff: _TypeAlias = _typing.Literal["truncation_cutoff"]  # noqa: Y015
+    _WhichOneofArgType__truncation_cutoff: _TypeAlias = _typing.Literal["_truncation_cutoff", b"_truncation_cutoff"]  # noqa: Y015
+    _WhichOneofReturnType__truncation_psi: _TypeAlias = _typing.Literal["truncation_psi"]  # noqa: Y015
+    _WhichOneofArgType__truncation_psi: _TypeAlias = _typing.Literal["_truncation_psi", b"_truncation_psi"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_cutoff) -> _WhichOneofReturnType__truncation_cutoff | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__truncation_psi) -> _WhichOneofReturnType__truncation_psi | None: ...
+
+Global___StyleMixRequest: _TypeAlias = StyleMixRequest  # noqa: Y015
 
 @_typing.final
 class GenerateResponse(_message.Message):
@@ -702,8 +959,9 @@ class GenerateResponse(_message.Message):
 
     @_builtins.property
     def latents(self) -> Global___Tensor:
-        """float32 [n, D]: the exact latents that were decoded, in the editing space (W codes after
-        mapping and truncation for two-stage generators).
+        """float32 [n, *shape]: the exact latents that were decoded, in the editing space (W codes
+        after mapping and truncation for two-stage generators), shaped [n, *latent_shape] for Z,
+        [n, w_dim] for W, [n, num_ws, w_dim] for W+.
         """
 
     @_builtins.property
@@ -901,6 +1159,7 @@ class DirectionInfo(_message.Message):
     FACTOR_FIELD_NUMBER: _builtins.int
     SIGMA_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name used in EditRequest.direction_name and conditional_on."""
     method: _builtins.str
@@ -919,6 +1178,10 @@ class DirectionInfo(_message.Message):
         measured on decoded images when the bundle was built; unset when nothing was measured.
         """
 
+    @_builtins.property
+    def layers(self) -> Global___LayerRange:
+        """W+ generators: the default layer range of edits along it; unset means every layer."""
+
     def __init__(
         self,
         *,
@@ -928,10 +1191,11 @@ class DirectionInfo(_message.Message):
         factor: _builtins.str = ...,
         sigma: _builtins.float = ...,
         quality: Global___DirectionQuality | None = ...,
+        layers: Global___LayerRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["quality", b"quality"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["layers", b"layers", "quality", b"quality"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "method", b"method", "name", b"name", "quality", b"quality", "sigma", b"sigma", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["factor", b"factor", "layers", b"layers", "method", b"method", "name", b"name", "quality", b"quality", "sigma", b"sigma", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -953,6 +1217,7 @@ class DirectionQuality(_message.Message):
     LEAK_PLAIN_FIELD_NUMBER: _builtins.int
     LEAK_CONDITIONAL_FIELD_NUMBER: _builtins.int
     RELIABLE_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
     measure: _builtins.str
     """The image measure the direction should move (e.g. "ink" for scale, "pos_x")."""
     spearman_within: _builtins.float
@@ -971,6 +1236,10 @@ class DirectionQuality(_message.Message):
     """spearman_within >= 0.95 and spearman_pooled >= 0.9; false means the direction does not
     reliably move its measure (shipped, but do not rely on it).
     """
+    @_builtins.property
+    def layers(self) -> Global___LayerRange:
+        """W+ generators: the layer range the edits were measured on; unset: the direction's own."""
+
     def __init__(
         self,
         *,
@@ -981,10 +1250,11 @@ class DirectionQuality(_message.Message):
         leak_plain: _builtins.float = ...,
         leak_conditional: _builtins.float = ...,
         reliable: _builtins.bool = ...,
+        layers: Global___LayerRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["layers", b"layers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leak_conditional", b"leak_conditional", "leak_measure", b"leak_measure", "leak_plain", b"leak_plain", "measure", b"measure", "reliable", b"reliable", "spearman_pooled", b"spearman_pooled", "spearman_within", b"spearman_within"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["layers", b"layers", "leak_conditional", b"leak_conditional", "leak_measure", b"leak_measure", "leak_plain", b"leak_plain", "measure", b"measure", "reliable", b"reliable", "spearman_pooled", b"spearman_pooled", "spearman_within", b"spearman_within"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1034,6 +1304,12 @@ class ModelInfo(_message.Message):
     HAS_MAPPING_FIELD_NUMBER: _builtins.int
     W_DIM_FIELD_NUMBER: _builtins.int
     ENCODER_CONDITIONAL_FIELD_NUMBER: _builtins.int
+    LATENT_SHAPE_FIELD_NUMBER: _builtins.int
+    NUM_WS_FIELD_NUMBER: _builtins.int
+    PRIOR_MEAN_FIELD_NUMBER: _builtins.int
+    PRIOR_SCALE_FIELD_NUMBER: _builtins.int
+    NOISE_INPUTS_FIELD_NUMBER: _builtins.int
+    NOISE_DEFAULT_FIELD_NUMBER: _builtins.int
     latent_dim: _builtins.int
     """N, the dimension of the prior's space Z (what seeds draw)."""
     prior: _builtins.str
@@ -1062,6 +1338,14 @@ class ModelInfo(_message.Message):
     """Added for contract clarity: whether the encoder takes class labels (Encode then
     requires class_labels); false when there is no encoder.
     """
+    num_ws: _builtins.int
+    """W+ generators: the synthesis layers L (latents [n, L, w_dim]); 0 otherwise."""
+    prior_mean: _builtins.float
+    """The prior z = prior_mean + prior_scale * eps, eps ~ N(0, I)."""
+    prior_scale: _builtins.float
+    """See prior_mean (1 for N(0, I))."""
+    noise_default: Global___NoiseMode.ValueType
+    """The noise used when a request leaves NoiseOptions.mode unspecified."""
     @_builtins.property
     def model(self) -> Global___ResolvedModel:
         """The version described."""
@@ -1086,6 +1370,14 @@ class ModelInfo(_message.Message):
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Added for discoverability: the registry aliases that point at this version now."""
 
+    @_builtins.property
+    def latent_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Shape of one prior latent z (e.g. [4, 16, 16]); [latent_dim] for flat latents."""
+
+    @_builtins.property
+    def noise_inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___NoiseInputInfo]:
+        """The decoder's per-layer noise inputs; empty when it has none."""
+
     def __init__(
         self,
         *,
@@ -1107,10 +1399,16 @@ class ModelInfo(_message.Message):
         has_mapping: _builtins.bool = ...,
         w_dim: _builtins.int = ...,
         encoder_conditional: _builtins.bool = ...,
+        latent_shape: _abc.Iterable[_builtins.int] | None = ...,
+        num_ws: _builtins.int = ...,
+        prior_mean: _builtins.float = ...,
+        prior_scale: _builtins.float = ...,
+        noise_inputs: _abc.Iterable[Global___NoiseInputInfo] | None = ...,
+        noise_default: Global___NoiseMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "class_names", b"class_names", "description", b"description", "directions", b"directions", "editing_space", b"editing_space", "encoder_conditional", b"encoder_conditional", "has_encoder", b"has_encoder", "has_mapping", b"has_mapping", "latent_dim", b"latent_dim", "max_batch_size", b"max_batch_size", "metrics", b"metrics", "model", b"model", "num_classes", b"num_classes", "output_max", b"output_max", "output_min", b"output_min", "output_shape", b"output_shape", "prior", b"prior", "w_dim", b"w_dim"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "class_names", b"class_names", "description", b"description", "directions", b"directions", "editing_space", b"editing_space", "encoder_conditional", b"encoder_conditional", "has_encoder", b"has_encoder", "has_mapping", b"has_mapping", "latent_dim", b"latent_dim", "latent_shape", b"latent_shape", "max_batch_size", b"max_batch_size", "metrics", b"metrics", "model", b"model", "noise_default", b"noise_default", "noise_inputs", b"noise_inputs", "num_classes", b"num_classes", "num_ws", b"num_ws", "output_max", b"output_max", "output_min", b"output_min", "output_shape", b"output_shape", "prior", b"prior", "prior_mean", b"prior_mean", "prior_scale", b"prior_scale", "w_dim", b"w_dim"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -96,6 +96,11 @@ class GeneratorServiceStub:
                 request_serializer=latentserve_dot_v1_dot_generator__pb2.DecodeRequest.SerializeToString,
                 response_deserializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.StyleMix = channel.unary_unary(
+                '/latentserve.v1.GeneratorService/StyleMix',
+                request_serializer=latentserve_dot_v1_dot_generator__pb2.StyleMixRequest.SerializeToString,
+                response_deserializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
+                _registered_method=True)
         self.Project = channel.unary_stream(
                 '/latentserve.v1.GeneratorService/Project',
                 request_serializer=latentserve_dot_v1_dot_generator__pb2.ProjectRequest.SerializeToString,
@@ -190,6 +195,16 @@ class GeneratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StyleMix(self, request, context):
+        """StyleGAN's style-mixing figure on W+ generators (ModelInfo.num_ws > 0): for each row seed
+        r and column seed c, row r's W+ latent with the layers [start, end) of column c's. Rows
+        are row-major (index r * len(col_seeds) + c), after the R + C source items when
+        include_sources is set. Other generators: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Project(self, request, context):
         """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
         any generator, encoder or not) with forward decodes only: start from the encoder when
@@ -242,6 +257,11 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
             'Decode': grpc.unary_unary_rpc_method_handler(
                     servicer.Decode,
                     request_deserializer=latentserve_dot_v1_dot_generator__pb2.DecodeRequest.FromString,
+                    response_serializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.SerializeToString,
+            ),
+            'StyleMix': grpc.unary_unary_rpc_method_handler(
+                    servicer.StyleMix,
+                    request_deserializer=latentserve_dot_v1_dot_generator__pb2.StyleMixRequest.FromString,
                     response_serializer=latentserve_dot_v1_dot_generator__pb2.GenerateResponse.SerializeToString,
             ),
             'Project': grpc.unary_stream_rpc_method_handler(
@@ -487,6 +507,33 @@ class GeneratorService:
             target,
             '/latentserve.v1.GeneratorService/Decode',
             latentserve_dot_v1_dot_generator__pb2.DecodeRequest.SerializeToString,
+            latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StyleMix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentserve.v1.GeneratorService/StyleMix',
+            latentserve_dot_v1_dot_generator__pb2.StyleMixRequest.SerializeToString,
             latentserve_dot_v1_dot_generator__pb2.GenerateResponse.FromString,
             options,
             channel_credentials,

@@ -88,6 +88,12 @@ class GeneratorServiceStub:
     """Decodes caller-supplied latents of the editing space.
     Conditional generators: class_labels required.
     """
+    StyleMix: _grpc.UnaryUnaryMultiCallable[_generator_pb2.StyleMixRequest, _generator_pb2.GenerateResponse]
+    """StyleGAN's style-mixing figure on W+ generators (ModelInfo.num_ws > 0): for each row seed
+    r and column seed c, row r's W+ latent with the layers [start, end) of column c's. Rows
+    are row-major (index r * len(col_seeds) + c), after the R + C source items when
+    include_sources is set. Other generators: FAILED_PRECONDITION.
+    """
     Project: _grpc.UnaryStreamMultiCallable[_generator_pb2.ProjectRequest, _generator_pb2.ProjectResponse]
     """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
     any generator, encoder or not) with forward decodes only: start from the encoder when
@@ -149,6 +155,12 @@ class GeneratorServiceAsyncStub(GeneratorServiceStub):
     Decode: _aio.UnaryUnaryMultiCallable[_generator_pb2.DecodeRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
     """Decodes caller-supplied latents of the editing space.
     Conditional generators: class_labels required.
+    """
+    StyleMix: _aio.UnaryUnaryMultiCallable[_generator_pb2.StyleMixRequest, _generator_pb2.GenerateResponse]  # type: ignore[assignment]
+    """StyleGAN's style-mixing figure on W+ generators (ModelInfo.num_ws > 0): for each row seed
+    r and column seed c, row r's W+ latent with the layers [start, end) of column c's. Rows
+    are row-major (index r * len(col_seeds) + c), after the R + C source items when
+    include_sources is set. Other generators: FAILED_PRECONDITION.
     """
     Project: _aio.UnaryStreamMultiCallable[_generator_pb2.ProjectRequest, _generator_pb2.ProjectResponse]  # type: ignore[assignment]
     """Finds the editing-space latents whose decodes reproduce given images (GAN inversion, for
@@ -256,6 +268,18 @@ class GeneratorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
         """Decodes caller-supplied latents of the editing space.
         Conditional generators: class_labels required.
+        """
+
+    @_abc_1.abstractmethod
+    def StyleMix(
+        self,
+        request: _generator_pb2.StyleMixRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generator_pb2.GenerateResponse, _abc.Awaitable[_generator_pb2.GenerateResponse]]:
+        """StyleGAN's style-mixing figure on W+ generators (ModelInfo.num_ws > 0): for each row seed
+        r and column seed c, row r's W+ latent with the layers [start, end) of column c's. Rows
+        are row-major (index r * len(col_seeds) + c), after the R + C source items when
+        include_sources is set. Other generators: FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod
