@@ -121,6 +121,28 @@ class Settings(RegistrySettings):
     max_concurrent_rpcs: int = Field(
         512, ge=1, description="RPCs handled at once; beyond that gRPC answers RESOURCE_EXHAUSTED."
     )
+    max_unauthenticated_streams: int = Field(
+        32,
+        ge=1,
+        description="Streams of the services that need no token (auth_exempt_services: health "
+        "Watch, reflection) open at once; beyond that RESOURCE_EXHAUSTED. Counted apart from "
+        "max_concurrent_rpcs, so idle streams never lock out the API; health Check (unary) is "
+        "never limited.",
+    )
+    unknown_name_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long an unknown model, alias or version name is answered NOT_FOUND "
+        "from memory instead of asking the registry again (a registry change seen by the alias "
+        "watcher forgets them at once). 0: off.",
+    )
+    warmup_memory_bytes: int = Field(
+        2 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Most memory a version's warm-up may need, estimated from its ONNX graphs "
+        "(weights plus the largest activations of one full batch) before loading; a bundle "
+        "over it is refused (UNAVAILABLE naming the bundle) instead of loaded. 0: no limit.",
+    )
     max_queue_items: int = Field(
         8192,
         ge=1,
@@ -194,6 +216,13 @@ class Settings(RegistrySettings):
         description="Comma-separated gRPC services reachable without a token when "
         "auth_token_file is set (empty: none).",
     )
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=0,
+        description="Failed authentications one peer address may make per minute (a sliding "
+        "minute); beyond that its calls answer UNAUTHENTICATED without checking the token, "
+        "until its rate drops. 0: no limit.",
+    )
     version_pin_aliases: str = Field(
         "",
         description="Comma-separated aliases (e.g. production,staging): when set, a request "
@@ -207,6 +236,13 @@ class Settings(RegistrySettings):
         "to export traces to: one span per RPC with validation, backend call, queue wait and "
         "batch run children; the trace context is forwarded to Triton. Unset: tracing off. "
         "The standard OTEL_EXPORTER_OTLP_* variables (headers, certificates) apply too.",
+    )
+    otlp_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Longest an OTLP export (and the flush at shutdown) waits on the collector: "
+        "a dead collector never holds a shutdown past the grace period.",
     )
     otel_service_name: str = Field(
         "latentserve", description="OpenTelemetry service.name of the exported traces."

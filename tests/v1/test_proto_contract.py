@@ -26,9 +26,14 @@ FIELDS: dict[str, dict[str, int]] = {
         "truncation_psi": 4,
         "class_labels": 5,
         "output": 6,
+        "truncation_cutoff": 7,
+        "noise": 8,
     },
+    "NoiseOptions": {"mode": 1, "seed": 2},
+    "LayerRange": {"start": 1, "end": 2},
+    "NoiseInputInfo": {"name": 1, "shape": 2},
     "LatentSource": {"latents": 1, "seeds": 2},
-    "SeedList": {"seeds": 1, "truncation_psi": 2},
+    "SeedList": {"seeds": 1, "truncation_psi": 2, "truncation_cutoff": 3},
     "InterpolateRequest": {
         "model": 1,
         "keyframes": 2,
@@ -36,6 +41,7 @@ FIELDS: dict[str, dict[str, int]] = {
         "method": 4,
         "class_labels": 5,
         "output": 6,
+        "noise": 7,
     },
     "EditRequest": {
         "model": 1,
@@ -46,11 +52,16 @@ FIELDS: dict[str, dict[str, int]] = {
         "conditional_on": 6,
         "class_labels": 7,
         "output": 8,
+        "layers": 9,
+        "noise": 10,
     },
     "EncodeRequest": {"model": 1, "images": 2, "png": 3, "class_labels": 4},
     "PngList": {"images": 1},
     "EncodeResponse": {"model": 1, "latents": 2, "latent_space": 3},
-    "DecodeRequest": {"model": 1, "latents": 2, "class_labels": 3, "output": 4},
+    "DecodeRequest": {"model": 1, "latents": 2, "class_labels": 3, "output": 4, "noise": 5},
+    "StyleMixRequest": {"model": 1, "row_seeds": 2, "col_seeds": 3, "layers": 4,
+                        "truncation_psi": 5, "truncation_cutoff": 6, "class_labels": 7,
+                        "output": 8, "noise": 9, "include_sources": 10},
     "GenerateResponse": {"model": 1, "latents": 2, "images": 3, "png": 4, "offset": 5,
                          "latent_space": 6, "output_range": 7},
     "ValueRange": {"min": 1, "max": 2},
@@ -58,10 +69,11 @@ FIELDS: dict[str, dict[str, int]] = {
     "ListModelsResponse": {"models": 1},
     "ModelSummary": {"name": 1, "versions": 2, "aliases": 3, "loaded_version": 4},
     "GetModelRequest": {"model": 1},
-    "DirectionInfo": {"name": 1, "method": 2, "unit": 3, "factor": 4, "sigma": 5, "quality": 6},
+    "DirectionInfo": {"name": 1, "method": 2, "unit": 3, "factor": 4, "sigma": 5, "quality": 6,
+                      "layers": 7},
     "DirectionQuality": {"measure": 1, "spearman_within": 2, "spearman_pooled": 3,
                          "leak_measure": 4, "leak_plain": 5, "leak_conditional": 6,
-                         "reliable": 7},
+                         "reliable": 7, "layers": 8},
     "ModelInfo": {
         "model": 1,
         "latent_dim": 2,
@@ -81,11 +93,20 @@ FIELDS: dict[str, dict[str, int]] = {
         "has_mapping": 16,
         "w_dim": 17,
         "encoder_conditional": 18,
+        "latent_shape": 19,
+        "num_ws": 20,
+        "prior_mean": 21,
+        "prior_scale": 22,
+        "noise_inputs": 23,
+        "noise_default": 24,
     },
 }
 ENUMS = {
     "DType": ["D_TYPE_UNSPECIFIED", "D_TYPE_FLOAT32", "D_TYPE_UINT8"],
-    "LatentSpace": ["LATENT_SPACE_UNSPECIFIED", "LATENT_SPACE_Z", "LATENT_SPACE_W"],
+    "LatentSpace": ["LATENT_SPACE_UNSPECIFIED", "LATENT_SPACE_Z", "LATENT_SPACE_W",
+                    "LATENT_SPACE_W_PLUS"],
+    "NoiseMode": ["NOISE_MODE_UNSPECIFIED", "NOISE_MODE_CONST", "NOISE_MODE_SEEDED",
+                  "NOISE_MODE_NONE"],
     "OutputFormat": [
         "OUTPUT_FORMAT_UNSPECIFIED",
         "OUTPUT_FORMAT_FLOAT32",
@@ -109,6 +130,7 @@ RPCS = {
     "Edit": ("EditRequest", "GenerateResponse", False),
     "Encode": ("EncodeRequest", "EncodeResponse", False),
     "Decode": ("DecodeRequest", "GenerateResponse", False),
+    "StyleMix": ("StyleMixRequest", "GenerateResponse", False),
 }
 ONEOFS = {
     "ModelRef": {"selector": ["version", "alias"]},
@@ -135,9 +157,10 @@ def test_oneofs_and_optional_fields() -> None:
             if not o.name.startswith("_")  # proto3 `optional` fields make synthetic oneofs
         }
         assert real == groups, message
-    for message in ("SampleRequest", "SeedList"):
-        field = pb.DESCRIPTOR.message_types_by_name[message].fields_by_name["truncation_psi"]
-        assert field.has_presence, f"{message}.truncation_psi must be optional"
+    for message in ("SampleRequest", "SeedList", "StyleMixRequest"):
+        for name in ("truncation_psi", "truncation_cutoff"):
+            field = pb.DESCRIPTOR.message_types_by_name[message].fields_by_name[name]
+            assert field.has_presence, f"{message}.{name} must be optional"
 
 
 def test_enums_start_with_unspecified_zero() -> None:
