@@ -23,6 +23,7 @@ from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.auth import TokenAuthInterceptor, TokenFile
 from latentserve.service.backends.factory import BackendFactory, backend_factory
 from latentserve.service.grpc_errors import Admission, add_servicer
+from latentserve.service.limits import CallLimits
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.manager import ModelManager
@@ -104,9 +105,13 @@ class LatentServer:
         if s.auth_token_file is not None:
             tokens = TokenFile(s.auth_token_file)  # an empty/unreadable file fails here
             interceptors.append(TokenAuthInterceptor(tokens, self.metrics, s.exempt_services()))
+        self.limits = CallLimits(max_calls=s.max_concurrent_rpcs,
+                                 max_open_streams=s.max_unauthenticated_streams,
+                                 exempt=s.exempt_services())
+        interceptors.append(self.limits)
         server = grpc.aio.server(
             interceptors=interceptors,
-            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            maximum_concurrent_rpcs=self.limits.backstop(),
             options=[
                 ("grpc.max_send_message_length", s.max_message_bytes),
                 ("grpc.max_receive_message_length", s.max_message_bytes),
