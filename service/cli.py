@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from latentserve.service.settings import Settings
+from latentserve.service.settings import SHOWN_DEFAULTS, Settings
 
 
 def _option_type(annotation: Any) -> Any:
@@ -31,7 +31,7 @@ def settings_parameters() -> list[inspect.Parameter]:
     params = []
     for name, field in Settings.model_fields.items():
         kind = _option_type(field.annotation)
-        default = field.get_default(call_default_factory=True)
+        default = SHOWN_DEFAULTS.get(name) or field.get_default(call_default_factory=True)
         help_text = f"{field.description} (env LATENTSERVE_{name.upper()}; default {default})"
         option = typer.Option(
             f"--{name.replace('_', '-')}", help=help_text, show_default=False

@@ -288,13 +288,21 @@ HEALTH_SERVICE_NAME = "latentserve.v1.GeneratorService"
 """The grpc.health.v1 service name of the API; "" is the overall status; each model name too."""
 
 
+SHOWN_DEFAULTS = {
+    "state_dir": "`.latentserve/` in a checkout, else `~/.local/share/latentserve`",
+    "registry_uri": "sqlite registry under `<state_dir>/registry/`",
+    "cache_dir": "`<state_dir>/cache`",
+}
+"""README defaults of the settings whose default depends on where latentserve is installed."""
+
+
 def settings_markdown_table() -> str:
     """The README's configuration table, generated from the Settings fields."""
     rows = ["| env var | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=False)
-        if name == "registry_uri":
-            shown = "sqlite registry under `.latentserve/registry/`"
+        if name in SHOWN_DEFAULTS:
+            shown = SHOWN_DEFAULTS[name]
         elif default is None:
             shown = "unset"
         else:

@@ -177,3 +177,24 @@ def test_readme_sdk_example_runs_with_the_images_extra(
                           stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, done.stderr
     assert {p.name for p in work.iterdir()} == {"sweep.png", "strip.png", "walk.gif"}
+
+
+SETUPTOOLS_WARNINGS = ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "is absent from the")
+
+
+@pytest.mark.parametrize("project", ["root", "generators"])
+def test_building_the_wheels_prints_no_setuptools_warnings(project: str, tmp_path: Path) -> None:
+    """An install log of warnings reads like errors: the licence and the zoo folders are declared
+    the way setuptools asks."""
+    if project == "root":
+        source = _sources(tmp_path / "src")
+    else:
+        source = tmp_path / "generators"
+        shutil.copytree(REPO / "generators", source,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    done = _run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+                "-w", tmp_path / "wheel", source)
+    log = done.stdout + done.stderr
+    found = [line.strip() for line in log.splitlines()
+             if any(w in line for w in SETUPTOOLS_WARNINGS)]
+    assert not found, found
