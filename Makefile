@@ -6,9 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
+OIP_SRC   := proto/inference/grpc_predict_v2.proto
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv browser run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
+.PHONY: help venv browser test-browser-check run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
 
 help:
 	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
@@ -27,26 +28,45 @@ $(STAMP): pyproject.toml generators/pyproject.toml deploy/constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server,train,ui,dev]" \
 		-e ./generators
-	touch $(STAMP)
+	touch $(STAMP) $(SERVE_STAMP)
 
 venv: $(STAMP)
 
-# The explorer's browser tests drive Debian's chromium through its chromedriver; a clean CI
-# machine (Debian, root) gets them from apt once. Elsewhere install them yourself, or point
-# LATENTSERVE_CHROMIUM / LATENTSERVE_CHROMEDRIVER at a Chromium and its driver.
-BROWSER_STAMP := $(VENV)/.browser
-$(BROWSER_STAMP):
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
-	else \
-		echo "install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; exit 1; \
-	fi
-	mkdir -p $(VENV) && touch $(BROWSER_STAMP)
+# `make run` needs only the service: SERVE_STAMP installs `.[server]` (SERVE_SIZE, no torch,
+# no test tools); `make test` (STAMP) adds torch, the generators, the explorer and the test tools.
+SERVE_STAMP := $(VENV)/.installed-server
+$(SERVE_STAMP): pyproject.toml deploy/constraints.txt
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
+	  echo "make run: installing what serving needs into $(VENV) (SERVE_INFO)"; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -m pip install -q --upgrade pip && \
+	  $(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server]" || exit 1; fi
+	touch $(SERVE_STAMP)
 
-browser: $(BROWSER_STAMP)
+# The browser tests (explorer, static page) drive Debian's chromium through its chromedriver.
+# `make test` never installs system packages unasked: with Chromium absent it asks on a
+# terminal, installs only where LATENTSERVE_INSTALL_BROWSER=yes (CI's .ci/run says so), and
+# otherwise says that the browser tests will be skipped. `make browser` installs them (apt,
+# as root); LATENTSERVE_CHROMIUM / LATENTSERVE_CHROMEDRIVER point at others.
+APT_BROWSER := apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+HAVE_BROWSER := [ -x "$${LATENTSERVE_CHROMIUM:-/usr/bin/chromium}" ] && [ -x "$${LATENTSERVE_CHROMEDRIVER:-/usr/bin/chromedriver}" ]
+CAN_APT := [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
 
-registry-init: $(STAMP)
+browser:
+	@if $(HAVE_BROWSER); then echo "chromium and chromedriver are installed"; \
+	elif $(CAN_APT); then $(APT_BROWSER); \
+	else echo "install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; exit 1; fi
+
+test-browser-check:
+	@if $(HAVE_BROWSER); then :; \
+	elif $(CAN_APT) && [ "$$LATENTSERVE_INSTALL_BROWSER" = yes ]; then $(APT_BROWSER); \
+	elif $(CAN_APT) && [ -t 0 ]; then \
+		printf "The browser tests need Debian's chromium + chromium-driver (apt-get, about 0.5 GB). Install them now? [y/N] "; \
+		read answer; case "$$answer" in [yY]*) $(APT_BROWSER);; \
+		*) echo "make test: Chromium is absent: the browser tests will be skipped (make browser installs it)";; esac; \
+	else echo "make test: Chromium is absent: the browser tests will be skipped (make browser installs it)"; fi
+
+registry-init: $(SERVE_STAMP)
 	$(BIN)/latentserve registry init
 
 run: registry-init
@@ -71,8 +91,9 @@ $(TYPECHECK): Makefile
 	ln -sfn ../../clients/explore $(TYPECHECK)/explore
 	ln -sfn ../../generators $(TYPECHECK)/generators
 	ln -sfn ../../proto/latentserve/v1 $(TYPECHECK)/v1
+	ln -sfn ../../proto/inference $(TYPECHECK)/inference
 
-test: $(STAMP) $(BROWSER_STAMP) $(TYPECHECK)
+test: $(STAMP) test-browser-check $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/latentserve triton venv
@@ -87,6 +108,12 @@ proto: $(STAMP)
 		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
 		--mypy_out=proto --mypy_grpc_out=proto $(PROTO_SRC)
+	# OIP messages only (handlers are registered from the service descriptor), in a descriptor
+	# pool of their own: tritonclient and MLServer register the same inference.* names.
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=proto $(OIP_SRC)
+	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \
+		proto/inference/grpc_predict_v2_pb2.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick) $(if $(PROFILE),--profile)

