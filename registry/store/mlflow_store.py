@@ -49,6 +49,7 @@ from latentserve.core.errors import (
     NotFound,
     Unavailable,
 )
+from latentserve.core.names import LISTED_NAMES, did_you_mean, shown
 from latentserve.registry.bundle.files import Bundle, content_hash, load_bundle
 from latentserve.registry.bundle.spec import SPEC_FILE, BundleError
 
@@ -128,11 +129,19 @@ class RegistryClient:
             return int(self._call(lambda: client.get_model_version_by_alias(name, alias)).version)
         except NotFound:
             self._model(name)
-            raise NotFound(f"model {name!r} has no alias {alias!r}") from None
+            aliases = self._call(lambda: client.get_registered_model(name)).aliases
+            raise NotFound(f"model {shown(name)} has no alias {shown(alias)}"
+                           f"{did_you_mean(alias, aliases)}") from None
 
     def check_version(self, name: str, version: int) -> None:
         """Raise NotFound unless `name` has version `version`."""
         self._version(name, version)
+
+    def version_identity(self, name: str, version: int) -> str:
+        """What tells this version apart from any other that ever had its number: its creation
+        time and content hash (a model deleted and registered again restarts at version 1)."""
+        mv = self._version(name, version)
+        return f"{mv.creation_timestamp}:{mv.tags.get(TAG_HASH, '')}"
 
     def version_tags(self, name: str, version: int) -> dict[str, str]:
         """The tags of one version (provenance, content hash, metrics, gate results)."""
@@ -323,7 +332,8 @@ class RegistryClient:
         try:
             self._call(lambda: client.get_registered_model(name))
         except NotFound:
-            raise NotFound(f"unknown model {name!r}") from None
+            known = [m.name for m in self.list_models()]
+            raise NotFound(f"unknown model {shown(name)}{did_you_mean(name, known)}") from None
 
     def _version(self, name: str, version: int) -> ModelVersion:
         client = self._mlflow()
@@ -331,7 +341,10 @@ class RegistryClient:
             return self._call(lambda: client.get_model_version(name, str(version)))
         except NotFound:
             self._model(name)
-            raise NotFound(f"model {name!r} has no version {version}") from None
+            versions = next((m.versions for m in self.list_models() if m.name == name), [])
+            listed = ", ".join(map(str, versions[-LISTED_NAMES:])) or "none"
+            raise NotFound(f"model {shown(name)} has no version {version} (versions: "
+                           f"{listed})") from None
 
     def _mlflow(self) -> MlflowClient:
         if self._db is not None and not self._create and not self._db.is_file():

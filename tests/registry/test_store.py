@@ -147,6 +147,21 @@ def test_not_found(registry_uri: str, tmp_path: Path) -> None:
         client.version_tags("tiny", 0)
 
 
+def test_unknown_names_come_with_close_matches(registry_uri: str) -> None:
+    client = RegistryClient(registry_uri)
+    with pytest.raises(NotFound, match=r"unknown model 'tiny-cnd' \(did you mean 'tiny-cond'"):
+        client.resolve("tiny-cnd", "production")
+    with pytest.raises(NotFound, match=r"known: .*tiny-noenc"):
+        client.resolve("zzz", "production")
+    with pytest.raises(NotFound, match=r"has no alias 'prodution' \(did you mean 'production'"):
+        client.resolve("tiny", "prodution")
+    with pytest.raises(NotFound, match=r"has no version 9 \(versions: 1"):
+        client.check_version("tiny", 9)
+    with pytest.raises(NotFound) as long_name:
+        client.resolve("x" * 100_000, "production")
+    assert len(str(long_name.value)) < 500  # a long name is echoed cut, never compared
+
+
 def test_download_reuses_a_complete_copy_and_replaces_a_damaged_one(
     registry_uri: str, tmp_path: Path
 ) -> None:
