@@ -49,16 +49,14 @@ class RegistrySettings(BaseSettings):
 
     state_dir: Path = Field(
         default_factory=default_state_dir,
-        description="Folder of the embedded registry and the bundle cache; default: "
-        "<checkout>/.latentserve in a checkout, else ~/.local/share/latentserve.",
+        description="Folder of the embedded registry and the bundle cache.",
     )
     registry_uri: str = Field(
         "",
-        description="MLflow tracking/registry URI; default: the embedded sqlite registry "
-        "under <state_dir>/registry.",
+        description="MLflow tracking/registry URI.",
     )
     cache_dir: Path = Field(
-        Path(), description="Where downloaded bundles are kept; default: <state_dir>/cache."
+        Path(), description="Where downloaded bundles are kept."
     )
 
     @model_validator(mode="before")

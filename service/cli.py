@@ -102,7 +102,10 @@ def serve(**given: Any) -> None:
 
 serve.__signature__ = inspect.Signature(settings_parameters())  # type: ignore[attr-defined]
 
+# Plain (click) help, not Rich panels: with one option per setting, Rich's table cuts long
+# option names at 80 columns; click's list wraps the help text and keeps every name whole.
 app = typer.Typer(
-    help="Run the gRPC service.", no_args_is_help=True, add_completion=False
+    help="Run the gRPC service.", no_args_is_help=True, add_completion=False,
+    rich_markup_mode=None,
 )
 app.command("serve")(serve)
