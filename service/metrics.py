@@ -62,6 +62,12 @@ class ServiceMetrics:
             "latentserve_queue_items", "Rows waiting in a batch queue.",
             ["model", "component"], registry=r, multiprocess_mode="livesum",
         )
+        self.background_queue_items = Gauge(
+            "latentserve_background_queue_items",
+            "Rows of background work (projection searches) waiting in a batch queue; they get "
+            "a capped share of each batch.",
+            ["model", "component"], registry=r, multiprocess_mode="livesum",
+        )
         self.loaded_versions = Gauge(
             "latentserve_loaded_versions", "Model versions loaded on the backend.",
             ["model"], registry=r, multiprocess_mode="livemax",

@@ -6,6 +6,12 @@ backend never waits); otherwise it queues, and the next free slot takes everythi
 (whole requests, up to `max_batch_size` rows). `max_delay_s > 0` opts into waiting that long
 for a batch to fill, like Triton's `max_queue_delay_microseconds`.
 
+Background work (a projection's search populations) is submitted inside `background()`: it
+waits in its own lane and gets a fair share, never the whole backend: each batch takes every
+queued interactive request first, then at most `background_cap(max_batch_size)` background
+rows, and batches of background rows alone occupy at most half the in-flight slots (at least
+one). An interactive request therefore waits for at most one capped background batch.
+
 `run` is either a blocking function (ONNX Runtime; called in the batcher's own worker
 threads, one per in-flight batch) or an async function (Triton's aio client; awaited on the
 loop). Async runs see the latest deadline of the requests in the batch (`request_deadline`)
@@ -22,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import cast
 
 import numpy as np
@@ -45,12 +52,40 @@ BatchObserver = Callable[[int, float], None]
 BATCH_INDEPENDENT_ERRORS = (Unavailable, DeadlineExceeded)
 """Failures that say nothing about a batch's contents: not retried request by request."""
 
+BACKGROUND_SHARE = 0.25
+"""The part of a batch that background rows may fill (see `background_cap`)."""
+
+_background: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "latentserve_background_lane", default=False)
+
+
+def background_cap(max_batch_size: int) -> int:
+    """The most background rows one batch of `max_batch_size` takes (≥ 1); background callers
+    submit chunks of at most this many rows."""
+    return max(1, int(max_batch_size * BACKGROUND_SHARE))
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Backend calls inside the block go to the batchers' background lane (fair share).
+
+    Example::
+
+        with background():
+            images = await backend.decode(z[:background_cap(spec.max_batch_size)])
+    """
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
+
 
 class _Pending:
     """One submitted request waiting for (or riding in) a batch."""
 
-    __slots__ = ("context", "deadline", "future", "inputs", "queued_at", "queued_ns", "ran",
-                 "rows")
+    __slots__ = ("background", "context", "deadline", "future", "inputs", "queued_at",
+                 "queued_ns", "ran", "rows")
 
     def __init__(self, inputs: Arrays, rows: int, future: asyncio.Future[Arrays],
                  deadline: float | None, context: contextvars.Context | None) -> None:
@@ -63,6 +98,7 @@ class _Pending:
         self.queued_ns = time.time_ns() if context is not None else 0
         self.ran: tuple[int, int, int, int] | None = None
         """(started_ns, ended_ns, batch rows, batch requests) of the batch that served it."""
+        self.background = False
 
 
 class AdaptiveBatcher:
@@ -79,6 +115,7 @@ class AdaptiveBatcher:
         max_inflight: int = 1,
         on_batch: BatchObserver | None = None,
         on_queue: Callable[[int], None] | None = None,
+        on_background: Callable[[int], None] | None = None,
         name: str = "batcher",
     ) -> None:
         if max_inflight < 1:
@@ -91,10 +128,18 @@ class AdaptiveBatcher:
         self.max_inflight = max_inflight
         self._on_batch = on_batch
         self._on_queue = on_queue
+        self._on_background = on_background
         self._name = name
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queued_rows = 0
         self._inflight = 0
+        self._lane: collections.deque[_Pending] = collections.deque()
+        """Background requests (see `background()`)."""
+        self._lane_rows = 0
+        self._lane_inflight = 0
+        """Batches of background rows alone running now."""
+        self.background_cap = background_cap(max_batch_size)
+        self._lane_slots = max(1, max_inflight // 2)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = False
@@ -105,6 +150,11 @@ class AdaptiveBatcher:
     def queued_rows(self) -> int:
         """Rows waiting for a backend call."""
         return self._queued_rows
+
+    @property
+    def background_rows(self) -> int:
+        """Background rows waiting for a backend call."""
+        return self._lane_rows
 
     @property
     def inflight(self) -> int:
@@ -127,7 +177,10 @@ class AdaptiveBatcher:
             self._timer = None
         while self._queue:
             _fail(self._queue.popleft(), self._stopped_error())
+        while self._lane:
+            _fail(self._lane.popleft(), self._stopped_error())
         self._set_queued(0)
+        self._set_lane(0)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._executor is not None:
@@ -140,7 +193,10 @@ class AdaptiveBatcher:
             raise ValueError(f"{rows} rows exceed max_batch_size {self.max_batch_size}")
         if self._stopped:
             raise self._stopped_error()
-        if self._queued_rows + rows > self.max_queue_items:
+        lane = _background.get()
+        if lane and rows > self.background_cap:
+            raise ValueError(f"{rows} background rows exceed the cap {self.background_cap}")
+        if self._queued_rows + self._lane_rows + rows > self.max_queue_items:
             raise ResourceExhausted(
                 f"batch queue of {self._name} is full ({self._queued_rows} rows waiting, "
                 f"limit {self.max_queue_items}); retry later"
@@ -148,8 +204,13 @@ class AdaptiveBatcher:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context() if tracing.enabled() else None
         pending = _Pending(inputs, rows, loop.create_future(), deadline_at(), context)
-        self._queue.append(pending)
-        self._set_queued(self._queued_rows + rows)
+        if lane:
+            pending.background = True
+            self._lane.append(pending)
+            self._set_lane(self._lane_rows + rows)
+        else:
+            self._queue.append(pending)
+            self._set_queued(self._queued_rows + rows)
         self._dispatch()
         try:
             return await pending.future
@@ -167,10 +228,23 @@ class AdaptiveBatcher:
         if self._on_queue is not None:
             self._on_queue(rows)
 
+    def _set_lane(self, rows: int) -> None:
+        self._lane_rows = rows
+        if self._on_background is not None:
+            self._on_background(rows)
+
     def _dispatch(self) -> None:
         """Start batches from the queue while in-flight slots are free (the opt-in delay aside).
         """
-        while self._inflight < self.max_inflight and self._queue:
+        while self._inflight < self.max_inflight and (self._queue or self._lane):
+            if not self._queue:  # background rows alone: at most their share of the slots
+                if self._lane_inflight >= self._lane_slots:
+                    return
+                batch = self._take_background([], 0)
+                if not batch:
+                    return
+                self._start(batch)
+                continue
             if self.max_delay_s > 0 and self._queued_rows < self.max_batch_size:
                 wait = self._queue[0].queued_at + self.max_delay_s - time.monotonic()
                 if wait > 0:
@@ -178,13 +252,43 @@ class AdaptiveBatcher:
                         self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
                     return
             batch = self._take_batch()
+            if self._lane:
+                batch = self._take_background(batch, sum(p.rows for p in batch))
             if not batch:
                 return
-            self._inflight += 1
-            context = next((p.context for p in batch if p.context is not None), None)
-            task = asyncio.get_running_loop().create_task(self._run(batch), context=context)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(batch)
+
+    def _start(self, batch: list[_Pending]) -> None:
+        """Run `batch` in a new in-flight slot."""
+        self._inflight += 1
+        alone = all(p.background for p in batch)
+        if alone:
+            self._lane_inflight += 1
+        context = next((p.context for p in batch if p.context is not None), None)
+        task = asyncio.get_running_loop().create_task(self._run(batch, alone), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _take_background(self, batch: list[_Pending], rows: int) -> list[_Pending]:
+        """Add background requests (FIFO) to `batch` within the batch size and the background
+        cap."""
+        taken = share = 0
+        while self._lane:
+            head = self._lane[0]
+            if head.future.done():
+                self._lane.popleft()
+                taken += head.rows
+                continue
+            if share + head.rows > self.background_cap or rows + head.rows > self.max_batch_size:
+                break
+            self._lane.popleft()
+            taken += head.rows
+            share += head.rows
+            rows += head.rows
+            batch.append(head)
+        if taken:
+            self._set_lane(self._lane_rows - taken)
+        return batch
 
     def _fire(self) -> None:
         self._timer = None
@@ -210,7 +314,7 @@ class AdaptiveBatcher:
         self._set_queued(self._queued_rows - taken)
         return batch
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending], alone: bool = False) -> None:
         """Run one batch in its in-flight slot; if a combined batch fails, retry each request
         alone (unless the failure is batch-independent: backend down, deadline passed)."""
         try:
@@ -233,6 +337,8 @@ class AdaptiveBatcher:
                         _fail(pending, alone)
         finally:
             self._inflight -= 1
+            if alone:
+                self._lane_inflight -= 1
             if not self._stopped:
                 self._dispatch()
 
