@@ -37,6 +37,7 @@ from latentserve.client import (
     UnavailableError,
 )
 from latentserve.client.transport import DEFAULT_ADDRESS
+from latentserve.core.names import did_you_mean, shown
 
 app = typer.Typer(
     help="Talk to a running latentserve service.", no_args_is_help=True, add_completion=False
@@ -59,7 +60,8 @@ Fps = Annotated[float, typer.Option("--fps", min=0.1, help="Frames per second of
 Scale = Annotated[int, typer.Option(
     "--scale", min=1, help="Enlarge animation frames this many times (pixels stay exact).")]
 Labels = Annotated[
-    str | None, typer.Option("--labels", help="Class labels, e.g. 0,1,2 (one, or one per item).")
+    str | None, typer.Option("--labels", help="Class labels as numbers or class names, e.g. "
+                             "0,1,2 or heart,square (one, or one per item).")
 ]
 Psi = Annotated[float | None, typer.Option("--psi", help="Truncation ψ > 0 (default 1.0).")]
 
@@ -71,6 +73,30 @@ def _ints(text: str, option: str) -> list[int]:
         raise typer.BadParameter(
             f"{option} must be comma-separated integers, got {text!r}"
         ) from None
+
+
+def _class_labels(client: Client, model: str, text: str | None) -> list[int] | None:
+    """--labels as class numbers or names ("0,2" or "heart,square"): names are looked up in the
+    model's class names (one GetModel call), with close matches for a mistyped one."""
+    if not text:
+        return None
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if all(part.lstrip("-").isdigit() for part in parts):
+        return [int(part) for part in parts]
+    names = list(client.get_model(model).class_names)
+    if not names:
+        raise typer.BadParameter(f"--labels: {model or 'the default model'} has no classes, "
+                                 f"got {shown(text)}")
+    labels = []
+    for part in parts:
+        if part.lstrip("-").isdigit():
+            labels.append(int(part))
+        elif part in names:
+            labels.append(names.index(part))
+        else:
+            raise typer.BadParameter(f"--labels: no class {shown(part)}"
+                                     f"{did_you_mean(part, names)}")
+    return labels
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -89,6 +115,7 @@ def _reporting(address: str) -> Iterator[None]:
         yield
     except (LatentServeClientError, ValueError, TypeError, ImportError, OSError) as err:
         text = str(err) if isinstance(err, LatentServeClientError) else f"error: {err}"
+        text = text.replace("class_labels", "--labels")  # the option, not the API field
         if isinstance(err, UnavailableError):
             text += (f" — is a latentserve service running at {address}? Start one with "
                      "`latentserve serve` (or `make run` in a checkout), or pass --address.")
@@ -174,11 +201,13 @@ def info(
         output.print_json(output.plain(found))
         return
     _out.print(_info_table(found))
-    directions = Table("direction", "method", "factor", "σ", "measured on images", "unit",
+    directions = Table("direction", "method", "factor", "σ", "measured on images",
                        title="directions")
     for d in found.directions:
-        directions.add_row(d.name, d.method, d.factor, f"{d.sigma:.4g}", _quality_cell(d), d.unit)
+        directions.add_row(d.name, d.method, d.factor, f"{d.sigma:.4g}", _quality_cell(d))
     _out.print(directions)
+    for d in found.directions:  # units are sentences: as lines, not a one-word-wide column
+        _out.print(f"  {d.name}: strength 1 = {d.unit}", markup=False, highlight=False)
     if found.metrics:
         metrics = Table("metric", "value", title="metrics")
         for key, value in found.metrics.items():
@@ -200,8 +229,8 @@ def sample(
     as_json: Json = False,
 ) -> None:
     """Sample a grid of images from the prior and write it as one PNG."""
-    class_labels = _ints(labels, "--labels") if labels else None
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        class_labels = _class_labels(client, model, labels)
         result = client.sample(
             model, n=n, seed=seed, truncation_psi=psi, class_labels=class_labels, output="uint8"
         )
@@ -228,8 +257,8 @@ def interpolate(
     PNG (one row) or an animation (--out walk.gif / .apng / .mp4). The frames are streamed,
     with a progress bar on stderr for long paths."""
     keys = _ints(seeds, "--seeds")
-    class_labels = _ints(labels, "--labels") if labels else None
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        class_labels = _class_labels(client, model, labels)
         chunks = client.stream_interpolate(
             model,
             seeds=keys,
@@ -269,8 +298,8 @@ def edit(
     keys = _ints(seeds, "--seeds")
     values = _floats(strengths, "--strengths")
     held = [name for item in conditional_on or [] for name in item.split(",") if name]
-    class_labels = _ints(labels, "--labels") if labels else None
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        class_labels = _class_labels(client, model, labels)
         result = client.edit(
             model,
             seeds=keys,
@@ -291,17 +320,21 @@ def encode(
     labels: Labels = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Latents [n, N] as .npy.")]
     = Path("latents.npy"),
+    resize: Annotated[bool, typer.Option(
+        "--resize", help="Scale pictures of another size to the model's (refused otherwise).")]
+    = False,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
 ) -> None:
     """Encode images into posterior-mean latents (models with an encoder); writes .npy.
 
-    Each file is read with Pillow and resized to the model's output size and channels."""
-    class_labels = _ints(labels, "--labels") if labels else None
+    Each file holds one picture of the model's output size (`info MODEL` shows it), read with
+    Pillow and converted to its channels; other sizes are refused unless --resize."""
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        class_labels = _class_labels(client, model, labels)
         info = client.get_model(model)
-        pixels = output.read_images(images, info.output_shape)
+        pixels = output.read_images(images, info.output_shape, resize=resize)
         result = client.encode(info.model, pixels, class_labels=class_labels)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, result.latents)
@@ -326,8 +359,8 @@ def decode(
     as_json: Json = False,
 ) -> None:
     """Decode latents from a .npy file; writes a grid PNG or an animation."""
-    class_labels = _ints(labels, "--labels") if labels else None
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
+        class_labels = _class_labels(client, model, labels)
         z = np.load(latents, allow_pickle=False)
         result = client.decode(model, z, class_labels=class_labels, output="uint8")
         _save(result, out, "images", as_json, fps, scale)

@@ -74,9 +74,11 @@ def with_progress(chunks: Iterable[GenerateResult], total: int,
     return got
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> npt.NDArray[np.uint8]:
+def read_images(paths: Sequence[Path], shape: Sequence[int], *,
+                resize: bool = False) -> npt.NDArray[np.uint8]:
     """Image files as uint8 [n, C, H, W] of the model's output `shape` (C = 1 grey, 3 RGB);
-    needs Pillow."""
+    needs Pillow. A file of another size is refused (a grid of pictures would otherwise be
+    squeezed into one meaningless picture) unless `resize` is set."""
     try:
         from PIL import Image
     except ImportError as err:
@@ -86,8 +88,20 @@ def read_images(paths: Sequence[Path], shape: Sequence[int]) -> npt.NDArray[np.u
     out = []
     for path in paths:
         with Image.open(path) as img:
+            if img.size != (width, height) and not resize:
+                raise ValueError(_size_refusal(path, img.size, (width, height)))
             picture = img.convert("L" if channels == 1 else "RGB").resize(
                 (width, height), Image.Resampling.BILINEAR)
         pixels = np.asarray(picture, np.uint8)
         out.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
     return np.stack(out)
+
+
+def _size_refusal(path: Path, size: tuple[int, int], want: tuple[int, int]) -> str:
+    """Why a picture of the wrong size is refused, naming a grid when it looks like one."""
+    (w, h), (ww, wh) = size, want
+    message = f"{path} is {w}×{h} pixels; the model takes one {ww}×{wh} picture per file"
+    if w >= 2 * ww or h >= 2 * wh:
+        message += " (this looks like a grid of pictures: write one picture per file, e.g. " \
+                   "`latentserve sample --n 1 --seed 3 --out a.png`)"
+    return message + "; pass --resize to scale it anyway"

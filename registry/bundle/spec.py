@@ -207,6 +207,17 @@ class DirectionSpec(_Strict):
         return self
 
 
+class CircularSpec(_Strict):
+    """A circular factor (orientation, hue): latents that differ by `turn` draw the same image.
+
+    Encode and Project return, among z + k·turn (k integer), the one nearest the prior's
+    centre (the canonical representative)."""
+
+    factor: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    turn: list[float] = Field(description="Editing-space displacement of one full turn "
+                                          "(one value per row entry; not all zero)")
+
+
 class BundleSpec(_Strict):
     """The whole `latentserve.json`."""
 
@@ -226,6 +237,8 @@ class BundleSpec(_Strict):
     max_batch_size: int = Field(64, ge=1, le=4096)
     directions: list[DirectionSpec] = []
     truncation_center: list[float] | None = None
+    circular: list[CircularSpec] = []
+    """Circular factors of the editing space (Encode and Project return canonical latents)."""
     metrics: dict[str, float] = {}
     metric_notes: dict[str, str] = {}
     provenance: dict[str, Any] = {}
@@ -259,6 +272,11 @@ class BundleSpec(_Strict):
         if (self.condition is None) != (self.decoder.condition_input is None):
             raise ValueError("decoder.condition_input must be set exactly when condition is set")
         self._check_shapes()
+        for c in self.circular:
+            if len(c.turn) != self.row_dim or not any(c.turn) or not all(
+                    math.isfinite(v) for v in c.turn):
+                raise ValueError(f"circular.{c.factor}.turn must hold {self.row_dim} finite "
+                                 f"values, not all zero")
         return self
 
     def _check_shapes(self) -> None:

@@ -69,7 +69,6 @@ def test_service_errors_exit_1(bare_server: str, args: list[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["sample", "--labels", "a,b"], "--labels must be comma-separated integers"),
         (["edit", "--seeds", "1"], "--direction is required"),
         (["edit", "--direction", "d", "--strengths", "x"], "--strengths must be"),
         (["sample", "--n", "0"], "--n"),
