@@ -27,6 +27,8 @@ from latentserve.service.limits import CallLimits
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.manager import ModelManager
+from latentserve.service.oip.grpc_service import add_to_server as add_oip
+from latentserve.service.oip.infer import OipCore
 from latentserve.service.response_cache import ResponseCache
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from latentserve.service.backends.triton_leases import TritonLeases
+    from latentserve.service.http.server import HttpServer
 
 log = get_logger(__name__)
 _QUIET_S = 0.5
@@ -83,6 +86,10 @@ class LatentServer:
         self.admission = Admission()
         self._span_exporter = span_exporter
         self.tracing: Tracing | None = None
+        self.servicer: GeneratorServicer | None = None
+        self.oip: OipCore | None = None
+        self._http: HttpServer | None = None
+        self.http_port = 0
 
     def _set_health(self, service: str, serving: bool) -> None:
         status = (
@@ -121,6 +128,8 @@ class LatentServer:
         servicer = GeneratorServicer(s, self.manager, self.metrics, self.response_cache)
         self.admission = servicer.admission
         add_servicer(servicer, server, pb.DESCRIPTOR.services_by_name["GeneratorService"])
+        self.servicer, self.oip = servicer, OipCore(servicer, self.manager)
+        add_oip(self.oip, server)  # inference.GRPCInferenceService beside it
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [pb.DESCRIPTOR.services_by_name["GeneratorService"].full_name,
@@ -147,6 +156,12 @@ class LatentServer:
             self.metrics_port = self.metrics.serve_http(self.settings.host,
                                                         self.settings.metrics_port)
         await self._server.start()
+        if self.settings.http_port is not None:
+            from latentserve.service.http.server import build_http_server
+
+            self._http = build_http_server(self.settings, self.servicer, self.oip, self.metrics,
+                                           reuse_port=self._reuse_port)
+            self.http_port = await self._http.start()
         await self.manager.start()
         log.info("serving", address=f"{self.settings.host}:{self.port}",
                  metrics_port=self.metrics_port, backend=self.settings.backend,
@@ -168,6 +183,8 @@ class LatentServer:
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._drain(deadline)
+            if self._http is not None:
+                await self._http.stop()
             await self._server.stop(max(0.0, deadline - loop.time()))
         await self.manager.close()
         if self.leases is not None:

@@ -36,6 +36,19 @@ class Settings(RegistrySettings):
         9464, ge=0, le=65535, description="Prometheus /metrics HTTP port (0 picks a free port)."
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on metrics_port.")
+    http_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="HTTP port beside gRPC (JSON for every RPC, the Open Inference Protocol's "
+        "REST API under /v2, /openapi.json and /docs; same servicer, limits, tokens and TLS). "
+        "Unset: no HTTP port; 0 picks a free port. `make run` and the deploy manifests use 8000.",
+    )
+    http_cors_origins: str = Field(
+        "",
+        description="Comma-separated browser origins allowed to call the HTTP port (CORS), e.g. "
+        "http://localhost:5173; * allows any origin. Empty: no CORS headers (same-origin only).",
+    )
     workers: int = Field(
         1,
         ge=1,
@@ -270,6 +283,10 @@ class Settings(RegistrySettings):
     def exempt_services(self) -> list[str]:
         """auth_exempt_services as a list."""
         return [s.strip() for s in self.auth_exempt_services.split(",") if s.strip()]
+
+    def cors_origins(self) -> list[str]:
+        """http_cors_origins as a list."""
+        return [s.strip() for s in self.http_cors_origins.split(",") if s.strip()]
 
     def pin_aliases(self) -> list[str]:
         """version_pin_aliases as a list (empty: pins unrestricted)."""

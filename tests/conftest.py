@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.triton",
     "tests.fixtures.generators",
     "tests.fixtures.attack",
+    "tests.fixtures.http",
 ]

@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "v1": frozenset(),
+    "inference": frozenset(),
     "core": frozenset({"v1"}),
     "registry": frozenset({"core", "v1"}),
-    "service": frozenset({"registry", "core", "v1"}),
+    "service": frozenset({"registry", "core", "v1", "inference"}),
     "promotion": frozenset({"service", "registry", "core", "v1"}),
     "cli": frozenset({"promotion", "service", "registry", "core", "v1", "client", "explore",
                       "generators"}),
