@@ -15,8 +15,9 @@ from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import FailedPrecondition, InvalidArgument
 from latentserve.registry.bundle.spec import BundleSpec
-from latentserve.service import generation, responses
+from latentserve.service import generation, projection_rpc, responses
 from latentserve.service import requests as rq
+from latentserve.service.canonical import canonical_latents
 from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.lease import Lease
@@ -178,9 +179,18 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             field = "png.images" if request.WhichOneof("input") == "png" else "images"
             z = generation.finite_output(await lease.backend.encode(images, labels), field,
                                          "latents")
-            return responses.encode_response(lease, z)
+            return responses.encode_response(lease, canonical_latents(spec, z))
 
         return await self._answer("Encode", request, outcome, pb.EncodeResponse, compute)
+
+    @rpc_stream("Project")
+    async def Project(self, request: pb.ProjectRequest, context: Any,
+                      outcome: Outcome) -> AsyncGenerator[pb.ProjectResponse, None]:
+        def admit(lease: Lease, rows: int) -> BundleSpec:
+            return self._admit(lease, outcome, rows)
+
+        async for message in projection_rpc.project(self.manager, self.limits, request, admit):
+            yield message
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, lease: Lease, outcome: Outcome, rows: int | None = None) -> BundleSpec:

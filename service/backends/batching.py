@@ -261,11 +261,12 @@ class AdaptiveBatcher:
     def _start(self, batch: list[_Pending]) -> None:
         """Run `batch` in a new in-flight slot."""
         self._inflight += 1
-        alone = all(p.background for p in batch)
-        if alone:
+        lane_only = all(p.background for p in batch)
+        if lane_only:
             self._lane_inflight += 1
         context = next((p.context for p in batch if p.context is not None), None)
-        task = asyncio.get_running_loop().create_task(self._run(batch, alone), context=context)
+        task = asyncio.get_running_loop().create_task(self._run(batch, lane_only),
+                                                      context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -314,7 +315,7 @@ class AdaptiveBatcher:
         self._set_queued(self._queued_rows - taken)
         return batch
 
-    async def _run(self, batch: list[_Pending], alone: bool = False) -> None:
+    async def _run(self, batch: list[_Pending], lane_only: bool = False) -> None:
         """Run one batch in its in-flight slot; if a combined batch fails, retry each request
         alone (unless the failure is batch-independent: backend down, deadline passed)."""
         try:
@@ -337,7 +338,7 @@ class AdaptiveBatcher:
                         _fail(pending, alone)
         finally:
             self._inflight -= 1
-            if alone:
+            if lane_only:
                 self._lane_inflight -= 1
             if not self._stopped:
                 self._dispatch()

@@ -1,0 +1,299 @@
+"""Projection: the editing-space latents whose decodes reproduce caller images (GAN inversion)
+with forward decodes only, as ONNX Runtime and Triton give no gradients at serving time.
+
+Like StyleGAN2-ADA's projector it starts near the prior's mass and searches the editing space
+scaled by the spread of the prior there (w_std), but the search is CMA-ES (the `cma` package),
+so each step is one population of candidates decoded as a batch instead of a backward pass:
+
+1. start: the encoder's posterior mean when the bundle has one (with every label when a
+   conditional model's label is not given), else the best of a batch of prior samples;
+2. refine: one CMA-ES per image; each step decodes every image's population together, in
+   chunks no larger than the batcher's background cap (`batching.background()`), so other
+   requests keep their place in every batch;
+3. the loss is pixel MSE + λ (1 − multiscale SSIM) (`projection_loss`).
+
+Every `progress_every` steps (and at the end) `run` yields a `Snapshot` with the best latents
+so far, made canonical on circular factors. Example::
+
+    async for snap in Projection(lease, targets, labels, Plan(steps=60)).run():
+        print(snap.step, snap.loss)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cma
+import numpy as np
+
+from latentserve.core.arrays import F32, F64, I64
+from latentserve.service import generation, projection_loss
+from latentserve.service.backends.batching import background, background_cap
+from latentserve.service.canonical import canonical_latents
+from latentserve.service.models.lease import Lease
+
+Init = Literal["auto", "encoder", "prior"]
+Stop = Literal["", "steps", "timeout", "converged"]
+
+PRIOR_SAMPLES = 128
+"""Prior samples decoded (per label when the label is chosen) for a start without encoder."""
+SIGMA_ENCODER = 0.25
+SIGMA_PRIOR = 0.5
+"""CMA-ES step sizes, in units of the prior's spread per coordinate, from each start."""
+_SPREAD_SAMPLES = 256
+"""Mapped prior samples that measure the spread of W (two-stage generators)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one projection searches (checked by `projection_rpc`)."""
+
+    steps: int = 60
+    population: int = 0
+    """Candidates per image and step; 0: CMA-ES's default for the size, at least 16."""
+    timeout_s: float | None = None
+    progress_every: int = 1
+    include_reconstruction: bool = False
+    seed: int = 0
+    init: Init = "auto"
+    structure_weight: float = projection_loss.STRUCTURE_WEIGHT
+
+
+@dataclass
+class Snapshot:
+    """The search after `step` steps: best latents, losses and (maybe) their images."""
+
+    step: int
+    steps: int
+    decodes: int
+    loss: F64
+    initial_loss: F64
+    latents: F32
+    labels: I64 | None
+    images: F32 | None = None
+    done: bool = False
+    stop: Stop = ""
+
+
+@dataclass
+class _Best:
+    """Best candidate so far per image."""
+
+    loss: F64
+    latents: F32
+    images: F32
+    """Decoded images of `latents` (model range)."""
+    initial: F64 = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.initial = self.loss.copy()
+
+    def update(self, owner: np.ndarray[Any, np.dtype[np.int64]], losses: F64, z: F32,
+               images: F32) -> None:
+        for i in np.unique(owner):
+            rows = np.flatnonzero(owner == i)
+            j = rows[int(np.argmin(losses[rows]))]
+            if losses[j] < self.loss[i]:
+                self.loss[i], self.latents[i], self.images[i] = losses[j], z[j], images[j]
+
+
+def population_size(dim: int, asked: int) -> int:
+    """Candidates per image and step: the asked number, else CMA-ES's 4 + 3 ln n (≥ 16)."""
+    return asked if asked > 0 else max(16, 4 + int(3 * math.log(dim)))
+
+
+class Projection:
+    """One projection request: target images [n, C, H, W] (model range), optional labels."""
+
+    def __init__(self, lease: Lease, targets: F32, labels: I64 | None, plan: Plan) -> None:
+        self.lease = lease
+        self.spec = lease.bundle.spec
+        self.plan = plan
+        self.targets = projection_loss.unit_range(targets, self.spec.output.range)
+        self.labels = labels
+        self.decodes = 0
+        self._cap = background_cap(self.spec.max_batch_size)
+
+    async def run(self) -> AsyncIterator[Snapshot]:
+        """Start, then refine; yields progress snapshots and finally the result (done)."""
+        started = time.monotonic()
+        best, spread = await self._start()
+        plan = self.plan
+        yield self._snapshot(0, best, done=plan.steps == 0, stop="steps" if not plan.steps
+                             else "")
+        if plan.steps == 0:
+            return
+        sigma0 = SIGMA_PRIOR if self._init == "prior" else SIGMA_ENCODER
+        searches = [self._search(best.latents[i], sigma0, spread, i)
+                    for i in range(len(self.targets))]
+        stop: Stop = "steps"
+        step = 0
+        for step in range(1, plan.steps + 1):
+            active = [i for i, es in enumerate(searches) if not es.stop()]
+            if not active:
+                stop = "converged"
+                step -= 1
+                break
+            asked = [np.asarray(searches[i].ask(), np.float64) for i in active]
+            z = np.concatenate(asked).astype(np.float32)
+            owner = np.repeat(np.asarray(active, np.int64), [len(a) for a in asked])
+            images = await self._decode(z, None if self.labels is None else self.labels[owner])
+            losses = await asyncio.to_thread(self._loss, images, owner)
+            best.update(owner, losses, z, images)
+            offset = 0
+            for i, a in zip(active, asked, strict=True):
+                searches[i].tell(list(a), list(losses[offset:offset + len(a)]))
+                offset += len(a)
+            out_of_time = (plan.timeout_s is not None
+                           and time.monotonic() - started >= plan.timeout_s)
+            if out_of_time or step == plan.steps:
+                stop = "timeout" if out_of_time and step < plan.steps else "steps"
+                break
+            if step % plan.progress_every == 0:
+                yield self._snapshot(step, best)
+        yield self._snapshot(step, best, done=True, stop=stop)
+
+    # ------------------------------------------------------------------ start
+    @property
+    def _init(self) -> Init:
+        if self.plan.init == "auto":
+            return "encoder" if self.spec.encoder is not None else "prior"
+        return self.plan.init
+
+    async def _start(self) -> tuple[_Best, F64]:
+        """The starting latents (and labels, when chosen here) and the prior's spread."""
+        spread = await self._spread()
+        if self._init == "encoder":
+            return await self._from_encoder(), spread
+        return await self._from_prior(), spread
+
+    async def _spread(self) -> F64:
+        """Per-coordinate std of the prior in the editing space (the prior's scale for Z)."""
+        if self.spec.mapping is None:
+            return np.full(self.spec.row_dim, self.spec.prior.scale, np.float64)
+        with background():
+            w = await generation.sample(self.lease, self.plan.seed ^ 0x5D, _SPREAD_SAMPLES, None)
+        spread: F64 = np.maximum(np.asarray(w, np.float64).std(axis=0), 1e-3)
+        return spread
+
+    def _label_options(self) -> I64 | None:
+        """Labels to try per image: the given one, or every class when choosing."""
+        if self.spec.condition is None:
+            return None
+        return np.arange(self.spec.num_classes, dtype=np.int64)
+
+    async def _from_encoder(self) -> _Best:
+        n = len(self.targets)
+        lo, hi = self.spec.output.range
+        images = self.targets * (hi - lo) + lo
+        if self.labels is not None or self.spec.condition is None:
+            enc_labels = self.labels if self._encoder_conditional else None
+            z = await self._encode(images, enc_labels)
+            decoded = await self._decode(z, self.labels)
+            owner = np.arange(n, dtype=np.int64)
+            return self._pick(owner, z, decoded, self.labels)
+        classes = self._label_options()
+        assert classes is not None
+        k = len(classes)
+        tiled = np.repeat(images, k, axis=0)
+        labels = np.tile(classes, n)
+        z = await self._encode(tiled, labels if self._encoder_conditional else None)
+        decoded = await self._decode(z, labels)
+        return self._pick(np.repeat(np.arange(n, dtype=np.int64), k), z, decoded, labels)
+
+    @property
+    def _encoder_conditional(self) -> bool:
+        return self.spec.encoder is not None and self.spec.encoder.condition_input is not None
+
+    async def _from_prior(self) -> _Best:
+        n = len(self.targets)
+        with background():
+            z = await generation.sample(self.lease, self.plan.seed, PRIOR_SAMPLES, None)
+        if self.labels is not None:
+            # each image has its label: decode the samples once per label used
+            used = np.unique(self.labels)
+            zs = np.concatenate([z] * len(used))
+            labels = np.repeat(used, len(z))
+        elif self.spec.condition is not None:
+            classes = self._label_options()
+            assert classes is not None
+            zs, labels = np.concatenate([z] * len(classes)), np.repeat(classes, len(z))
+        else:
+            zs, labels = z, None
+        decoded = await self._decode(zs, labels)
+        # every image may take any candidate whose label fits it
+        owner = np.repeat(np.arange(n, dtype=np.int64), len(zs))
+        cand = np.tile(np.arange(len(zs)), n)
+        if self.labels is not None and labels is not None:
+            keep = labels[cand] == self.labels[owner]
+            owner, cand = owner[keep], cand[keep]
+        return self._pick(owner, zs[cand], decoded[cand],
+                          None if labels is None else labels[cand])
+
+    def _pick(self, owner: np.ndarray[Any, np.dtype[np.int64]], z: F32, images: F32,
+              labels: I64 | None) -> _Best:
+        """The best candidate per image (and its label, which the search then keeps)."""
+        losses = self._loss(images, owner)
+        n = len(self.targets)
+        chosen = np.array([np.flatnonzero(owner == i)[int(np.argmin(losses[owner == i]))]
+                           for i in range(n)])
+        if labels is not None:
+            self.labels = labels[chosen].astype(np.int64)
+        return _Best(losses[chosen].copy(), z[chosen].copy(), images[chosen].copy())
+
+    # ------------------------------------------------------------------ search
+    def _search(self, x0: F32, sigma0: float, spread: F64, index: int) -> Any:
+        """One CMA-ES for image `index` with its own random stream (seed, index)."""
+        dim = len(x0)
+        rng = np.random.default_rng(np.random.SeedSequence([self.plan.seed, index, 0xC3A]))
+        options = {
+            "popsize": population_size(dim, self.plan.population),
+            "CMA_stds": list(spread),
+            "CMA_diagonal": dim > 64,  # full covariance is O(dim²) per step
+            "seed": np.nan,  # leave numpy's global generator alone: `randn` below draws
+            "randn": lambda *size: rng.standard_normal(size),
+            "verbose": -9,
+            "tolfun": 1e-9,
+            "tolflatfitness": 5,
+            "maxiter": self.plan.steps + 1,
+        }
+        return cma.CMAEvolutionStrategy(np.asarray(x0, np.float64), sigma0, options)
+
+    def _loss(self, images: F32, owner: np.ndarray[Any, np.dtype[np.int64]]) -> F64:
+        unit = projection_loss.unit_range(images, self.spec.output.range)
+        return np.asarray(projection_loss.loss(unit, self.targets[owner],
+                                               structure_weight=self.plan.structure_weight))
+
+    # ------------------------------------------------------------------ backend
+    async def _decode(self, z: F32, labels: I64 | None) -> F32:
+        """Decode rows in background chunks (≤ the batcher's background cap), in order."""
+        self.decodes += len(z)
+        backend, step = self.lease.backend, self._cap
+        with background():
+            parts = await asyncio.gather(*(
+                backend.decode(z[lo:lo + step], None if labels is None else labels[lo:lo + step])
+                for lo in range(0, len(z), step)))
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    async def _encode(self, images: F32, labels: I64 | None) -> F32:
+        backend, step = self.lease.backend, self._cap
+        with background():
+            parts = await asyncio.gather(*(
+                backend.encode(images[lo:lo + step],
+                               None if labels is None else labels[lo:lo + step])
+                for lo in range(0, len(images), step)))
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def _snapshot(self, step: int, best: _Best, *, done: bool = False,
+                  stop: Stop = "") -> Snapshot:
+        images = best.images.copy() if done or self.plan.include_reconstruction else None
+        return Snapshot(step=step, steps=self.plan.steps, decodes=self.decodes,
+                        loss=best.loss.copy(), initial_loss=best.initial.copy(),
+                        latents=canonical_latents(self.spec, best.latents.copy()),
+                        labels=None if self.labels is None else self.labels.copy(),
+                        images=images, done=done, stop=stop)
