@@ -117,6 +117,13 @@ class FactorLatent:
                 cols.append(0.5 * (1.0 + torch.erf(s[:, i] / (LINEAR_SPREAD * math.sqrt(2.0)))))
         return torch.stack(cols, dim=1)
 
+    def turns(self) -> dict[str, list[float]]:
+        """Circular factor → the latent displacement of one full turn (the bundle spec's
+        `circular`): CIRCULAR_PERIOD along the factor's score, others unchanged."""
+        inv = np.linalg.inv(self.mixing())
+        return {name: [float(v) for v in CIRCULAR_PERIOD * inv[:, self.index(name)]]
+                for name in self.circular}
+
     @property
     def feature_dim(self) -> int:
         """Width of `features`: 1 per linear factor, 2 per circular one."""

@@ -39,6 +39,7 @@ from latentserve.registry.bundle.preview import rgb_grid_png
 from latentserve.registry.bundle.spec import (
     SCHEMA_VERSION,
     BundleSpec,
+    CircularSpec,
     ConditionSpec,
     DecoderSpec,
     DirectionQualitySpec,
@@ -293,6 +294,7 @@ def _write(world: FactorWorld, out_dir: Path, decoder: nn.Module, encoder: Facto
                                 output_logvar="logvar", condition_input="label"),
             max_batch_size=256,
             directions=specs,
+            circular=[CircularSpec(factor=f, turn=t) for f, t in layout.turns().items()],
             metrics={k: float(f"{v:.6g}") for k, v in sorted(metrics.items())},
             metric_notes={**METRIC_NOTES, **notes},
             provenance=provenance(

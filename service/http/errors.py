@@ -84,6 +84,7 @@ class HttpError(Exception):
             "code": code_name(self.status.code),
             "status": self.http_status,
             "message": self.status.message,
+            "error": self.status.message,  # the Open Inference Protocol's error field
         }
         violations = self.violations()
         if violations:

@@ -22,7 +22,7 @@ from latentserve.service.grpc_errors import Undecodable, add_servicer, request_i
 from latentserve.service.http.calls import CallContext, CallFailed
 from latentserve.service.logs import get_logger
 from latentserve.service.oip import models, tensors
-from latentserve.service.oip.infer import InferCall, OipCore
+from latentserve.service.oip.infer import InferCall, OipCore, named
 
 log = get_logger(__name__)
 R = TypeVar("R")
@@ -146,5 +146,5 @@ class OipGrpcServicer:
         finally:
             if hasattr(body, "close"):
                 body.close()
-        await context.abort_with_status(rpc_status.to_status(status))
+        await context.abort_with_status(rpc_status.to_status(named(status)))
         raise AssertionError("unreachable: abort raises")

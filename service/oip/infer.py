@@ -19,6 +19,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+from google.rpc import error_details_pb2, status_pb2
 
 from latentserve.core.errors import InvalidArgument, LatentServeError
 from latentserve.service.grpc_errors import rich_status
@@ -67,6 +68,21 @@ def as_status(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise CallFailed(rich_status(exc)) from None
 
     return wrapped
+
+
+def named(status: status_pb2.Status) -> status_pb2.Status:
+    """`status` with its first violated field at the head of the message, for OIP clients,
+    which show the message but not the google.rpc details (e.g. tritonclient)."""
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad) and bad.field_violations:
+            field = bad.field_violations[0].field
+            if not status.message.startswith(field):
+                named = status_pb2.Status()
+                named.CopyFrom(status)
+                named.message = f"{field}: {status.message}"
+                return named
+    return status
 
 
 def server_version() -> str:
@@ -118,6 +134,8 @@ class OipCore:
     # ------------------------------------------------------------------ infer
     @as_status
     async def infer(self, call: InferCall, context: CallContext) -> InferReply:
+        ref = call.model.ref()  # an unknown model is NOT_FOUND before any input is judged
+        await self.manager.resolve(ref.name, version=ref.version, alias=ref.alias)
         tensors = _by_name(call.inputs)
         wanted = ["image"] if call.model.kind == "decode" else ["image", "latent"]
         for name in call.outputs:

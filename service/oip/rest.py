@@ -22,11 +22,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from latentserve.core.errors import InvalidArgument, LatentServeError
+from latentserve.service.grpc_errors import rich_status
 from latentserve.service.http import api, wire
 from latentserve.service.http.calls import CallContext, CallFailed
 from latentserve.service.http.errors import HttpError
 from latentserve.service.oip import models, tensors
-from latentserve.service.oip.infer import InferCall, InferReply, OipCore
+from latentserve.service.oip.infer import InferCall, InferReply, OipCore, named
 
 Handler = Callable[[wire.Request, wire.Send], Awaitable[None]]
 HEADER_LENGTH = "inference-header-content-length"
@@ -60,9 +61,9 @@ class OipRest:
             try:
                 await self._model_route(request, send, name, version, action)
             except LatentServeError as exc:
-                raise HttpError.of(exc) from None
+                raise HttpError(named(rich_status(exc))) from None
             except CallFailed as failed:
-                raise HttpError(failed.status) from None
+                raise HttpError(named(failed.status)) from None
 
         labels = {"": "oip_model_metadata", "ready": "oip_model_ready", "infer": "oip_infer"}
         return (labels[action], run) if action in labels else None
