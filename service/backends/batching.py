@@ -10,7 +10,8 @@ Background work (a projection's search populations) is submitted inside `backgro
 waits in its own lane and gets a fair share, never the whole backend: each batch takes every
 queued interactive request first, then at most `background_cap(max_batch_size)` background
 rows, and batches of background rows alone occupy at most half the in-flight slots (at least
-one). An interactive request therefore waits for at most one capped background batch.
+one); a larger background request is split into pieces of the cap. An interactive request
+therefore waits for at most one capped background batch.
 
 `run` is either a blocking function (ONNX Runtime; called in the batcher's own worker
 threads, one per in-flight batch) or an async function (Triton's aio client; awaited on the
@@ -194,8 +195,12 @@ class AdaptiveBatcher:
         if self._stopped:
             raise self._stopped_error()
         lane = _background.get()
-        if lane and rows > self.background_cap:
-            raise ValueError(f"{rows} background rows exceed the cap {self.background_cap}")
+        if lane and rows > self.background_cap:  # split: no batch takes more than the cap
+            step = self.background_cap
+            parts = await asyncio.gather(*(
+                self.submit({k: v[lo:lo + step] for k, v in inputs.items()})
+                for lo in range(0, rows, step)))
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self._queued_rows + self._lane_rows + rows > self.max_queue_items:
             raise ResourceExhausted(
                 f"batch queue of {self._name} is full ({self._queued_rows} rows waiting, "

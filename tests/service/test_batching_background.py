@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from latentserve.core.arrays import Arrays
 from latentserve.service.backends.batching import AdaptiveBatcher, background, background_cap
 from tests.service.test_batching import AsyncGatedModel, async_batcher, rows
@@ -54,8 +52,10 @@ async def test_background_alone_keeps_half_the_slots_free() -> None:
     await batcher.stop()
 
 
-async def test_background_chunk_over_the_cap_is_refused() -> None:
-    batcher = async_batcher(AsyncGatedModel(gated=False))
-    with pytest.raises(ValueError, match="cap"):
-        await _submit_background(batcher, rows(1, 2, 3))
+async def test_background_request_over_the_cap_is_split() -> None:
+    model = AsyncGatedModel(gated=False)
+    batcher = async_batcher(model)
+    out = await _submit_background(batcher, rows(1, 2, 3, 4, 5))
+    assert out["y"][:, 0].tolist() == [2, 4, 6, 8, 10]
+    assert model.batches == [[1, 2], [3, 4], [5]]
     await batcher.stop()
