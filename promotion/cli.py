@@ -77,7 +77,7 @@ def promote_command(
         if report is not None:
             _write_report(report, gates_report.error_report(name, version, alias, message))
         raise typer.Exit(EXIT_ERROR) from None
-    console.print(gates_report.summary(result), highlight=False)
+    console.print(gates_report.summary(result), highlight=False, markup=False)
     if report is not None:
         _write_report(report, gates_report.markdown_report(result))
         console.print(f"report written to {report}", highlight=False)

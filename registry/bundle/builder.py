@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,12 @@ import onnxruntime as ort
 
 from latentserve.core.arrays import F32, I64
 from latentserve.core.seeding import sample_latents
-from latentserve.registry.bundle.builder_io import COMPONENT_ORDER, RESOLVERS, Found
+from latentserve.registry.bundle.builder_io import (
+    COMPONENT_ORDER,
+    RESOLVERS,
+    Found,
+    adapt_graph,
+)
 from latentserve.registry.bundle.files import Bundle, write_bundle
 from latentserve.registry.bundle.onnx_checks import (
     check_decoder,
@@ -130,6 +135,7 @@ def build_bundle(out_dir: Path, options: BundleOptions,
     with tempfile.TemporaryDirectory(prefix="latentserve-build-") as scratch:
         paths: dict[str, Path] = {}
         parts: dict[str, object] = {}
+        adaptations: dict[str, str] = {}
         for kind in COMPONENT_ORDER:
             if kind not in components:
                 continue
@@ -137,6 +143,11 @@ def build_bundle(out_dir: Path, options: BundleOptions,
             component = given if isinstance(given, OnnxComponent) else OnnxComponent(given)
             paths[kind] = _materialise(kind, component.source, Path(scratch))
             model = _read(kind, paths[kind])
+            adapted, note = adapt_graph(kind, model, component.names, found)
+            if adapted is not model:
+                model, paths[kind] = adapted, Path(scratch) / f"{kind}.adapted.onnx"
+                onnx.save_model(model, str(paths[kind]))
+                adaptations[kind] = note
             parts[kind] = RESOLVERS[kind](paths[kind], model, component.names, found)
         decoder, mapping, encoder = parts["decoder"], parts.get("mapping"), parts.get("encoder")
         assert isinstance(decoder, DecoderSpec)
@@ -150,6 +161,9 @@ def build_bundle(out_dir: Path, options: BundleOptions,
                                None if mapping is None else (paths["mapping"], mapping))
         if found.output_shape is None:
             found.output_shape = (probe.shape[1], probe.shape[2], probe.shape[3])
+        if adaptations:
+            options = replace(options, provenance={**options.provenance,
+                                                   "adapted_by_builder": adaptations})
         spec = _spec(options, found, decoder, encoder, mapping, center)
         if mapping is not None:
             check_mapping(paths["mapping"].parent, paths["mapping"], spec)
@@ -317,9 +331,26 @@ def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found, options: Bund
     if seen_lo < lo - slack or seen_hi > hi + slack:
         raise BundleError(f"output_range: the decoder's outputs span [{seen_lo:.4g}, "
                           f"{seen_hi:.4g}] on {len(z)} prior samples, outside the stated range "
-                          f"[{lo:g}, {hi:g}]; state the range the decoder really has (e.g. "
-                          "-1,1 for a tanh output)")
+                          f"[{lo:g}, {hi:g}]; {range_hint(path, decoder.output, (lo, hi))}")
     return _Probe(z, labels, images, cols)
+
+
+BOUNDED_OPS = frozenset({"Tanh", "Sigmoid", "Clip", "HardSigmoid", "Softmax"})
+"""Final ops that bound a decoder's output."""
+
+
+def range_hint(path: Path, output: str, stated: tuple[float, float]) -> str:
+    """How to fix an output range the probe refuted: a decoder ending in an unbounded op (a
+    diffusers VAE's conv_out) needs a clamp or a tanh; a bounded one, the range it has."""
+    lo, hi = stated
+    last = next((n for n in read_onnx(path).graph.node if output in n.output), None)
+    op = "?" if last is None else last.op_type
+    if op in BOUNDED_OPS:
+        return (f"the decoder ends in {op}: state the range it has (e.g. -1,1 for Tanh, 0,1 "
+                "for Sigmoid)")
+    return (f"the decoder ends in {op}, which does not bound its output: end it with a clamp "
+            f"or a tanh before exporting (torch: `x.clamp({lo:g}, {hi:g})`, or "
+            f"`torch.tanh(x)` for -1,1) — or state the range it really has")
 
 
 def _probe_encoder(path: Path, encoder: EncoderSpec, spec: BundleSpec, probe: _Probe) -> None:

@@ -21,6 +21,11 @@ from pathlib import Path
 import onnx
 
 from latentserve.registry.bundle.onnx_checks import TensorInfo, graph_io
+from latentserve.registry.bundle.onnx_rewrite import (
+    flatten_latent_input,
+    pin_axis,
+    unit_trailing_axes,
+)
 from latentserve.registry.bundle.spec import BundleError, DecoderSpec, EncoderSpec, MappingSpec
 
 FLOAT, INT64 = "float32", "int64"
@@ -221,3 +226,33 @@ COMPONENT_ORDER: tuple[str, ...] = ("mapping", "decoder", "encoder")
 its W size is what the decoder takes and the encoder returns)."""
 RESOLVERS: dict[str, Resolver] = {"mapping": resolve_mapping, "decoder": resolve_decoder,
                                   "encoder": resolve_encoder}
+
+
+def adapt_graph(kind: str, model: onnx.ModelProto, names: Mapping[str, str],
+                found: Found) -> tuple[onnx.ModelProto, str]:
+    """The graph as the bundle takes it, and what was changed (`model` itself when nothing):
+
+    - a latent input [B, N, 1, …, 1] (a DCGAN's z) is flattened to [B, N] by a Reshape in
+      front of the network, which then computes exactly what it did;
+    - an encoder output whose width the exporter left symbolic is pinned to the latent size
+      the decoder (or mapping) already fixed (the probe batch checks it)."""
+    inputs, outputs = graph_io(model)
+    if kind in ("mapping", "decoder"):
+        floats = [t for t in inputs if t.elem == FLOAT]
+        chosen = (next((t for t in inputs if t.name == names["latent"]), None)
+                  if "latent" in names else (floats[0] if len(floats) == 1 else None))
+        if chosen is not None and unit_trailing_axes(model, chosen.name):
+            return flatten_latent_input(model, chosen.name), (
+                f"latent input {chosen.describe()} flattened to [batch, {chosen.fixed(1)}] "
+                "(a Reshape in front of the network restores its shape)")
+        return model, ""
+    width = found.w_dim if found.w_dim is not None else found.latent_dim
+    if kind != "encoder" or width is None:
+        return model, ""
+    pinned = [t for t in outputs if t.elem == FLOAT and t.rank == 2 and t.fixed(1) is None]
+    for t in pinned:
+        model = pin_axis(model, t.name, 1, width)
+    if not pinned:
+        return model, ""
+    return model, (f"outputs {[t.name for t in pinned]} had a symbolic width; pinned to "
+                   f"{width} (the latent size), checked on the probe batch")

@@ -193,14 +193,28 @@ def evaluate_command(
     measure_of: Annotated[str | None, typer.Option("--measure-of", help="direction=measure,… "
                                                    "(default: a measure named like the "
                                                    "direction's factor or name).")] = None,
+    match_measures: Annotated[bool, typer.Option("--match-measures", help="Score a direction "
+                                                 "no measure is named for on the measure it "
+                                                 "moves most (|ρ| ≥ 0.8), and record it as "
+                                                 "its factor.")] = False,
+    name_after_measure: Annotated[bool, typer.Option("--name-after-measure", help="Rename "
+                                                     "each measured direction after its "
+                                                     "measure (when that name is "
+                                                     "free).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print, do not write.")] = False,
 ) -> None:
     """Measure latent quality (continuity, path length, norms, determinism; per-direction
-    monotonicity and leakage with measures or labels) and record it in the bundle."""
+    monotonicity and leakage with measures or labels) and record it in the bundle.
+
+    A direction measured with a negative ρ is negated, so + increases its measure; the flip is
+    printed and recorded (`direction.<name>.sign_flipped`)."""
     from latentserve.registry.bundle.files import load_bundle
     from latentserve.registry.bundle.spec import BundleError
-    from latentserve.registry.bundle.update import record_metrics
-    from latentserve.registry.quality.evaluate import evaluate_bundle, label_measures
+    from latentserve.registry.quality.evaluate import (
+        evaluate_bundle,
+        label_measures,
+        record_evaluation,
+    )
     from latentserve.registry.quality.label_data import read_labels
     from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
@@ -219,10 +233,21 @@ def evaluate_command(
                 images = OnnxGenerator(bundle).decode(data.latents, data.condition)
             measure_fn = label_measures(images, data.columns)
         pairs = dict(p.split("=", 1) for p in split_list(measure_of) if "=" in p)
-        result = evaluate_bundle(bundle, measures=measure_fn, measure_of=pairs)
+        if (match_measures or name_after_measure) and measure_fn is None:
+            raise BundleError("measures: --match-measures and --name-after-measure need "
+                              "--measures or --labels")
+        result = evaluate_bundle(bundle, measures=measure_fn, measure_of=pairs,
+                                 match_measures=match_measures)
         for key in sorted(result.metrics):
             typer.echo(f"{key} = {result.metrics[key]:.6g}")
+        for name, measure in result.assigned.items():
+            typer.echo(f"{name}: matched to measure {measure}")
+        for name, measure in result.flips.items():
+            typer.echo(f"{name}: measured ρ < 0; sign flipped so + increases {measure}"
+                       f"{' (dry run: not written)' if dry_run else ''}")
         if not dry_run:
-            record_metrics(bundle_dir, result.metrics, notes=result.notes,
-                           quality=result.quality)
+            renames = record_evaluation(bundle_dir, result,
+                                        name_after_measure=name_after_measure)
+            for old, new in renames.items():
+                typer.echo(f"{old}: renamed {new} (its measure)")
             typer.echo(f"recorded {len(result.metrics)} metrics in {bundle_dir}")

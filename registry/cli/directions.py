@@ -3,9 +3,14 @@
     latentserve directions discover b/ --method sefa --k 4
     latentserve directions discover b/ --method pca --k 3 --names hue,size,tilt
     latentserve directions discover b/ --method supervised --labels labels.npz
-
-A two-stage bundle's directions live in W (see `registry.discovery`).
     latentserve directions add b/ --name smile --vector boundary.npy
+    latentserve directions dedupe b/ --max-cos 0.9          # print |cos|, drop duplicates
+    latentserve directions flip b/ pc0
+    latentserve directions rename b/ pc0 brightness
+    latentserve directions remove b/ sefa3
+
+A two-stage bundle's directions live in W (see `registry.discovery`); a W+ bundle's SeFa can
+read the style weights of a layer range (`--layers 0:4`), which the directions then default to.
 
 Every command prints one `error: …` line and exits 2 when the bundle or an option is wrong.
 """
@@ -46,6 +51,9 @@ def discover_command(
     samples: Annotated[int, typer.Option("--samples", help="pca: prior samples (a two-stage "
                                          "bundle: mapped samples w that PCA and SeFa's σ "
                                          "see).")] = 4096,
+    layers: Annotated[str | None, typer.Option("--layers", help="sefa on a W+ bundle: the "
+                                               "style layers start:end whose weights A "
+                                               "stacks (the directions' default range).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace directions of the same "
                                           "name.")] = False,
 ) -> None:
@@ -58,12 +66,15 @@ def discover_command(
     from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
     with clean_errors():
+        _refuse_unused(method, labels=labels, weight=weight, layer=layer, layers=layers)
         bundle = load_bundle(bundle_dir)
         given = split_list(names) or None
         if method == "sefa":
-            found = discovery.sefa(bundle, k, weight=weight, names=given, samples=samples)
+            found = discovery.sefa(bundle, k, weight=weight, names=given, samples=samples,
+                                   layers=layer_range(layers))
         elif method == "pca" and labels is None:
-            found = discovery.pca(bundle, k, layer=layer, samples=samples, names=given)
+            found = discovery.pca(bundle, k, layer=layer, samples=samples, names=given,
+                                  weight=weight)
         else:
             if labels is None:
                 raise BundleError("labels: --method supervised needs --labels FILE")
@@ -125,3 +136,100 @@ def add_command(
                               "'-'") from None
         add_directions(bundle_dir, [(entry, array, sigma)], replace=replace)
     typer.echo(f"{name}: added to {bundle_dir}")
+
+
+_APPLIES = {"labels": ("pca", "supervised"), "weight": ("sefa", "pca"), "layer": ("pca",),
+            "layers": ("sefa",)}
+"""Which methods each option means something to (any other use is refused, not ignored)."""
+
+
+def _refuse_unused(method: str, **given: object) -> None:
+    from latentserve.registry.bundle.spec import BundleError
+
+    for option, value in given.items():
+        if value is not None and method not in _APPLIES[option]:
+            raise BundleError(f"{option}: --{option} does not apply to --method {method} (it "
+                              f"applies to {' and '.join(_APPLIES[option])})")
+
+
+def layer_range(text: str | None) -> tuple[int, int] | None:
+    """`start:end` → (start, end)."""
+    from latentserve.registry.bundle.spec import BundleError
+
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start), int(end)
+    except ValueError:
+        raise BundleError(f"layers: expected start:end, got {text!r}") from None
+
+
+@app.command("flip")
+def flip_command(
+    bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    names: Annotated[list[str], typer.Argument(help="Directions to negate.")],
+) -> None:
+    """Negate directions (+ then moves the other way); measured quality follows the sign."""
+    from latentserve.registry.quality.direction_edits import flip
+
+    with clean_errors():
+        flip(bundle_dir, names)
+    typer.echo(f"flipped {', '.join(names)} in {bundle_dir}")
+
+
+@app.command("rename")
+def rename_command(
+    bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    old: Annotated[str, typer.Argument(help="Current name.")],
+    new: Annotated[str, typer.Argument(help="New name.")],
+) -> None:
+    """Rename a direction (with its σ, quality and metrics)."""
+    from latentserve.registry.quality.direction_edits import rename
+
+    with clean_errors():
+        rename(bundle_dir, old, new)
+    typer.echo(f"renamed {old} → {new} in {bundle_dir}")
+
+
+@app.command("remove")
+def remove_command(
+    bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    names: Annotated[list[str], typer.Argument(help="Directions to remove.")],
+) -> None:
+    """Remove directions (and their metrics)."""
+    from latentserve.registry.quality.direction_edits import remove
+
+    with clean_errors():
+        remove(bundle_dir, names)
+    typer.echo(f"removed {', '.join(names)} from {bundle_dir}")
+
+
+@app.command("dedupe")
+def dedupe_command(
+    bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    max_cos: Annotated[float, typer.Option("--max-cos", help="A direction whose |cos| with an "
+                                           "earlier one is above this is a duplicate.")] = 0.9,
+    orthogonalize: Annotated[bool, typer.Option("--orthogonalize", help="Keep duplicates, "
+                                                "made orthogonal to the earlier directions "
+                                                "(default: drop them).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print, do not change the "
+                                          "bundle.")] = False,
+) -> None:
+    """Print the |cos| matrix of the directions; drop (or orthogonalise) the duplicates,
+    keeping the earlier of each pair (bundle order)."""
+    from latentserve.registry.quality.direction_edits import dedupe, format_matrix
+
+    with clean_errors():
+        report = dedupe(bundle_dir, max_cos, "orthogonalize" if orthogonalize else "drop",
+                        dry_run=dry_run)
+    for line in format_matrix(report.names, report.cosines):
+        typer.echo(line)
+    for name, (earlier, cos) in report.matched.items():
+        action = "dropped" if name in report.dropped else "orthogonalised"
+        typer.echo(f"{name}: |cos| {cos:.3f} with {earlier} > {max_cos:g}: "
+                   f"{'would be ' if dry_run else ''}{action}")
+    if not report.matched:
+        typer.echo(f"no pair above |cos| {max_cos:g}; nothing to do")

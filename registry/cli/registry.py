@@ -65,8 +65,10 @@ def quiet_registry_logs() -> None:
 
 def error_line(message: str) -> None:
     """Print one `error: …` line on stderr (no traceback)."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True,
-                               markup=True)
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                               soft_wrap=True, markup=True)
 
 
 def registry_uri_or_default(registry_uri: str | None) -> str:
@@ -108,7 +110,7 @@ def init_command(
         console = Console()
         if not dirs:
             console.print(f"no bundles found in {folder}; nothing to register", soft_wrap=True,
-                          highlight=False)
+                          highlight=False, markup=False)
             return
         client = RegistryClient(uri, create=True)
         table = Table("name", "version", "alias", "status", title=f"registry {uri}")

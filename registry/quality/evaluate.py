@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -29,13 +30,15 @@ import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.latent_ops import Method
-from latentserve.registry.bundle.files import Bundle
+from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.registry.bundle.spec import BundleError, DirectionQualitySpec
 from latentserve.registry.quality import latent_metrics
 from latentserve.registry.quality.latent_eval import (
+    STRENGTHS,
     DirectionQuality,
     Measured,
     direction_quality,
+    spearman,
 )
 from latentserve.registry.quality.onnx_generator import OnnxGenerator
 
@@ -63,6 +66,12 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     quality: dict[str, DirectionQualitySpec] = field(default_factory=dict)
+    flips: dict[str, str] = field(default_factory=dict)
+    """Directions measured with ρ < 0, to negate so + increases their measure (name →
+    measure); the quality above is as measured, before the flip."""
+    assigned: dict[str, str] = field(default_factory=dict)
+    """Directions with no measure of their own, matched to the measure they move most
+    (name → measure; `match_measures`)."""
 
     def add_quality(self, quality: Mapping[str, DirectionQuality], seeds: int, *,
                     conditional: bool) -> None:
@@ -74,6 +83,14 @@ class Evaluation:
             self.metrics |= q.metrics()
             self.quality[name] = q.spec()
             self.notes |= q.notes(sweep)
+            if q.within < 0:
+                self.flips[name] = q.measure
+                key = f"direction.{name}.sign_flipped"
+                self.metrics[key] = 1.0
+                self.notes[key] = (f"bundle evaluate negated {name} (ρ {q.within:.3g} as "
+                                   f"found) so that + increases {q.measure}; the "
+                                   "direction.*.spearman_* metrics are of the negated "
+                                   "direction")
 
 
 def edit_labels(num_classes: int, seeds: Sequence[int]) -> I64:
@@ -105,9 +122,13 @@ def path_step_ratios(gen: OnnxGenerator, methods: Sequence[Method], *,
 
 def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
                     measure_of: Mapping[str, str] | None = None,
-                    sizes: EvalSizes = EvalSizes()) -> Evaluation:
+                    sizes: EvalSizes = EvalSizes(),
+                    match_measures: bool = False) -> Evaluation:
     """Measure `bundle`. With `measures`, each direction is scored on the measure
-    `measure_of[name]`, else the one named like its `factor`, else like itself."""
+    `measure_of[name]`, else the one named like its `factor`, else like itself; with
+    `match_measures`, a direction with none of those is scored on the measure it moves most
+    (mean |within-seed ρ| ≥ MATCH_MIN). Directions measured with ρ < 0 are listed in
+    `Evaluation.flips` (`record_evaluation` negates them)."""
     gen = OnnxGenerator(bundle)
     spec = bundle.spec
     classes = max(spec.num_classes, 1)
@@ -151,26 +172,50 @@ def evaluate_bundle(bundle: Bundle, *, measures: Measures | None = None,
         "the 1st–99th percentile dropped; image-space MSE; decoder run by onnxruntime in "
         "float32")
     if two_stage:
-        return _with_directions(gen, measures, measure_of, sizes, result)
+        return _with_directions(gen, measures, measure_of, sizes, result, match_measures)
     result.notes["path_length_slerp"] = "as path_length_lerp, along slerp paths"
     result.metrics |= latent_metrics.midpoint_norm_ratios(spec.latent_dim,
                                                           pairs=sizes.midpoint_pairs)
     for name in ("lerp_midpoint_norm_ratio", "slerp_midpoint_norm_ratio"):
         result.notes[name] = latent_metrics.METRIC_NOTES[name].replace(
             "1,000", f"{sizes.midpoint_pairs:,}")
-    return _with_directions(gen, measures, measure_of, sizes, result)
+    return _with_directions(gen, measures, measure_of, sizes, result, match_measures)
 
 
 def _with_directions(gen: OnnxGenerator, measures: Measures | None,
                      measure_of: Mapping[str, str] | None, sizes: EvalSizes,
-                     result: Evaluation) -> Evaluation:
+                     result: Evaluation, match: bool) -> Evaluation:
     if measures is not None:
-        _directions(gen, measures, dict(measure_of or {}), sizes, result)
+        _directions(gen, measures, dict(measure_of or {}), sizes, result, match)
     return result
 
 
+MATCH_MIN = 0.8
+"""A direction is matched to a measure when its mean within-seed |ρ| reaches this."""
+
+
+def _best_measure(edit: Callable[[str, Sequence[float], Sequence[str]], F32],
+                  measures: Measures,
+                  direction: str) -> tuple[str, float] | None:
+    """The measure a direction moves most monotonically (mean within-seed |ρ|), if any
+    reaches MATCH_MIN."""
+    strengths = list(STRENGTHS)
+    images = edit(direction, strengths, ())
+    bases, steps = images.shape[:2]
+    measured = _measure(measures, images.reshape(bases * steps, *images.shape[2:]))
+    scores = {}
+    for name, values in measured.values.items():
+        grid = values.reshape(bases, steps)
+        rhos = [spearman(strengths, row) for row in grid if np.ptp(row) > 0]
+        scores[name] = abs(float(np.mean(rhos))) if rhos else 0.0
+    if not scores:
+        return None
+    best = max(scores, key=lambda m: scores[m])
+    return (best, scores[best]) if scores[best] >= MATCH_MIN else None
+
+
 def _directions(gen: OnnxGenerator, measures: Measures, measure_of: dict[str, str],
-                sizes: EvalSizes, result: Evaluation) -> None:
+                sizes: EvalSizes, result: Evaluation, match: bool) -> None:
     spec = gen.spec
     seeds = list(range(1, sizes.edit_seeds + 1))
     bases = gen.seed_latents(seeds)
@@ -189,12 +234,23 @@ def _directions(gen: OnnxGenerator, measures: Measures, measure_of: dict[str, st
             raise BundleError(f"measure_of: {d.name}={wanted}: the measures give "
                               f"{sorted(probe.values)}")
         own[d.name] = wanted
+
+    def edit(direction: str, strengths: Sequence[float], conditional_on: Sequence[str]) -> F32:
+        try:
+            return gen.edit(bases, labels, direction, list(strengths), list(conditional_on))
+        except ValueError as exc:   # held directions spanning this one
+            raise BundleError(f"directions: {direction} cannot be edited conditional on "
+                              f"{', '.join(conditional_on)} ({exc}); remove duplicates "
+                              "first: `latentserve directions dedupe`") from None
+
+    if match:
+        for d in spec.directions:
+            if d.name not in own:
+                best = _best_measure(edit, measures, d.name)
+                if best is not None:
+                    own[d.name] = result.assigned[d.name] = best[0]
     if not own:
         return
-
-    def edit(direction: str, strengths: object, conditional_on: object) -> F32:
-        return gen.edit(bases, labels, direction, list(strengths),  # type: ignore[call-overload]
-                        list(conditional_on))  # type: ignore[call-overload]
 
     quality = direction_quality(edit, lambda images: _measure(measures, images), own)
     result.add_quality(quality, len(seeds), conditional=labels is not None)
@@ -237,3 +293,30 @@ def label_measures(images: F32, columns: Mapping[str, F64], *, ridge: float = 1e
         return {name: flat @ w + b for name, (w, b) in weights.items()}
 
     return measure
+
+
+def record_evaluation(root: Path, result: Evaluation, *, name_after_measure: bool = False
+                      ) -> dict[str, str]:
+    """Write an evaluation into the bundle at `root`: metrics, notes and quality; matched
+    measures become the directions' `factor`; directions measured with ρ < 0 are negated
+    (quality and metrics follow); with `name_after_measure`, each measured direction is
+    renamed after its measure when that name is free. Returns the renames (old → new)."""
+    from latentserve.registry.bundle.update import record_metrics
+    from latentserve.registry.quality import direction_edits
+
+    record_metrics(root, result.metrics, notes=result.notes, quality=result.quality)
+    if result.assigned:
+        direction_edits.set_factors(root, result.assigned)
+    if result.flips:
+        direction_edits.flip(root, list(result.flips), why={
+            name: f"bundle evaluate, so that + increases {measure}"
+            for name, measure in result.flips.items()})
+    renames: dict[str, str] = {}
+    if name_after_measure:
+        taken = {d.name for d in load_bundle(root).spec.directions}
+        for name, q in result.quality.items():
+            if q.measure != name and q.measure not in taken:
+                direction_edits.rename(root, name, q.measure)
+                taken = (taken - {name}) | {q.measure}
+                renames[name] = q.measure
+    return renames

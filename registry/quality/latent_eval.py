@@ -124,10 +124,11 @@ def direction_quality(
     zero = int(np.argmin(np.abs(np.asarray(strengths))))
     out = {}
     for name in names:
-        others = [o for o in names if o != name]
-        plain = _sweep(edit, measure, name, strengths, [])
-        conditional = _sweep(edit, measure, name, strengths, others) if others else plain
         own = own_measure[name]
+        others = [o for o in names if o != name]
+        held = [o for o in others if own_measure[o] != own]   # same measure: not leakage
+        plain = _sweep(edit, measure, name, strengths, [])
+        conditional = _sweep(edit, measure, name, strengths, held) if held else plain
         within, pooled = _monotonicity(plain, own, strengths, zero)
         spreads = _spreads(plain, zero)
         others_measures = {own_measure[o] for o in others} - {own}
