@@ -104,7 +104,9 @@ def _limited(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodHandl
                 await context.abort_with_status(_refuse(gate))
             gate.open += 1
             try:
-                return await _result(inner_uu(request, context))
+                answer = inner_uu(request, context)
+                del request  # not held here while the handler runs (see _answer_of)
+                return await _result(answer)
             finally:
                 gate.open -= 1
 
@@ -132,7 +134,9 @@ def _limited(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodHandl
                 await context.abort_with_status(_refuse(gate))
             gate.open += 1
             try:
-                await _result(inner_stream(request, context))
+                answer = inner_stream(request, context)
+                del request
+                await _result(answer)
             finally:
                 gate.open -= 1
 
@@ -143,6 +147,7 @@ def _limited(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodHandl
             await context.abort_with_status(_refuse(gate))
         gate.open += 1
         chunks = inner_stream(request, context)
+        del request
         try:
             async for item in chunks:
                 yield item

@@ -12,9 +12,27 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+MAX_FIELD_CHARS = 1024
+"""Longest value a log field keeps (names come from requests: a 4 MB model name must not
+write 4 MB per request); longer values are cut and marked."""
+MAX_EXCEPTION_CHARS = 16384
+"""Longest traceback a log line keeps."""
+
+
+def clip_fields(_logger: Any, _method: str,
+                event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: cut every string field to MAX_FIELD_CHARS (tracebacks to
+    MAX_EXCEPTION_CHARS), marking the cut with its original length."""
+    for key, value in event.items():
+        limit = MAX_EXCEPTION_CHARS if key == "exception" else MAX_FIELD_CHARS
+        if isinstance(value, str) and len(value) > limit:
+            event[key] = f"{value[:limit]}…(cut, {len(value)} chars)"
+    return event
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -30,6 +48,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            clip_fields,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

@@ -4,9 +4,12 @@ A generating RPC's output is fully determined by its request and the model versi
 serves it (seeded latents, given latents or images, a resolved version), so a repeated request
 (an explorer re-rendering a slider position, a page reloading a grid) can be answered with the
 response computed the first time. The key is the version that serves the request as the
-response names it (name, version, alias) plus the rest of the request (all but its
-`ModelRef`), serialized deterministically and hashed (128 bits of SHA-256, plus its length):
-a request never sees another version's bytes, and moving an alias makes new requests miss.
+response names it (name, version, the version's registry identity, alias) plus the rest of
+the request (all but its `ModelRef`), serialized deterministically and hashed (128 bits of
+SHA-256, plus its length):
+a request never sees another version's bytes (nor those of an earlier version that had the same
+number before its model was deleted and registered again), and moving an alias makes new
+requests miss. Each entry is counted as the memory it really holds (`charged_bytes`).
 
 Values are the response messages themselves, shared read-only between hits (gRPC serializes
 them; nothing mutates a returned response). Requests larger than `max_key_bytes` skip the
@@ -42,23 +45,34 @@ MAX_ENTRY_SHARE = 8
 the whole cache)."""
 _MODEL_REF_TAG = (1 << 3) | 2
 """Wire tag of a request's `model` (field 1, length-delimited): every cached request has it."""
-ENTRY_OVERHEAD_BYTES = 256
-"""Bytes charged per entry on top of the response's serialized size (key, bookkeeping)."""
+ENTRY_OVERHEAD_BYTES = 1152
+"""Bytes charged per entry on top of the response's serialized size: the parsed message's
+arena, the key and the LRU's bookkeeping (measured: 0.8-1.1 KiB per entry; charging 256 let
+a cache of small responses hold ~4x its capacity)."""
+ARENA_SLACK_SHARE = 64
+"""A parsed response takes about 1/64 more than its serialized size (arena block rounding)."""
 
 
-@dataclass(frozen=True)
+def charged_bytes(response: Message) -> int:
+    """The memory one cached response is counted as (see ENTRY_OVERHEAD_BYTES)."""
+    size = response.ByteSize()
+    return size + size // ARENA_SLACK_SHARE + ENTRY_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
 class CacheKey:
     """What identifies a response: the RPC, the resolved model and the canonical request."""
 
     rpc: str
     name: str
     version: int
+    identity: str
     alias: str
     request_bytes: int
     digest: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     response: Message
     items: int
@@ -94,6 +108,11 @@ class ResponseCache:
         self._bytes = 0
 
     @property
+    def charged(self) -> int:
+        """Bytes the entries are counted as now (`charged_bytes` each)."""
+        return self._bytes
+
+    @property
     def enabled(self) -> bool:
         return self.capacity_bytes > 0
 
@@ -109,7 +128,7 @@ class ResponseCache:
         if canonical is None:
             self._metrics.cache_skips.labels(rpc=rpc, reason="request_size").inc()
             return Lookup(None, None, lease, outcome, None)
-        key = CacheKey(rpc, name, version, lease.alias, *canonical)
+        key = CacheKey(rpc, name, version, lease.served.identity, lease.alias, *canonical)
         entry = self._entries.get(key)
         if entry is None:
             self._metrics.cache_misses.labels(rpc=rpc, model=name).inc()
@@ -125,7 +144,7 @@ class ResponseCache:
         if key in self._entries:  # an identical request computed concurrently stored it first
             self._entries.move_to_end(key)
             return
-        size = response.ByteSize() + ENTRY_OVERHEAD_BYTES
+        size = charged_bytes(response)
         if size > self.capacity_bytes // MAX_ENTRY_SHARE:
             self._metrics.cache_skips.labels(rpc=key.rpc, reason="response_size").inc()
             return

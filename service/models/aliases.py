@@ -2,7 +2,9 @@
 
 An alias is resolved against the registry the first time a request names it and remembered;
 from then on only the watcher moves it (`point`). With `version_pin_aliases` set, a request may
-pin only a version one of those aliases points at. Every change is reported through
+name only those aliases (and the default alias) and pin only a version one of them points at:
+any other alias, MLflow's built-in `latest` included, would reach unpromoted versions, and once
+remembered the watcher would load every version it moves to. Every change is reported through
 `on_change(name)`. Example::
 
     aliases = AliasTable(settings, registry)
@@ -33,6 +35,7 @@ class AliasTable:
         """The version `name@alias` serves here (asked of the registry the first time)."""
         known = self._versions.get((name, alias))
         if known is None:
+            self._check_alias(alias)
             known = await self._registry.resolve(name, alias)
             self.point(name, alias, known)
         return known
@@ -51,6 +54,15 @@ class AliasTable:
             raise FailedPrecondition(
                 f"{name} version {version} cannot be pinned here: this service serves only the "
                 f"versions that {', '.join(pins)} point at; ask for the alias instead")
+
+    def _check_alias(self, alias: str) -> None:
+        """FailedPrecondition when pins are set and `alias` is neither a pin alias nor the
+        default alias."""
+        pins = self._settings.pin_aliases()
+        if pins and alias not in pins and alias != self._settings.default_alias:
+            raise FailedPrecondition(
+                f"alias {alias!r} is not served here: this service serves only the versions "
+                f"that {', '.join(pins)} point at; ask for one of those aliases")
 
     def get(self, name: str, alias: str) -> int | None:
         """The version `name@alias` serves here, None when not in use."""

@@ -27,6 +27,9 @@ class ServedVersion:
     version: int
     bundle: Bundle
     backend: Backend
+    identity: str = ""
+    """The registry's identity of the version (creation time and content hash): a version
+    number alone repeats when a model is deleted and registered again."""
     inflight: int = 0
     retired: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)

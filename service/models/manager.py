@@ -27,6 +27,7 @@ from latentserve.service.models.lease import Key, Lease
 from latentserve.service.models.pool import RetireHook, VersionPool
 from latentserve.service.models.registry_access import RegistryAccess
 from latentserve.service.models.serving_state import HealthHook, ServingState, model_state
+from latentserve.service.models.unknown_names import UnknownNames
 from latentserve.service.models.watcher import AliasWatcher
 from latentserve.service.settings import Settings
 
@@ -54,8 +55,9 @@ class ModelManager:
         self._pool = VersionPool(settings, self._registry, factory, metrics,
                                  in_use=self._aliases.targets, on_retire=on_retire,
                                  on_change=self._publish)
+        self._unknown = UnknownNames(self._registry, settings.unknown_name_ttl_s)
         self._watcher = AliasWatcher(settings, self._registry, self._aliases, self._pool,
-                                     metrics)
+                                     metrics, on_poll=self._unknown.forget)
         self._records: dict[str, ModelRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
@@ -99,11 +101,15 @@ class ModelManager:
         """(name, version, alias used) for a ModelRef; defaults from settings."""
         name = name or self._settings.default_model
         if version:
+            if (name, version) not in self._pool:
+                await self._unknown.check(name, version=version)
             await self._aliases.check_pin(name, version)
             if (name, version) not in self._pool:
                 await self._registry.check_version(name, version)
             return name, version, ""
         alias = alias or self._settings.default_alias
+        if self._aliases.get(name, alias) is None:
+            await self._unknown.check(name, alias=alias)
         return name, await self._aliases.version_of(name, alias), alias
 
     @contextlib.asynccontextmanager

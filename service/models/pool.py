@@ -1,10 +1,13 @@
 """The loaded versions: load → warm on first use, a bounded LRU, in-flight counts, drain → unload.
 
 A version is downloaded, validated, loaded on the backend and warmed once, however many requests
-ask for it meanwhile. Past `max_loaded_versions` the least recently used versions are retired
-(those an alias in use points at last); a retired version takes no new requests and unloads
-once its in-flight requests finish. Every load and retirement is reported through `on_change`.
-Example::
+ask for it meanwhile. Past `max_loaded_versions` the least recently used versions are retired,
+but never a version an alias in use points at, one with requests in flight, or the version just
+loaded (it was loaded to be served): when alias targets alone fill the pool, a pinned version is
+held beyond the limit until the next one needs its place. A retired version takes no new
+requests and unloads once its in-flight requests finish. A loaded version whose registry
+identity changed (deleted and registered again under the same number) is replaced. Every load
+and retirement is reported through `on_change`. Example::
 
     pool = VersionPool(settings, registry, factory, metrics, in_use=aliases.targets)
     async with pool.using("tiny", 3) as served:
@@ -26,6 +29,7 @@ from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.lease import Key, ServedVersion
 from latentserve.service.models.registry_access import RegistryAccess
+from latentserve.service.models.warmup_memory import check_warmup_memory
 from latentserve.service.settings import Settings
 
 log = get_logger(__name__)
@@ -110,11 +114,26 @@ class VersionPool:
             task.add_done_callback(lambda _t: self._loading.pop(key, None))
         return await asyncio.shield(task)
 
+    async def reload(self, name: str, version: int) -> ServedVersion:
+        """Load (name, version) afresh even if loaded (its registry identity changed); the
+        stale one keeps serving until the fresh one is warm, then retires."""
+        key = (name, version)
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(name, version))
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        return await asyncio.shield(task)
+
     async def _load(self, name: str, version: int) -> ServedVersion:
         try:
+            identity = await self._registry.identity(name, version)
             root = await self._registry.download(name, version, self._settings.cache_dir)
             bundle = await asyncio.to_thread(load_bundle, root)
             backend = self._factory(bundle, version)
+            if backend.kind == "embedded" and self._settings.warmup_memory_bytes:
+                await asyncio.to_thread(check_warmup_memory, bundle,
+                                        self._settings.warmup_memory_bytes)
             await backend.load()
             try:
                 await backend.warm()
@@ -133,28 +152,38 @@ class VersionPool:
                           error_type=type(exc).__name__, error=str(exc))
             raise Unavailable(f"{name} version {version} could not be loaded "
                               f"({type(exc).__name__}); see server logs") from exc
-        served = ServedVersion(name, version, bundle, backend)
+        served = ServedVersion(name, version, bundle, backend, identity)
         served.drained.set()
-        self._loaded[(name, version)] = served
+        stale = self._loaded.get(served.key)
+        self._loaded[served.key] = served
+        self._loaded.move_to_end(served.key)
         log.info("model loaded", model=name, version=version, backend=backend.kind)
-        self._evict_beyond_capacity()
+        if stale is not None:
+            self._take_out(stale)
+        self.trim(keep=served.key)
         self._on_change(name)
         return served
 
     # ----------------------------------------------------------------- retirement
-    def _evict_beyond_capacity(self) -> None:
-        """Retire least recently used versions over max_loaded_versions (alias targets last)."""
+    def trim(self, keep: Key | None = None) -> None:
+        """Retire least recently used versions over max_loaded_versions, never an alias target,
+        a version with requests in flight, or `keep` (the version just loaded)."""
         excess = len(self._loaded) - self._settings.max_loaded_versions
         if excess <= 0:
             return
         in_use = self._in_use()
-        order = sorted(self._loaded, key=lambda k: k in in_use)  # stable: LRU first
-        for key in order[:excess]:
-            self.retire(self._loaded[key])
+        spare = [served for key, served in self._loaded.items()  # LRU first
+                 if key != keep and key not in in_use and served.inflight == 0]
+        for served in spare[:excess]:
+            self.retire(served)
 
     def retire(self, served: ServedVersion) -> None:
         """Take a version out of service; it unloads once its in-flight requests finish."""
-        self._loaded.pop(served.key, None)
+        if self._loaded.get(served.key) is served:
+            del self._loaded[served.key]
+        self._take_out(served)
+
+    def _take_out(self, served: ServedVersion) -> None:
         served.retired = True
         self._on_retire(served.name, served.version)
         self._on_change(served.name)

@@ -37,6 +37,11 @@ class RegistryAccess:
         """NotFound unless `name` has `version`."""
         await self._call(self._client.check_version, name, version)
 
+    async def identity(self, name: str, version: int) -> str:
+        """What no other version with this number ever has (creation time and content hash):
+        NotFound once the version is gone."""
+        return await self._call(self._client.version_identity, name, version)
+
     async def download(self, name: str, version: int, dest: Path) -> Path:
         """The version's bundle folder under `dest` (downloaded, or reused when complete)."""
         return await self._call(self._client.download, name, version, dest)

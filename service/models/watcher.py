@@ -3,7 +3,10 @@
 A swap loads and warms the new version first, re-checks that the alias still names it (a
 rollback may have moved it back meanwhile), then switches the alias atomically; the old version
 drains its in-flight requests and unloads. A new version that fails to load leaves the old one
-serving and is retried after a backoff that doubles per failure. Example::
+serving and is retried after a backoff that doubles per failure. Each poll also checks the
+registry identity of every loaded version: one deleted and registered again under the same
+number is loaded afresh (never served from the old weights), one deleted is retired; and it
+tells `on_poll` (the negative cache of unknown names forgets its snapshot). Example::
 
     watcher = AliasWatcher(settings, registry, aliases, pool, metrics)
     await watcher.refresh()            # one poll (what SIGHUP triggers)
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from latentserve.core.errors import LatentServeError
+from latentserve.core.errors import LatentServeError, NotFound
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.aliases import AliasTable
@@ -34,7 +37,9 @@ class AliasWatcher:
     """Re-resolves every alias in use and swaps those that moved."""
 
     def __init__(self, settings: Settings, registry: RegistryAccess, aliases: AliasTable,
-                 pool: VersionPool, metrics: ServiceMetrics) -> None:
+                 pool: VersionPool, metrics: ServiceMetrics,
+                 on_poll: Callable[[], None] | None = None) -> None:
+        self._on_poll = on_poll or (lambda: None)
         self._settings = settings
         self._registry = registry
         self._aliases = aliases
@@ -63,6 +68,7 @@ class AliasWatcher:
     async def refresh(self) -> None:
         """Re-resolve every alias in use and switch the ones that moved."""
         async with self._refreshing:
+            self._on_poll()
             for (name, alias), current in self._aliases.items():
                 try:
                     latest = await self._registry.resolve(name, alias)
@@ -71,6 +77,36 @@ class AliasWatcher:
                     continue
                 if latest != current and self._may_try(name, latest):
                     await self._switch(name, alias, current, latest)
+            await self._check_identities()
+
+    async def _check_identities(self) -> None:
+        """Reload each loaded version whose registry identity changed; retire deleted ones."""
+        loaded = self._pool.keys()  # a copy: reloads and retirements change the pool
+        for key in loaded:
+            served = self._pool.get(key)
+            if served is None:
+                continue
+            try:
+                identity = await self._registry.identity(*key)
+            except NotFound:
+                log.warning("loaded version deleted from the registry; retiring", model=key[0],
+                            version=key[1])
+                self._pool.retire(served)
+                continue
+            except LatentServeError as exc:
+                log.warning("version identity check failed", model=key[0], version=key[1],
+                            error=str(exc))
+                continue
+            if identity == served.identity:
+                continue
+            log.warning("version registered again with other content; reloading",
+                        model=key[0], version=key[1])
+            try:
+                await self._pool.reload(*key)
+            except LatentServeError as exc:
+                log.error("reload failed; retiring the old weights", model=key[0],
+                          version=key[1], error=str(exc))
+                self._pool.retire(served)
 
     def _may_try(self, name: str, version: int) -> bool:
         """False while a version that failed to load is in its retry backoff."""
@@ -112,6 +148,7 @@ class AliasWatcher:
         self._metrics.alias_swaps.labels(model=name, alias=alias).inc()
         log.info("alias switched", model=name, alias=alias, old=old, new=new)
         self._retire_unused(name, old)
+        self._pool.trim()
 
     def _retire_unused(self, name: str, version: int) -> None:
         """Retire (name, version) if it is loaded and no alias in use points at it."""

@@ -1,5 +1,5 @@
-"""Attack regressions, memory (second pass, items 1 and 7): what a refused request leaves
-behind, and what a cached response really costs.
+"""Attack regressions, memory (second pass, items 1, 7 and 12): what a refused request leaves
+behind, what a cached response really costs, how much log a request can write.
 
 Memory is measured in-process: objects kept alive only by reference cycles (found by the cyclic
 collector with DEBUG_SAVEALL) and tracemalloc deltas; nothing is timed.
@@ -8,12 +8,21 @@ collector with DEBUG_SAVEALL) and tracemalloc deltas; nothing is timed.
 from __future__ import annotations
 
 import gc
+import io
+import json
+import os
 from collections.abc import Iterator
 
 import grpc
+import numpy as np
 import pytest
+import structlog
 
+from latentserve.core.tensors import to_tensor
 from latentserve.service.devtools.background import BackgroundServer
+from latentserve.service.logs import MAX_FIELD_CHARS, configure_logging, get_logger
+from latentserve.service.metrics import ServiceMetrics
+from latentserve.service.response_cache import CacheKey, ResponseCache
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 from tests.fixtures.attack import packed_zeros, raw_call
@@ -66,3 +75,66 @@ def test_refused_request_is_freed_without_the_cyclic_collector(
     attack_stub.ListModels(pb.ListModelsRequest(), timeout=30)  # the refusal has finished
     held = _garbage_requests()
     assert not held, f"{len(held)} refused request(s) kept alive by a reference cycle"
+
+
+# ------------------------------------------------------------------ item 7: cache accounting
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize(("rows", "dim", "image"), [(1, 4, None), (1, 4, (1, 8, 8)),
+                                                    (4, 16, (1, 8, 8))],
+                         ids=["latents only", "one small image", "four small images"])
+def test_cache_counts_the_memory_small_entries_really_hold(
+        rows: int, dim: int, image: tuple[int, ...] | None) -> None:
+    # Charging serialized size + 256 B let the default 256 MiB hold ~1.1 GiB of small entries.
+    rng = np.random.default_rng(0)
+    response = pb.GenerateResponse(latents=to_tensor(rng.random((rows, dim), np.float32)))
+    if image is not None:
+        response.images.CopyFrom(to_tensor(rng.random((rows, *image), np.float32)))
+    wire = response.SerializeToString()
+    cache = ResponseCache(1 << 40, 1 << 20, ServiceMetrics())
+    entries = 20_000
+    gc.collect()
+    before = _rss_bytes()
+    for i in range(entries):
+        key = CacheKey("Sample", "tiny", 1, "", "production", 100, i.to_bytes(16, "little"))
+        cache.put(key, pb.GenerateResponse.FromString(wire), rows)
+    gc.collect()
+    real = (_rss_bytes() - before) / entries
+    charged = cache.charged / entries
+    assert charged >= 0.9 * real, f"charged {charged:.0f} B per entry, holds {real:.0f} B"
+    assert charged <= 3 * real + 4096  # and not wildly more
+
+
+# ------------------------------------------------------------------ item 12: long names in logs
+def test_log_lines_cut_request_names(attack_stub: pb_grpc.GeneratorServiceStub) -> None:
+    logged = io.StringIO()
+    previous = structlog.get_config()["logger_factory"]
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=logged))
+    name = "m" * (2 << 20)  # a 2 MB model name wrote 2 MB of log per request
+    try:
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as info:
+                attack_stub.Sample(pb.SampleRequest(n=1, model=pb.ModelRef(name=name)),
+                                   timeout=30)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        structlog.configure(logger_factory=previous)
+    text = logged.getvalue()
+    assert "rpc" in text and len(text.encode()) < 3 * 8192, len(text)
+
+
+def test_every_log_field_is_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    try:
+        get_logger("attack").warning("model load failed", model="m" * (4 << 20),
+                                     error="e" * (4 << 20))
+        line = capsys.readouterr().err
+    finally:
+        configure_logging("WARNING")
+    assert len(line.encode()) < 4 * MAX_FIELD_CHARS
+    fields = json.loads(line)
+    assert fields["model"].startswith("m" * MAX_FIELD_CHARS)
+    assert fields["model"].endswith(f"(cut, {4 << 20} chars)")
