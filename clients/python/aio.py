@@ -26,6 +26,7 @@ from latentserve.v1 import generator_pb2 as pb
 from . import wire
 from .client import Client
 from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .projection import AsyncProjectMixin
 from .refs import ModelArg
 from .results import (
     EncodeResult,
@@ -51,7 +52,7 @@ def _doc(method: Callable[..., Any], note: str = AWAIT) -> Callable[[F], F]:
     return apply
 
 
-class AsyncClient(Connection):
+class AsyncClient(AsyncProjectMixin, Connection):
     """Asyncio client of a latentserve GeneratorService; connects on the first call.
 
     Use it from one event loop. Arguments, results, errors and retries are those of

@@ -22,6 +22,7 @@ from latentserve.v1 import generator_pb2 as pb
 
 from . import wire
 from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .projection import ProjectMixin
 from .refs import ModelArg
 from .results import (
     EncodeResult,
@@ -34,7 +35,7 @@ from .results import (
 from .transport import Connection, Retry
 
 
-class Client(Connection):
+class Client(ProjectMixin, Connection):
     """Blocking client of a latentserve GeneratorService; thread-safe, connects on first call.
 
     Example::
