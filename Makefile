@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 .PHONY: help venv browser test-browser-check run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
 
 help:
-	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (embedded backend)"
+	@echo "make run          serve the shipped generators on 127.0.0.1:50051 (gRPC) and :8000 (HTTP)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make run-triton   serve through a local CPU tritonserver (see README)"
 	@echo "make lint         ruff + mypy"
@@ -69,8 +69,9 @@ test-browser-check:
 registry-init: $(SERVE_STAMP)
 	$(BIN)/latentserve registry init
 
+# HTTP beside gRPC on 8000 (LATENTSERVE_HTTP_PORT overrides it): curl, browsers, OIP clients.
 run: registry-init
-	$(BIN)/latentserve serve
+	LATENTSERVE_HTTP_PORT=$${LATENTSERVE_HTTP_PORT:-8000} $(BIN)/latentserve serve
 
 triton-up: $(STAMP)
 	$(BIN)/latentserve triton up

@@ -45,6 +45,7 @@ ENV PATH=/opt/latentserve/bin:$PATH \
     LATENTSERVE_CACHE_DIR=/var/cache/latentserve
 USER 10001:10001
 WORKDIR /home/latentserve
-# gRPC (LATENTSERVE_PORT) and Prometheus /metrics (LATENTSERVE_METRICS_PORT): the settings' defaults.
-EXPOSE 50051 9464
+# gRPC (LATENTSERVE_PORT) and Prometheus /metrics (LATENTSERVE_METRICS_PORT): the settings' defaults;
+# HTTP (LATENTSERVE_HTTP_PORT, off unless set; the manifests use 8000).
+EXPOSE 50051 8000 9464
 ENTRYPOINT ["latentserve", "serve"]

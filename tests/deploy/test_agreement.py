@@ -97,6 +97,7 @@ def test_ports_agree_with_settings(target: str) -> None:
     _, c = container(docs, "latentserve", "latentserve")
     assert container_port(c, "grpc") == settings.port
     assert container_port(c, "metrics") == settings.metrics_port
+    assert container_port(c, "http") == settings.http_port
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"]["port"] == settings.port, probe
     template = one(docs, "Deployment", "latentserve")["spec"]["template"]
@@ -106,10 +107,12 @@ def test_ports_agree_with_settings(target: str) -> None:
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert container_port(c, ports["grpc"]["targetPort"]) == settings.port
     assert container_port(c, ports["metrics"]["targetPort"]) == settings.metrics_port
+    assert container_port(c, ports["http"]["targetPort"]) == settings.http_port
     policy = one(docs, "NetworkPolicy", "latentserve")["spec"]
     assert {p["port"] for r in policy["ingress"] for p in r["ports"]} == {
         settings.port,
         settings.metrics_port,
+        settings.http_port,
     }
 
 
