@@ -92,67 +92,72 @@ async def _result(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _limited(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodHandler:
-    """`handler` with its behaviour counted against `gate` (RESOURCE_EXHAUSTED when full)."""
+Enter = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+"""Runs before a call's behaviour (it may abort the call)."""
+
+
+def guarded(handler: grpc.RpcMethodHandler, enter: Enter,
+            leave: Callable[[], None] | None = None) -> grpc.RpcMethodHandler:
+    """`handler` whose behaviour first awaits `enter(context)` and, once `enter` returned,
+    calls `leave()` when the call ends however it ends. The request is not held by the
+    wrapper while the behaviour runs (see grpc_errors._answer_of)."""
+    done = leave or (lambda: None)
     kwargs = {"request_deserializer": handler.request_deserializer,
               "response_serializer": handler.response_serializer}
-    if handler.unary_unary is not None:
-        inner_uu = handler.unary_unary
+    if handler.unary_unary is not None or handler.stream_unary is not None:
+        inner_unary = handler.unary_unary or handler.stream_unary
+        make_unary = (grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None
+                      else grpc.stream_unary_rpc_method_handler)
 
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if gate.open >= gate.limit:
-                await context.abort_with_status(_refuse(gate))
-            gate.open += 1
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await enter(context)
             try:
-                answer = inner_uu(request, context)
-                del request  # not held here while the handler runs (see _answer_of)
+                answer = inner_unary(request, context)
+                del request
                 return await _result(answer)
             finally:
-                gate.open -= 1
+                done()
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
-    if handler.stream_unary is not None:
-        inner_su = handler.stream_unary
-
-        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            if gate.open >= gate.limit:
-                await context.abort_with_status(_refuse(gate))
-            gate.open += 1
-            try:
-                return await _result(inner_su(requests, context))
-            finally:
-                gate.open -= 1
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
+        return make_unary(unary, **kwargs)
     inner_stream = handler.unary_stream or handler.stream_stream
     make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None
             else grpc.stream_stream_rpc_method_handler)
     if not inspect.isasyncgenfunction(inner_stream):  # writes with context.write (health Watch)
 
         async def writing(request: Any, context: grpc.aio.ServicerContext) -> None:
-            if gate.open >= gate.limit:
-                await context.abort_with_status(_refuse(gate))
-            gate.open += 1
+            await enter(context)
             try:
                 answer = inner_stream(request, context)
                 del request
                 await _result(answer)
             finally:
-                gate.open -= 1
+                done()
 
         return make(writing, **kwargs)
 
     async def yielding(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if gate.open >= gate.limit:
-            await context.abort_with_status(_refuse(gate))
-        gate.open += 1
+        await enter(context)
         chunks = inner_stream(request, context)
         del request
         try:
             async for item in chunks:
                 yield item
         finally:
-            gate.open -= 1
+            done()
             await chunks.aclose()
 
     return make(yielding, **kwargs)
+
+
+def _limited(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour counted against `gate` (RESOURCE_EXHAUSTED when full)."""
+
+    async def enter(context: grpc.aio.ServicerContext) -> None:
+        if gate.open >= gate.limit:
+            await context.abort_with_status(_refuse(gate))
+        gate.open += 1
+
+    def leave() -> None:
+        gate.open -= 1
+
+    return guarded(handler, enter, leave)

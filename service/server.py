@@ -111,7 +111,9 @@ class LatentServer:
             interceptors.append(self.tracing.interceptor())
         if s.auth_token_file is not None:
             tokens = TokenFile(s.auth_token_file)  # an empty/unreadable file fails here
-            interceptors.append(TokenAuthInterceptor(tokens, self.metrics, s.exempt_services()))
+            interceptors.append(TokenAuthInterceptor(
+                tokens, self.metrics, s.exempt_services(),
+                failures_per_minute=s.auth_failures_per_minute))
         self.limits = CallLimits(max_calls=s.max_concurrent_rpcs,
                                  max_open_streams=s.max_unauthenticated_streams,
                                  exempt=s.exempt_services())

@@ -12,11 +12,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from latentserve.service.auth import (
+    FAILURE_WINDOW_S,
+    MAX_TRACKED_PEERS,
+    FailureLimiter,
+    peer_host,
+)
 from latentserve.service.devtools.background import BackgroundServer
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 from tests.fixtures.models import eventually
-from tests.fixtures.service import service_settings
+from tests.fixtures.service import metric_value, service_settings
 
 TOKEN = (("authorization", "Bearer good-token"),)
 
@@ -77,3 +83,58 @@ def test_closed_streams_free_their_place(limited_server: BackgroundServer) -> No
             for stream in streams:
                 stream.cancel()
             limited_server.call(eventually(lambda: limits.open_streams == 0))
+
+
+# ------------------------------------------------------------------ item 16: failed auth
+def _call(address: str, token: str) -> tuple[grpc.StatusCode, str]:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            pb_grpc.GeneratorServiceStub(channel).ListModels(
+                pb.ListModelsRequest(), metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30)
+        except grpc.RpcError as error:
+            return error.code(), error.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+def test_failed_auth_is_rate_limited_per_peer(registry_uri: str, tmp_path: Path,
+                                              token_file: Path) -> None:
+    settings = service_settings(registry_uri, tmp_path / "cache", auth_token_file=token_file,
+                                auth_failures_per_minute=5)
+    with BackgroundServer(settings) as bg:
+        assert _call(bg.address, "good-token")[0] == grpc.StatusCode.OK
+        for _ in range(5):
+            code, details = _call(bg.address, "guess")
+            assert code == grpc.StatusCode.UNAUTHENTICATED and "wrong" in details
+        for token in ("guess", "good-token"):  # even the right token: no guessing oracle
+            code, details = _call(bg.address, token)
+            assert code == grpc.StatusCode.UNAUTHENTICATED and "too many" in details
+        assert metric_value(bg, "latentserve_auth_failures_total", reason="wrong") == 5
+        assert metric_value(bg, "latentserve_auth_failures_total", reason="rate_limited") == 2
+
+
+def test_failures_age_out_and_peers_are_bounded() -> None:
+    now = [0.0]
+    limiter = FailureLimiter(3, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.record("10.0.0.1")
+    assert limiter.blocked("10.0.0.1") and not limiter.blocked("10.0.0.2")
+    now[0] = FAILURE_WINDOW_S + 1
+    assert not limiter.blocked("10.0.0.1") and not limiter.active
+    for i in range(MAX_TRACKED_PEERS + 50):
+        limiter.record(f"h{i}")
+    assert limiter.blocked(f"h{MAX_TRACKED_PEERS + 49}") is False  # one failure each
+    assert len(limiter._failures) == MAX_TRACKED_PEERS
+    assert peer_host("ipv4:127.0.0.1:5555") == "127.0.0.1"
+    assert peer_host("ipv6:[::1]:5555") == "[::1]"
+
+
+def test_deleting_the_token_file_revokes_every_token(registry_uri: str, tmp_path: Path,
+                                                     token_file: Path) -> None:
+    settings = service_settings(registry_uri, tmp_path / "cache", auth_token_file=token_file)
+    with BackgroundServer(settings) as bg:
+        assert _call(bg.address, "good-token")[0] == grpc.StatusCode.OK
+        token_file.unlink()  # was: the last tokens stayed valid for good
+        assert _call(bg.address, "good-token")[0] == grpc.StatusCode.UNAUTHENTICATED
+        token_file.write_text("good-token\n")
+        assert _call(bg.address, "good-token")[0] == grpc.StatusCode.OK
