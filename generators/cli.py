@@ -31,6 +31,7 @@ class Model(StrEnum):
     sprites_vae = "sprites-vae"
     shapes3d = "shapes3d"
     digits_cvae = "digits-cvae"
+    stylish_shapes = "stylish-shapes"
 
 
 app = typer.Typer(
@@ -86,6 +87,14 @@ def train(
             scenes = replace(CONFIG, threads=threads)
             bundle = train_shapes3d(target, epochs, seed, progress=not quiet, config=scenes,
                                     checkpoint=checkpoint)
+        elif model is Model.stylish_shapes:
+            from latentserve.generators.stylish_generator import CONFIG as STYLISH
+            from latentserve.generators.stylish_generator import train_stylish
+
+            gallery = Path("generators/gallery") if out is None else None
+            bundle = train_stylish(target, epochs, seed, progress=not quiet,
+                                   config=replace(STYLISH, threads=threads),
+                                   checkpoint=checkpoint, gallery=gallery)
         else:
             if checkpoint is not None:
                 raise ValueError("--checkpoint: digits-cvae trains in seconds and keeps none "
@@ -107,6 +116,9 @@ SUMMARIES = {
     Model.shapes3d: "Object-conditional Shapes3D-spec scenes (RGB; latent = 3 hues, scale, "
     "orientation).",
     Model.digits_cvae: "Class-conditional VAE on scikit-learn digits (latent_dim 8, label input).",
+    Model.stylish_shapes: "StyleGAN-like W+ generator of stylish shapes (RGB; 10 style layers, "
+    "noise inputs; coarse = geometry, fine = colours). Retraining the shipped bundle also "
+    "redraws its pictures in generators/gallery.",
 }
 """The help line of each model's `train` sub-command."""
 
