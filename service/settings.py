@@ -173,6 +173,12 @@ class Settings(RegistrySettings):
         description="Batches ONNX Runtime runs at once per model component with the embedded "
         "backend (each uses intra_op_threads threads).",
     )
+    embedded_memory_arena: bool = Field(
+        False,
+        description="Let ONNX Runtime keep a CPU memory arena per session (embedded backend). "
+        "Off: activations go back to the allocator after each batch (measured: 147 MB less RSS "
+        "for the three shipped models, no CPU cost at n=1 or n=64).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per session (0: one per core)."
     )

@@ -26,6 +26,7 @@ from latentserve.core.errors import LatentServeError, NotFound, Unavailable
 from latentserve.registry.bundle.files import Bundle, load_bundle
 from latentserve.service.backends.factory import BackendFactory
 from latentserve.service.logs import get_logger
+from latentserve.service.memory import release_free_memory
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.models.lease import Key, ServedVersion
 from latentserve.service.models.registry_access import RegistryAccess
@@ -140,6 +141,7 @@ class VersionPool:
             except BaseException:
                 await backend.unload()
                 raise
+            await asyncio.to_thread(release_free_memory)  # the warm-up batch's pages
         except LatentServeError as exc:
             self._metrics.model_load_failures.labels(model=name).inc()
             log.warning("model load failed", model=name, version=version, error=str(exc))
