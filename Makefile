@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTO_SRC := proto/latentserve/v1/generator.proto
 OIP_SRC   := proto/inference/grpc_predict_v2.proto
+TS_DIR    := clients/typescript
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: help venv browser test-browser-check run run-triton triton-up registry-init test lint proto bench soak lock gallery clean
@@ -94,7 +95,14 @@ $(TYPECHECK): Makefile
 	ln -sfn ../../proto/latentserve/v1 $(TYPECHECK)/v1
 	ln -sfn ../../proto/inference $(TYPECHECK)/inference
 
-test: $(STAMP) test-browser-check $(TYPECHECK)
+# The TypeScript client's packages, exactly as package-lock.json pins them (npm ci); where npm is
+# absent the Node tests skip and say so.
+TS_STAMP := $(TS_DIR)/node_modules/.package-lock.json
+$(TS_STAMP): $(TS_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(TS_DIR) && npm ci --no-audit --no-fund; \
+	else echo "make test: npm is absent: the TypeScript client tests will be skipped"; fi
+
+test: $(STAMP) test-browser-check $(TYPECHECK) $(TS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/latentserve triton venv
@@ -115,6 +123,11 @@ proto: $(STAMP)
 		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=proto $(OIP_SRC)
 	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \
 		proto/inference/grpc_predict_v2_pb2.py
+	# The TypeScript client's code (clients/typescript/src/gen), when its packages are installed.
+	@if [ -x $(TS_DIR)/node_modules/.bin/protoc-gen-es ]; then \
+		$(BIN)/python -m grpc_tools.protoc -Iproto --es_out=$(TS_DIR)/src/gen --es_opt=target=ts \
+			--plugin=protoc-gen-es=$(TS_DIR)/node_modules/.bin/protoc-gen-es $(PROTO_SRC); \
+	else echo "make proto: $(TS_DIR)/node_modules absent (cd $(TS_DIR) && npm ci): TypeScript code not regenerated"; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
