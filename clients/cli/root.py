@@ -49,6 +49,8 @@ MOUNTS: dict[str, Mount] = {
     "edit": _client("edit", "Sweep seeds along a direction; write a grid PNG."),
     "encode": _client("encode", "Encode images into latents (models with an encoder)."),
     "decode": _client("decode", "Decode latents (.npy) into images."),
+    "project": Mount("Find the latents of your own pictures (any model), with a progress bar.",
+                     ("latentserve.cli.project_command:app",), None, pick="project"),
     "explore": Mount("Browse a served generator in a web page (seeds, directions, paths).",
                      ("latentserve.explore.cli:app",), "ui", pick="explore"),
     "registry": Mount("Register, list, download, export, promote and roll back generators.",
