@@ -6,27 +6,34 @@ Example::
     z = await sample(lease, seed=7, n=4, psi=0.7)
     images = await decode(lease, z, None, "png", limits.max_message_bytes)
 
-Latents here are in the bundle's editing space: seeds draw z from the prior, and two-stage
-generators map it to W on the backend before truncation (around w̄), editing and decoding.
+Latents here are in the bundle's editing space, as flat C-order rows [n, row_dim]: seeds draw
+z = mean + scale·ε from the prior, and two-stage generators map it to W (W+: one w per layer)
+on the backend before truncation (around w̄; W+ optionally on the first `cutoff` layers only),
+editing and decoding. Shapes appear only at the ONNX boundary and on the wire.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from latentserve.core import latent_ops, seeding
+from latentserve.core import latent_ops, layer_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
+from latentserve.registry.bundle import feeds
+from latentserve.registry.bundle.feeds import NoiseChoice
 from latentserve.registry.bundle.files import Bundle
 from latentserve.service import requests as rq
 from latentserve.service.models.lease import Lease
 
 
-async def sample(lease: Lease, seed: int, n: int, psi: float | None) -> F32:
+async def sample(lease: Lease, seed: int, n: int, psi: float | None,
+                 cutoff: int | None = None) -> F32:
     """Items 0..n-1 of `seed` drawn from the prior, in the editing space (mapped to W for
-    two-stage generators), truncated toward the bundle's center by ψ."""
-    z = seeding.sample_latents(seed, n, lease.bundle.spec.latent_dim)
-    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi)
+    two-stage generators), truncated toward the bundle's center by ψ (W+: on the first
+    `cutoff` layers)."""
+    spec = lease.bundle.spec
+    z = feeds.prior_rows(spec, seeding.sample_latents(seed, n, spec.latent_dim))
+    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
 
 
 async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
@@ -34,14 +41,32 @@ async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
     in the editing space, then truncated."""
     if not isinstance(source, rq.KeyframeSeeds):
         return source
-    z = seeding.seed_latents(source.seeds, lease.bundle.spec.latent_dim)
-    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), source.psi)
+    return await seed_rows(lease, source.seeds, source.psi, source.cutoff)
 
 
-def edit(bases: F32, direction: F32, strengths: F32, sigma: float) -> F32:
-    """One row per base × strength: z + α σ d (overflow is left for `finite` to report)."""
+async def seed_rows(lease: Lease, seeds: list[int], psi: float | None,
+                    cutoff: int | None = None) -> F32:
+    """Item 0 of each seed in the editing space, truncated (a keyframe, base or mix source)."""
+    spec = lease.bundle.spec
+    z = feeds.prior_rows(spec, seeding.seed_latents(seeds, spec.latent_dim))
+    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
+
+
+def edit(bases: F32, direction: F32, strengths: F32, sigma: float, *, num_ws: int = 0,
+         layers: tuple[int, int] | None = None) -> F32:
+    """One row per base × strength: z + α σ d (W+: added to the layers [start, end) only;
+    overflow is left for `finite` to report)."""
     with np.errstate(over="ignore", invalid="ignore"):
+        if num_ws:
+            return layer_ops.edit_layers(bases, num_ws, direction, strengths, sigma, layers)
         return latent_ops.edit_latents(bases, direction, strengths, sigma)
+
+
+def style_mix(rows: F32, cols: F32, num_ws: int, layers: tuple[int, int],
+              include_sources: bool) -> F32:
+    """The style-mixing grid rows (row-major), after the R + C sources when asked for."""
+    grid = layer_ops.style_mix(rows, cols, num_ws, layers)
+    return np.concatenate([rows, cols, grid]) if include_sources else grid
 
 
 def finite(z: F32, field: str) -> F32:
@@ -62,10 +87,15 @@ def finite_output(values: F32, field: str, what: str) -> F32:
     return values
 
 
-def _truncated(bundle: Bundle, z: F32, psi: float | None) -> F32:
+def _truncated(bundle: Bundle, z: F32, psi: float | None, cutoff: int | None = None) -> F32:
     if psi is None:
         return z
+    num_ws = bundle.spec.num_ws
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by `finite`
+        if num_ws:
+            if not np.isfinite(z).all():
+                return z  # reported by `finite`
+            return layer_ops.truncate_layers(z, num_ws, psi, bundle.truncation_center, cutoff)
         return latent_ops.truncate(z, psi, bundle.truncation_center)
 
 
@@ -102,12 +132,13 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
 
 
 async def decode(lease: Lease, z: F32, labels: I64 | None, output: rq.Output,
-                 max_message_bytes: int) -> F32 | None:
-    """Images of z on the lease's backend, or None for latents-only output.
+                 max_message_bytes: int, noise: NoiseChoice | None = None) -> F32 | None:
+    """Images of z on the lease's backend (fed `noise`: the model's default when None), or
+    None for latents-only output.
 
     The response size is checked first, so an oversized request never reaches the backend.
     """
     if output == "latents":
         return None
     rq.check_response_size(len(z), lease.bundle.spec, output, max_message_bytes)
-    return await lease.backend.decode(z, labels)
+    return await lease.backend.decode(z, labels, noise)

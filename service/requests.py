@@ -65,6 +65,8 @@ class KeyframeSeeds:
 
     seeds: list[int]
     psi: float | None
+    cutoff: int | None = None
+    """W+: ψ on the first `cutoff` layers only (None: all)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ SHOWN_NAME_CHARS = 64
 """How much of a caller-given name an error message echoes (the rest is elided)."""
 
 _REPEATED_FIELDS = ("class_labels", "strengths", "conditional_on", "png.images",
-                    "base.seeds.seeds", "keyframes.seeds.seeds")
+                    "base.seeds.seeds", "keyframes.seeds.seeds", "row_seeds", "col_seeds")
 """Every repeated field of a request whose length the limits bound."""
 _TENSOR_FIELDS = ("latents", "images", "direction_vector", "base.latents", "keyframes.latents")
 
@@ -188,6 +190,25 @@ def truncation_psi(message: Any, field: str) -> float | None:
     return psi
 
 
+def w_plus_only(spec: BundleSpec, field: str) -> None:
+    """FAILED_PRECONDITION naming `field` unless the model has W+ layers."""
+    if not spec.num_ws:
+        raise FailedPrecondition(f"{field}: {spec.name} has no W+ layers (its decoder takes one "
+                                 "latent per item); leave it unset")
+
+
+def truncation_cutoff(message: Any, spec: BundleSpec, field: str) -> int | None:
+    """An optional cutoff k (ψ on layers < k): W+ generators only, 0 ≤ k ≤ num_ws."""
+    if not message.HasField("truncation_cutoff"):
+        return None
+    w_plus_only(spec, field)
+    k = int(message.truncation_cutoff)
+    if k > spec.num_ws:
+        raise InvalidArgument(f"{field} must be at most num_ws {spec.num_ws}, got {k}",
+                              field=field)
+    return k
+
+
 def method(value: int, spec: BundleSpec) -> Method:
     """InterpolationMethod enum → name; UNSPECIFIED is slerp in Z, lerp in W (StyleGAN's)."""
     if value == pb.INTERPOLATION_METHOD_UNSPECIFIED:
@@ -237,19 +258,31 @@ def tensor(message: pb.Tensor, field: str, *, space: BundleSpec | None = None,
 
 def editing_space_note(spec: BundleSpec) -> str:
     """'latents are in Z, latent_dim 4' or '… in W, mapping.w_dim 6' for error messages."""
+    if spec.num_ws:
+        return (f"{spec.name}'s latents are in W+, [num_ws, w_dim] = "
+                f"{list(spec.editing_shape)} or {spec.row_dim} flat values; seeds draw z of "
+                f"latent_dim {spec.latent_dim}")
     if spec.mapping is not None:
         return (f"{spec.name}'s latents are in W, mapping.w_dim {spec.editing_dim}; "
                 f"seeds draw z of latent_dim {spec.latent_dim}")
+    if spec.latent_shape:
+        return (f"{spec.name}'s latents are in Z, latent_shape {spec.latent_shape} or "
+                f"{spec.latent_dim} flat values")
     return f"{spec.name}'s latents are in Z, latent_dim {spec.latent_dim}"
 
 
 def latents(message: pb.Tensor, field: str, spec: BundleSpec, limit: int) -> F32:
-    """Caller latents of the editing space: float32 [n, D] with 1 ≤ n ≤ limit, finite
-    (D = spec.editing_dim: W codes of w_dim for two-stage generators)."""
-    z = tensor(message, field, dtype=np.float32, shape=(None, spec.editing_dim), finite=True,
-               space=spec)
+    """Caller latents of the editing space as flat rows [n, row_dim], 1 ≤ n ≤ limit, finite.
+
+    Taken flat [n, row_dim] or shaped [n, *editing_shape] ([n, 4, 16, 16] for a spatial Z,
+    [n, num_ws, w_dim] for W+); the shape is checked against the byte count before any
+    value is read."""
+    shape: tuple[int | None, ...] = (None, spec.row_dim)
+    if len(message.shape) == 1 + len(spec.editing_shape) and len(spec.editing_shape) > 1:
+        shape = (None, *spec.editing_shape)
+    z = tensor(message, field, dtype=np.float32, shape=shape, finite=True, space=spec)
     check_count(len(z), f"{field}.shape[0]", limit)
-    return np.asarray(z, dtype=np.float32)
+    return np.ascontiguousarray(z.reshape(len(z), spec.row_dim), dtype=np.float32)
 
 
 def keyframes(source: pb.LatentSource, field: str, spec: BundleSpec, limit: int,
@@ -263,7 +296,9 @@ def keyframes(source: pb.LatentSource, field: str, spec: BundleSpec, limit: int,
     if which == "seeds":
         check_count(len(source.seeds.seeds), f"{field}.seeds.seeds", limit, low=min_count)
         seeds = list(source.seeds.seeds)
-        return KeyframeSeeds(seeds, truncation_psi(source.seeds, f"{field}.seeds.truncation_psi"))
+        cutoff = truncation_cutoff(source.seeds, spec, f"{field}.seeds.truncation_cutoff")
+        return KeyframeSeeds(seeds, truncation_psi(source.seeds, f"{field}.seeds.truncation_psi"),
+                             cutoff)
     raise InvalidArgument(f"{field} must give latents or seeds", field=field)
 
 
@@ -357,9 +392,11 @@ async def encode_images(request: pb.EncodeRequest, spec: BundleSpec, limit: int)
 
 
 def check_response_size(rows: int, spec: BundleSpec, output: Output, limit: int) -> None:
-    """A generated response of `rows` items as `output` must fit in `limit` bytes (estimate)."""
-    per_item = math.prod(spec.output.shape) * (4 if output == "float32" else 1)
-    estimate = rows * (per_item + 4 * spec.editing_dim)
+    """A generated response of `rows` items as `output` must fit in `limit` bytes (estimate):
+    checked as soon as the row count is known, before latents are built or decoded."""
+    per_item = 0 if output == "latents" else math.prod(spec.output.shape) * (
+        4 if output == "float32" else 1)
+    estimate = rows * (per_item + 4 * spec.row_dim)
     if estimate > limit:
         raise InvalidArgument(
             f"the response would be about {estimate >> 20} MiB, over the "

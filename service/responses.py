@@ -21,6 +21,9 @@ from latentserve.service.models.lease import Lease
 from latentserve.service.requests import Output
 from latentserve.v1 import generator_pb2 as pb
 
+NOISE_MODES = {"const": pb.NOISE_MODE_CONST, "seeded": pb.NOISE_MODE_SEEDED,
+               "none": pb.NOISE_MODE_NONE}
+
 
 def resolved(lease: Lease) -> pb.ResolvedModel:
     """The version that served a request, and the alias that chose it."""
@@ -39,7 +42,19 @@ def list_models(entries: list[tuple[ModelRecord, int]]) -> pb.ListModelsResponse
 
 def latent_space(spec: BundleSpec) -> pb.LatentSpace.ValueType:
     """The proto enum of the bundle's editing space (where every served latent lives)."""
+    if spec.num_ws:
+        return pb.LATENT_SPACE_W_PLUS
     return pb.LATENT_SPACE_W if spec.editing_space == "w" else pb.LATENT_SPACE_Z
+
+
+def wire_latents(spec: BundleSpec, z: F32) -> F32:
+    """Flat editing-space rows as the wire states them: [n, *editing_shape]."""
+    return z.reshape(len(z), *spec.editing_shape)
+
+
+def layer_range(layers: tuple[int, int] | None) -> pb.LayerRange | None:
+    """The proto form of a layer range (None stays unset)."""
+    return None if layers is None else pb.LayerRange(start=layers[0], end=layers[1])
 
 
 def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
@@ -48,7 +63,7 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
     return pb.ModelInfo(
         model=resolved(lease),
         latent_dim=spec.latent_dim,
-        prior=spec.prior,
+        prior=spec.prior.kind,
         output_shape=spec.output.shape,
         output_min=spec.output.range[0],
         output_max=spec.output.range[1],
@@ -58,7 +73,8 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         directions=[
             pb.DirectionInfo(name=d.name, method=d.spec.method, unit=d.spec.unit,
                              factor=d.spec.factor or "", sigma=d.sigma,
-                             quality=direction_quality(d.spec.quality))
+                             quality=direction_quality(d.spec.quality),
+                             layers=layer_range(d.spec.layers))
             for d in bundle.directions.values()
         ],
         max_batch_size=spec.max_batch_size,
@@ -70,6 +86,14 @@ def model_info(lease: Lease, aliases: list[str]) -> pb.ModelInfo:
         w_dim=spec.mapping.w_dim if spec.mapping else 0,
         encoder_conditional=spec.encoder is not None
         and spec.encoder.condition_input is not None,
+        latent_shape=spec.prior_shape,
+        num_ws=spec.num_ws,
+        prior_mean=spec.prior.mean,
+        prior_scale=spec.prior.scale,
+        noise_inputs=[pb.NoiseInputInfo(name=n.name, shape=n.shape)
+                      for n in spec.decoder.noise_inputs],
+        noise_default=NOISE_MODES[spec.decoder.noise_default] if spec.decoder.noise_inputs
+        else pb.NOISE_MODE_UNSPECIFIED,
     )
 
 
@@ -77,14 +101,17 @@ def direction_quality(quality: DirectionQualitySpec | None) -> pb.DirectionQuali
     """The proto form of a direction's measured quality (None when the bundle has none)."""
     if quality is None:
         return None
-    return pb.DirectionQuality(**quality.model_dump())
+    values = quality.model_dump(exclude={"layers"})
+    return pb.DirectionQuality(**values, layers=layer_range(quality.layers))
 
 
 async def generate_response(lease: Lease, z: F32, images: F32 | None,
                             output: Output) -> pb.GenerateResponse:
     """GenerateResponse of latents z and their decoded images (None: latents only) as `output`."""
-    response = pb.GenerateResponse(model=resolved(lease), latents=to_tensor(z),
-                                   latent_space=latent_space(lease.bundle.spec))
+    spec = lease.bundle.spec
+    response = pb.GenerateResponse(model=resolved(lease),
+                                   latents=to_tensor(wire_latents(spec, z)),
+                                   latent_space=latent_space(spec))
     if images is None:
         return response
     value_range = lease.bundle.spec.output.range
@@ -100,5 +127,6 @@ async def generate_response(lease: Lease, z: F32, images: F32 | None,
 
 def encode_response(lease: Lease, z: F32) -> pb.EncodeResponse:
     """EncodeResponse of the posterior means z (editing space)."""
-    return pb.EncodeResponse(model=resolved(lease), latents=to_tensor(z),
-                             latent_space=latent_space(lease.bundle.spec))
+    spec = lease.bundle.spec
+    return pb.EncodeResponse(model=resolved(lease), latents=to_tensor(wire_latents(spec, z)),
+                             latent_space=latent_space(spec))

@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 from latentserve.core import latent_ops
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import FailedPrecondition, InvalidArgument
+from latentserve.registry.bundle.feeds import NoiseChoice
 from latentserve.registry.bundle.spec import BundleSpec
 from latentserve.service import generation, projection_rpc, responses
+from latentserve.service import layer_requests as lr
 from latentserve.service import requests as rq
 from latentserve.service.canonical import canonical_latents
 from latentserve.service.grpc_errors import Admission, Outcome, rpc, rpc_stream
@@ -30,7 +32,7 @@ from latentserve.v1 import generator_pb2_grpc as pb_grpc
 
 Reply = TypeVar("Reply", pb.GenerateResponse, pb.EncodeResponse)
 CachedRequest = (pb.SampleRequest | pb.InterpolateRequest | pb.EditRequest | pb.DecodeRequest
-                 | pb.EncodeRequest)
+                 | pb.EncodeRequest | pb.StyleMixRequest)
 """The requests whose responses the response cache may answer."""
 
 
@@ -76,11 +78,15 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             with span("validation"):
                 labels = rq.class_labels(request.class_labels, spec, rows=n,
                                          field="class_labels")
-            z = await generation.sample(lease, request.seed, n, psi)
-            if psi is not None or spec.mapping is not None:
-                # standard normals are finite; only ψ (or a mapping network) can push them out
+                cutoff = rq.truncation_cutoff(request, spec, "truncation_cutoff")
+                noise = lr.noise_choice(request, spec, default_seed=request.seed)
+                rq.check_response_size(n, spec, output, self.limits.max_message_bytes)
+            z = await generation.sample(lease, request.seed, n, psi, cutoff)
+            if psi is not None or spec.mapping is not None or not spec.prior.standard:
+                # standard normals are finite; only ψ, a mapping or the prior can push them out
                 z = generation.finite(z, "truncation_psi")
-            return await self._respond(lease, z, labels, output, source="truncation_psi")
+            return await self._respond(lease, z, labels, output, source="truncation_psi",
+                                       noise=noise)
 
         return await self._answer("Sample", request, outcome, pb.GenerateResponse, compute)
 
@@ -92,7 +98,9 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
 
         async def compute(lease: Lease) -> pb.GenerateResponse:
             z, labels, output = await self._path(request, lease, outcome)
-            return await self._respond(lease, z, labels, output, source="keyframes")
+            noise = lr.noise_choice(request, lease.bundle.spec)
+            return await self._respond(lease, z, labels, output, source="keyframes",
+                                       noise=noise)
 
         return await self._answer("Interpolate", request, outcome, pb.GenerateResponse, compute)
 
@@ -102,12 +110,13 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         with span("validation"):
             rq.check_sizes(request, self.limits.max_frames)
         async with self.manager.lease(**rq.model_ref(request.model)) as lease:
-            z, labels, output = await self._path(request, lease, outcome)
+            z, labels, output = await self._path(request, lease, outcome, stream=True)
+            noise = lr.noise_choice(request, lease.bundle.spec)
             step = lease.bundle.spec.max_batch_size
             for lo in range(0, len(z), step):
                 part = None if labels is None else labels[lo:lo + step]
                 chunk = await self._respond(lease, z[lo:lo + step], part, output,
-                                            source="keyframes")
+                                            source="keyframes", noise=noise, first_item=lo)
                 chunk.offset = lo
                 yield chunk
 
@@ -126,15 +135,22 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
             rows = count * len(strengths)
             self._admit(lease, outcome, rows)
             rq.check_count(rows, "items (rows produced)", self.limits.max_items)
-            direction, sigma = generation.direction(lease.bundle,
-                                                    rq.edit_direction(request, spec))
+            rq.check_response_size(rows, spec, output, self.limits.max_message_bytes)
+            choice = rq.edit_direction(request, spec)
+            direction, sigma = generation.direction(lease.bundle, choice)
+            found = lease.bundle.directions.get(choice.name)
+            layers = lr.layer_range(request, "layers", spec,
+                                    default=found.spec.layers if found else None)
             labels = rq.class_labels(request.class_labels, spec, rows=rows, field="class_labels",
                                      per="base", groups=count)
+            noise = lr.noise_choice(request, spec)
             bases = generation.finite(await generation.keyframes(lease, source),
                                       rq.source_field(request.base, "base"))
-            z = generation.finite(generation.edit(bases, direction, strengths, sigma),
+            z = generation.finite(generation.edit(bases, direction, strengths, sigma,
+                                                  num_ws=spec.num_ws, layers=layers),
                                   "strengths")
-            return await self._respond(lease, z, labels, output, source="strengths")
+            return await self._respond(lease, z, labels, output, source="strengths",
+                                       noise=noise)
 
         return await self._answer("Edit", request, outcome, pb.GenerateResponse, compute)
 
@@ -152,9 +168,35 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                 self._admit(lease, outcome, len(z))
                 labels = rq.class_labels(request.class_labels, spec, rows=len(z),
                                          field="class_labels")
-            return await self._respond(lease, z, labels, output)
+                noise = lr.noise_choice(request, spec)
+            return await self._respond(lease, z, labels, output, noise=noise)
 
         return await self._answer("Decode", request, outcome, pb.GenerateResponse, compute)
+
+    @rpc("StyleMix")
+    async def StyleMix(self, request: pb.StyleMixRequest, context: Any,
+                       outcome: Outcome) -> pb.GenerateResponse:
+        with span("validation"):
+            rq.check_sizes(request, self.limits.max_items)
+
+        async def compute(lease: Lease) -> pb.GenerateResponse:
+            spec = lease.bundle.spec
+            with span("validation"):
+                mix = lr.style_mix(request, spec, self.limits.max_items)
+                self._admit(lease, outcome, mix.items)
+                labels = rq.class_labels(request.class_labels, spec, rows=mix.items,
+                                         field="class_labels")
+                rq.check_response_size(mix.items, spec, mix.output,
+                                       self.limits.max_message_bytes)
+            sources = generation.finite(
+                await generation.seed_rows(lease, mix.rows + mix.cols, mix.psi, mix.cutoff),
+                "truncation_psi")
+            rows, cols = sources[:len(mix.rows)], sources[len(mix.rows):]
+            z = generation.style_mix(rows, cols, spec.num_ws, mix.layers, mix.include_sources)
+            return await self._respond(lease, z, labels, mix.output, source="truncation_psi",
+                                       noise=mix.noise)
+
+        return await self._answer("StyleMix", request, outcome, pb.GenerateResponse, compute)
 
     @rpc("Encode")
     async def Encode(self, request: pb.EncodeRequest, context: Any,
@@ -212,12 +254,15 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
                 return cached.hit
             return cached.keep(await compute(lease))
 
-    async def _path(self, request: pb.InterpolateRequest, lease: Lease,
-                    outcome: Outcome) -> tuple[F32, I64 | None, rq.Output]:
-        """An interpolation request's frames, recorded on `outcome`, with their labels."""
+    async def _path(self, request: pb.InterpolateRequest, lease: Lease, outcome: Outcome,
+                    *, stream: bool = False) -> tuple[F32, I64 | None, rq.Output]:
+        """An interpolation request's frames, recorded on `outcome`, with their labels (the
+        response size checked first: the whole path, or one chunk of a stream)."""
         spec = lease.bundle.spec
         with span("validation"):
             path = rq.path(request, spec, self.limits.max_frames)
+            rows = min(path.frames, spec.max_batch_size) if stream else path.frames
+            rq.check_response_size(rows, spec, path.output, self.limits.max_message_bytes)
         self._admit(lease, outcome, path.frames)
         labels = rq.class_labels(request.class_labels, spec, rows=path.frames,
                                  field="class_labels", per="frame")
@@ -227,12 +272,18 @@ class GeneratorServicer(pb_grpc.GeneratorServiceServicer):
         return z, labels, path.output
 
     async def _respond(self, lease: Lease, z: F32, labels: I64 | None,
-                       output: rq.Output, *, source: str = "latents") -> pb.GenerateResponse:
+                       output: rq.Output, *, source: str = "latents",
+                       noise: NoiseChoice | None = None,
+                       first_item: int = 0) -> pb.GenerateResponse:
         """The one decode path: size check, backend decode, then the response as `output`.
 
         `source` is the request field the latents came from (named if the images are not
-        finite)."""
-        images = await generation.decode(lease, z, labels, output, self.limits.max_message_bytes)
+        finite); `noise` feeds the decoder's noise inputs (seeded noise numbers items from
+        `first_item`, the chunk's offset in a stream)."""
+        if noise is not None and noise.mode == "seeded" and first_item:
+            noise = NoiseChoice("seeded", noise.seed, offset=first_item)
+        images = await generation.decode(lease, z, labels, output, self.limits.max_message_bytes,
+                                         noise)
         if images is not None:
             generation.finite_output(images, source, "images")
         return await responses.generate_response(lease, z, images, output)

@@ -25,7 +25,7 @@ from latentserve.v1 import generator_pb2 as pb
 
 from . import wire
 from .client import Client
-from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .messages import ImagesArg, Labels, MethodArg, NoiseArg, OutputArg
 from .projection import AsyncProjectMixin
 from .refs import ModelArg
 from .results import (
@@ -82,10 +82,15 @@ class AsyncClient(AsyncProjectMixin, Connection):
     @_doc(Client.sample)
     async def sample(self, model: ModelArg, *, n: int = 1, seed: int = 0,
                      truncation_psi: float | None = None, class_labels: Labels = None,
-                     output: OutputArg = "float32", version: int | None = None,
+                     output: OutputArg = "float32",
+                     truncation_cutoff: int | None = None, noise: NoiseArg = None,
+                     noise_seed: int | None = None,
+                     version: int | None = None,
                      alias: str | None = None, timeout_s: float | None = None) -> GenerateResult:
         request = wire.sample_request(model, n=n, seed=seed, truncation_psi=truncation_psi,
                                       class_labels=class_labels, output=output,
+                                      truncation_cutoff=truncation_cutoff, noise=noise,
+                                      noise_seed=noise_seed,
                                       version=version, alias=alias)
         return wire.generated(await self._call("Sample", request, timeout_s))
 
@@ -94,11 +99,14 @@ class AsyncClient(AsyncProjectMixin, Connection):
                           latents: npt.ArrayLike | None = None, steps: int = 8,
                           method: MethodArg = None, truncation_psi: float | None = None,
                           class_labels: Labels = None, output: OutputArg = "float32",
+                          truncation_cutoff: int | None = None, noise: NoiseArg = None,
+                          noise_seed: int | None = None,
                           version: int | None = None, alias: str | None = None,
                           timeout_s: float | None = None) -> GenerateResult:
         request = wire.interpolate_request(
             model, seeds=seeds, latents=latents, steps=steps, method=method,
             truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, noise=noise, noise_seed=noise_seed,
             version=version, alias=alias)
         return wire.path(await self._call("Interpolate", request, timeout_s))
 
@@ -108,11 +116,14 @@ class AsyncClient(AsyncProjectMixin, Connection):
                            latents: npt.ArrayLike | None = None, steps: int = 8,
                            method: MethodArg = None, truncation_psi: float | None = None,
                            class_labels: Labels = None, output: OutputArg = "float32",
+                           truncation_cutoff: int | None = None, noise: NoiseArg = None,
+                           noise_seed: int | None = None,
                            version: int | None = None, alias: str | None = None,
                            timeout_s: float | None = None) -> AsyncIterator[GenerateResult]:
         request = wire.interpolate_request(
             model, seeds=seeds, latents=latents, steps=steps, method=method,
             truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, noise=noise, noise_seed=noise_seed,
             version=version, alias=alias)
         return self._stream("StreamInterpolate", request, self._config.call_timeout(timeout_s))
 
@@ -122,14 +133,34 @@ class AsyncClient(AsyncProjectMixin, Connection):
                    seeds: Sequence[int] | None = None, latents: npt.ArrayLike | None = None,
                    conditional_on: Sequence[str] = (), truncation_psi: float | None = None,
                    class_labels: Labels = None, output: OutputArg = "float32",
+                   truncation_cutoff: int | None = None, layers: tuple[int, int] | None = None,
+                   noise: NoiseArg = None, noise_seed: int | None = None,
                    version: int | None = None, alias: str | None = None,
                    timeout_s: float | None = None) -> GenerateResult:
         request = wire.edit_request(
             model, direction=direction, strengths=strengths, seeds=seeds, latents=latents,
             conditional_on=conditional_on, truncation_psi=truncation_psi,
-            class_labels=class_labels, output=output, version=version, alias=alias)
+            class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, layers=layers, noise=noise, noise_seed=noise_seed,
+            version=version, alias=alias)
         response = await self._call("Edit", request, timeout_s)
         return wire.generated(response, len(request.strengths))
+
+    @_doc(Client.style_mix)
+    async def style_mix(self, model: ModelArg, *, row_seeds: Sequence[int],
+                        col_seeds: Sequence[int], layers: tuple[int, int],
+                        truncation_psi: float | None = None,
+                        truncation_cutoff: int | None = None, class_labels: Labels = None,
+                        output: OutputArg = "float32", noise: NoiseArg = None,
+                        noise_seed: int | None = None, include_sources: bool = False,
+                        version: int | None = None, alias: str | None = None,
+                        timeout_s: float | None = None) -> GenerateResult:
+        request = wire.style_mix_request(
+            model, row_seeds=row_seeds, col_seeds=col_seeds, layers=layers,
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+            class_labels=class_labels, output=output, noise=noise, noise_seed=noise_seed,
+            include_sources=include_sources, version=version, alias=alias)
+        return wire.mixed(await self._call("StyleMix", request, timeout_s), request)
 
     @_doc(Client.encode)
     async def encode(self, model: ModelArg, images: ImagesArg, *, class_labels: Labels = None,
@@ -142,9 +173,11 @@ class AsyncClient(AsyncProjectMixin, Connection):
     @_doc(Client.decode)
     async def decode(self, model: ModelArg, latents: npt.ArrayLike, *,
                      class_labels: Labels = None, output: OutputArg = "float32",
+                     noise: NoiseArg = None, noise_seed: int | None = None,
                      version: int | None = None, alias: str | None = None,
                      timeout_s: float | None = None) -> GenerateResult:
         request = wire.decode_request(model, latents, class_labels=class_labels, output=output,
+                                      noise=noise, noise_seed=noise_seed,
                                       version=version, alias=alias)
         return wire.generated(await self._call("Decode", request, timeout_s))
 

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from latentserve.v1 import generator_pb2 as pb
 
 from . import wire
-from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .messages import ImagesArg, Labels, MethodArg, NoiseArg, OutputArg
 from .projection import ProjectMixin
 from .refs import ModelArg
 from .results import (
@@ -65,7 +65,10 @@ class Client(ProjectMixin, Connection):
 
     def sample(self, model: ModelArg, *, n: int = 1, seed: int = 0,
                truncation_psi: float | None = None, class_labels: Labels = None,
-               output: OutputArg = "float32", version: int | None = None,
+               output: OutputArg = "float32",
+               truncation_cutoff: int | None = None, noise: NoiseArg = None,
+               noise_seed: int | None = None,
+               version: int | None = None,
                alias: str | None = None, timeout_s: float | None = None) -> GenerateResult:
         """Draw `n` seeded latents (item i from SeedSequence([seed, i])) and decode them.
 
@@ -75,6 +78,8 @@ class Client(ProjectMixin, Connection):
         """
         request = wire.sample_request(model, n=n, seed=seed, truncation_psi=truncation_psi,
                                       class_labels=class_labels, output=output,
+                                      truncation_cutoff=truncation_cutoff, noise=noise,
+                                      noise_seed=noise_seed,
                                       version=version, alias=alias)
         return wire.generated(self._call("Sample", request, timeout_s))
 
@@ -82,6 +87,8 @@ class Client(ProjectMixin, Connection):
                     latents: npt.ArrayLike | None = None, steps: int = 8,
                     method: MethodArg = None, truncation_psi: float | None = None,
                     class_labels: Labels = None, output: OutputArg = "float32",
+                    truncation_cutoff: int | None = None, noise: NoiseArg = None,
+                    noise_seed: int | None = None,
                     version: int | None = None, alias: str | None = None,
                     timeout_s: float | None = None) -> GenerateResult:
         """Decode a path through keyframes (`seeds=` or `latents=` [k, N]).
@@ -99,6 +106,7 @@ class Client(ProjectMixin, Connection):
         request = wire.interpolate_request(
             model, seeds=seeds, latents=latents, steps=steps, method=method,
             truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, noise=noise, noise_seed=noise_seed,
             version=version, alias=alias)
         return wire.path(self._call("Interpolate", request, timeout_s))
 
@@ -106,6 +114,8 @@ class Client(ProjectMixin, Connection):
                            latents: npt.ArrayLike | None = None, steps: int = 8,
                            method: MethodArg = None, truncation_psi: float | None = None,
                            class_labels: Labels = None, output: OutputArg = "float32",
+                           truncation_cutoff: int | None = None, noise: NoiseArg = None,
+                           noise_seed: int | None = None,
                            version: int | None = None, alias: str | None = None,
                            timeout_s: float | None = None) -> Iterator[GenerateResult]:
         """Like `interpolate`, yielding chunks in order (`chunk.offset` = first row); the same
@@ -120,6 +130,7 @@ class Client(ProjectMixin, Connection):
         request = wire.interpolate_request(
             model, seeds=seeds, latents=latents, steps=steps, method=method,
             truncation_psi=truncation_psi, class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, noise=noise, noise_seed=noise_seed,
             version=version, alias=alias)
         return self._stream("StreamInterpolate", request, self._config.call_timeout(timeout_s))
 
@@ -127,7 +138,10 @@ class Client(ProjectMixin, Connection):
              strengths: Sequence[float] | npt.ArrayLike, seeds: Sequence[int] | None = None,
              latents: npt.ArrayLike | None = None, conditional_on: Sequence[str] = (),
              truncation_psi: float | None = None, class_labels: Labels = None,
-             output: OutputArg = "float32", version: int | None = None,
+             output: OutputArg = "float32",
+             truncation_cutoff: int | None = None, layers: tuple[int, int] | None = None,
+             noise: NoiseArg = None, noise_seed: int | None = None,
+             version: int | None = None,
              alias: str | None = None, timeout_s: float | None = None) -> GenerateResult:
         """Move each base latent along `direction` (a name or a vector [D] of the editing space)
         by each strength;
@@ -139,12 +153,45 @@ class Client(ProjectMixin, Connection):
             sweep = client.edit("sprites-vae", seeds=[1, 2], direction="scale",
                                 strengths=[-2, -1, 0, 1, 2], conditional_on=["pos_y"],
                                 class_labels=[0, 2])
+
+        W+ generators: `layers=(start, end)` edits only those layers (default: the direction's
+        own range, `DirectionInfo.layers`, else all); `truncation_cutoff=k` truncates seeds
+        on the first k layers only. `noise=` ("const", "seeded", "none") and `noise_seed=`
+        choose the noise of a decoder with noise inputs (seeded: item i's noise depends only
+        on (noise_seed, i, layer)).
         """
         request = wire.edit_request(
             model, direction=direction, strengths=strengths, seeds=seeds, latents=latents,
             conditional_on=conditional_on, truncation_psi=truncation_psi,
-            class_labels=class_labels, output=output, version=version, alias=alias)
+            class_labels=class_labels, output=output,
+            truncation_cutoff=truncation_cutoff, layers=layers, noise=noise, noise_seed=noise_seed,
+            version=version, alias=alias)
         return wire.generated(self._call("Edit", request, timeout_s), len(request.strengths))
+
+    def style_mix(self, model: ModelArg, *, row_seeds: Sequence[int], col_seeds: Sequence[int],
+                  layers: tuple[int, int], truncation_psi: float | None = None,
+                  truncation_cutoff: int | None = None, class_labels: Labels = None,
+                  output: OutputArg = "float32", noise: NoiseArg = None,
+                  noise_seed: int | None = None, include_sources: bool = False,
+                  version: int | None = None, alias: str | None = None,
+                  timeout_s: float | None = None) -> GenerateResult:
+        """StyleGAN's style-mixing figure (W+ generators): row r, column c is row seed r's W+
+        latent with the layers [start, end) of column seed c's; rows are row-major and
+        `grid()` has one row per row seed. With `include_sources`, the R row sources and the
+        C column sources come first (the result then holds R + C + R·C items).
+
+        Example::
+
+            mix = client.style_mix("stylish", row_seeds=[1, 2, 3], col_seeds=[4, 5],
+                                   layers=(0, 4))      # coarse styles from the columns
+            mix.latents.shape                          # (6, num_ws, w_dim)
+        """
+        request = wire.style_mix_request(
+            model, row_seeds=row_seeds, col_seeds=col_seeds, layers=layers,
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+            class_labels=class_labels, output=output, noise=noise, noise_seed=noise_seed,
+            include_sources=include_sources, version=version, alias=alias)
+        return wire.mixed(self._call("StyleMix", request, timeout_s), request)
 
     def encode(self, model: ModelArg, images: ImagesArg, *, class_labels: Labels = None,
                version: int | None = None, alias: str | None = None,
@@ -162,16 +209,20 @@ class Client(ProjectMixin, Connection):
         return encode_result_from_proto(self._call("Encode", request, timeout_s))
 
     def decode(self, model: ModelArg, latents: npt.ArrayLike, *, class_labels: Labels = None,
-               output: OutputArg = "float32", version: int | None = None,
+               output: OutputArg = "float32",
+               noise: NoiseArg = None, noise_seed: int | None = None,
+               version: int | None = None,
                alias: str | None = None, timeout_s: float | None = None) -> GenerateResult:
-        """Decode caller latents [n, D] of the model's editing space (D = `ModelInfo.editing_dim`:
-        `w_dim` for two-stage generators, else `latent_dim`).
+        """Decode caller latents of the model's editing space, flat [n, D] or shaped
+        [n, *ModelInfo.editing_shape] ([n, 4, 16, 16] for a spatial VAE, [n, num_ws, w_dim] for
+        W+); results carry latents shaped the same way.
 
         Example::
 
             again = client.decode("sprites-vae", z, class_labels=[0])
         """
         request = wire.decode_request(model, latents, class_labels=class_labels, output=output,
+                                      noise=noise, noise_seed=noise_seed,
                                       version=version, alias=alias)
         return wire.generated(self._call("Decode", request, timeout_s))
 

@@ -107,29 +107,74 @@ def class_labels(value: Labels) -> list[int]:
     return out
 
 
-def truncation(value: float | None) -> dict[str, float]:
-    """The `truncation_psi` keyword of a request message (none when unset: ψ = 1)."""
-    return {} if value is None else {"truncation_psi": float(value)}
+def truncation(value: float | None, cutoff: int | None = None) -> dict[str, Any]:
+    """The `truncation_psi` (and W+ `truncation_cutoff`) keywords of a request message (none
+    when unset: ψ = 1 on every layer)."""
+    found: dict[str, Any] = {} if value is None else {"truncation_psi": float(value)}
+    if cutoff is not None:
+        found["truncation_cutoff"] = uint(cutoff, "truncation_cutoff", 32)
+    return found
+
+
+NoiseArg = str | None
+"""Noise of a decoder's noise inputs: "const", "seeded", "none" or None (the model's default)."""
+_NOISE = {"const": pb.NOISE_MODE_CONST, "seeded": pb.NOISE_MODE_SEEDED,
+          "none": pb.NOISE_MODE_NONE}
+
+
+def noise(mode: NoiseArg, seed: int | None = None) -> pb.NoiseOptions | None:
+    """The `noise` field of a request message (None when neither mode nor seed is given;
+    a seed alone means seeded noise from that seed)."""
+    if mode is None and seed is None:
+        return None
+    if mode is not None and mode not in _NOISE:
+        raise ValueError(f"noise must be one of {sorted(_NOISE)} or None, got {mode!r}")
+    options = pb.NoiseOptions(mode=_NOISE[mode or "seeded"])
+    if seed is not None:
+        options.seed = uint(seed, "noise_seed", 64)
+    return options
+
+
+def layer_range(layers: tuple[int, int] | Sequence[int] | None) -> pb.LayerRange | None:
+    """The `layers` field of a request message: W+ layers [start, end) (None: unset)."""
+    if layers is None:
+        return None
+    if isinstance(layers, str) or len(layers) != 2:
+        raise ValueError(f"layers must be (start, end), got {layers!r}")
+    start, end = (uint(v, "layers", 32) for v in layers)
+    if start >= end:
+        raise ValueError(f"layers must be (start, end) with start < end, got {tuple(layers)}")
+    return pb.LayerRange(start=start, end=end)
 
 
 def latent_source(
     seeds: Sequence[int] | None,
     latents: npt.ArrayLike | None,
     truncation_psi: float | None,
+    truncation_cutoff: int | None = None,
 ) -> pb.LatentSource:
-    """A LatentSource from exactly one of `seeds=` (with optional ψ) or `latents=` [k, N]."""
+    """A LatentSource from exactly one of `seeds=` (with optional ψ and W+ cutoff) or
+    `latents=` [k, D] or shaped [k, *shape] ([k, num_ws, w_dim] for W+)."""
     if (seeds is None) == (latents is None):
         raise ValueError("give exactly one of seeds= or latents=")
     if latents is not None:
-        if truncation_psi is not None:
-            raise ValueError("truncation_psi applies to seeds=, not to explicit latents=")
-        arr = np.asarray(latents)
-        if arr.ndim != 2:
-            raise ValueError(f"latents must be a [k, N] array, got shape {arr.shape}")
-        return pb.LatentSource(latents=to_tensor(arr, field="latents"))
+        if truncation_psi is not None or truncation_cutoff is not None:
+            raise ValueError("truncation_psi applies to seeds=, not to explicit latents= (and "
+                             "so does truncation_cutoff)")
+        return pb.LatentSource(latents=latent_tensor(latents, "latents"))
     assert seeds is not None
     checked = [uint(s, f"seeds[{i}]", 64) for i, s in enumerate(seeds)]
-    return pb.LatentSource(seeds=pb.SeedList(seeds=checked, **truncation(truncation_psi)))
+    return pb.LatentSource(seeds=pb.SeedList(seeds=checked,
+                                             **truncation(truncation_psi, truncation_cutoff)))
+
+
+def latent_tensor(latents: npt.ArrayLike, arg: str) -> pb.Tensor:
+    """Latents [n, D] or shaped [n, ...] as a tensor (the service checks the shape)."""
+    arr = np.asarray(latents)
+    if arr.ndim < 2:
+        raise ValueError(f"{arg} must be an [n, N] array (or shaped [n, ...]), got shape "
+                         f"{arr.shape}")
+    return to_tensor(arr, field=arg)
 
 
 def _png_bytes(item: Any, i: int) -> bytes:

@@ -27,11 +27,15 @@ from . import images as _images
 if TYPE_CHECKING:
     from PIL import Image
 
-LatentSpace = Literal["z", "w", ""]
+LatentSpace = Literal["z", "w", "w+", ""]
 """The space of a result's latents: "z" (the prior's), "w" (a two-stage generator's mapped
-space) or "" when the server did not say (then it is the model's editing space)."""
+space), "w+" (one w per synthesis layer: [n, num_ws, w_dim]) or "" when the server did not say
+(then it is the model's editing space)."""
 
-_SPACES: dict[int, LatentSpace] = {pb.LATENT_SPACE_Z: "z", pb.LATENT_SPACE_W: "w"}
+_SPACES: dict[int, LatentSpace] = {pb.LATENT_SPACE_Z: "z", pb.LATENT_SPACE_W: "w",
+                                   pb.LATENT_SPACE_W_PLUS: "w+"}
+_NOISE_MODES = {pb.NOISE_MODE_CONST: "const", pb.NOISE_MODE_SEEDED: "seeded",
+                pb.NOISE_MODE_NONE: "none"}
 
 
 def latent_space_from_proto(value: int) -> LatentSpace:
@@ -165,6 +169,8 @@ class DirectionInfo:
     factor: str
     sigma: float
     quality: DirectionQuality | None = None
+    layers: tuple[int, int] | None = None
+    """W+ generators: the default layer range [start, end) of edits (None: every layer)."""
 
 
 @dataclass(frozen=True)
@@ -197,11 +203,33 @@ class ModelInfo:
     has_mapping: bool = False
     w_dim: int = 0
     encoder_conditional: bool = False
+    latent_shape: tuple[int, ...] = ()
+    """Shape of one prior latent z, e.g. (4, 16, 16); (latent_dim,) for flat latents."""
+    num_ws: int = 0
+    """W+ generators: synthesis layers (latents [n, num_ws, w_dim]); 0 otherwise."""
+    prior_mean: float = 0.0
+    prior_scale: float = 1.0
+    """The prior z = prior_mean + prior_scale · ε."""
+    noise_inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """The decoder's per-layer noise inputs: (name, [C, H, W])."""
+    noise_default: str = ""
+    """const | seeded | none: the noise when a call names none ("" without noise inputs)."""
 
     @property
     def editing_dim(self) -> int:
-        """Size of the latents the service takes and returns: w_dim for W, else latent_dim."""
-        return self.w_dim if self.editing_space == "w" else self.latent_dim
+        """Size of one editing-space vector: w_dim for W and W+, else latent_dim (a W+ latent
+        holds num_ws of them; see `editing_shape`)."""
+        return self.w_dim if self.editing_space in ("w", "w+") else self.latent_dim
+
+    @property
+    def editing_shape(self) -> tuple[int, ...]:
+        """Shape of one latent the service takes and returns: (num_ws, w_dim) for W+, (w_dim,)
+        for W, `latent_shape` for Z."""
+        if self.num_ws:
+            return (self.num_ws, self.w_dim)
+        if self.editing_space == "w":
+            return (self.w_dim,)
+        return self.latent_shape or (self.latent_dim,)
 
     @property
     def output_range(self) -> tuple[float, float]:
@@ -249,7 +277,7 @@ def generate_result_from_proto(
     to the one the response carries (servers before `GenerateResponse.output_range` send none)."""
     if output_range is None and resp.HasField("output_range"):
         output_range = (resp.output_range.min, resp.output_range.max)
-    latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
+    latents = _shaped_latents(resp.latents)
     images = None
     if resp.HasField("images"):
         images = from_tensor(resp.images, field="images", ndim=4)
@@ -267,7 +295,7 @@ def generate_result_from_proto(
 
 def encode_result_from_proto(resp: pb.EncodeResponse) -> EncodeResult:
     """EncodeResult from an EncodeResponse (validates the latents)."""
-    latents = from_tensor(resp.latents, field="latents", dtype=np.float32, ndim=2)
+    latents = _shaped_latents(resp.latents)
     return EncodeResult(model=resolved_from_proto(resp.model), latents=latents,
                         latent_space=latent_space_from_proto(resp.latent_space))
 
@@ -286,7 +314,8 @@ def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
         class_names=tuple(msg.class_names),
         directions=tuple(
             DirectionInfo(d.name, d.method, d.unit, d.factor, float(d.sigma),
-                          _quality(d.quality) if d.HasField("quality") else None)
+                          _quality(d.quality) if d.HasField("quality") else None,
+                          _layers(d.layers) if d.HasField("layers") else None)
             for d in msg.directions
         ),
         max_batch_size=int(msg.max_batch_size),
@@ -297,6 +326,12 @@ def model_info_from_proto(msg: pb.ModelInfo) -> ModelInfo:
         has_mapping=bool(msg.has_mapping),
         w_dim=int(msg.w_dim),
         encoder_conditional=bool(msg.encoder_conditional),
+        latent_shape=tuple(int(d) for d in msg.latent_shape) or (int(msg.latent_dim),),
+        num_ws=int(msg.num_ws),
+        prior_mean=float(msg.prior_mean),
+        prior_scale=float(msg.prior_scale) or 1.0,
+        noise_inputs=tuple((n.name, tuple(int(d) for d in n.shape)) for n in msg.noise_inputs),
+        noise_default=_NOISE_MODES.get(msg.noise_default, ""),
     )
 
 
@@ -308,6 +343,18 @@ def model_summary_from_proto(msg: pb.ModelSummary) -> ModelSummary:
         aliases=dict(sorted(msg.aliases.items())),
         loaded_version=int(msg.loaded_version),
     )
+
+
+def _shaped_latents(tensor: pb.Tensor) -> npt.NDArray[np.float32]:
+    """Response latents as the server shaped them: [n, D], [n, *latent_shape] or [n, L, w_dim]."""
+    latents: npt.NDArray[np.float32] = from_tensor(tensor, field="latents", dtype=np.float32)
+    if latents.ndim < 2:
+        raise ValueError(f"latents must be [n, ...], got shape {list(latents.shape)}")
+    return latents
+
+
+def _layers(msg: pb.LayerRange) -> tuple[int, int]:
+    return int(msg.start), int(msg.end)
 
 
 def _quality(msg: pb.DirectionQuality) -> DirectionQuality:

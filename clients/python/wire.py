@@ -20,7 +20,7 @@ from latentserve.core.tensors import to_tensor
 from latentserve.v1 import generator_pb2 as pb
 
 from . import messages as fields
-from .messages import ImagesArg, Labels, MethodArg, OutputArg
+from .messages import ImagesArg, Labels, MethodArg, NoiseArg, OutputArg
 from .refs import ModelArg, parse_model_ref
 from .results import GenerateResult, ModelSummary, generate_result_from_proto
 from .results import model_summary_from_proto as _summary
@@ -32,9 +32,10 @@ def model_ref(model: ModelArg, version: int | None = None, alias: str | None = N
 
 
 def sample_request(model: ModelArg, *, n: int = 1, seed: int = 0,
-                   truncation_psi: float | None = None, class_labels: Labels = None,
-                   output: OutputArg = None, version: int | None = None,
-                   alias: str | None = None) -> pb.SampleRequest:
+                   truncation_psi: float | None = None, truncation_cutoff: int | None = None,
+                   class_labels: Labels = None, output: OutputArg = None,
+                   noise: NoiseArg = None, noise_seed: int | None = None,
+                   version: int | None = None, alias: str | None = None) -> pb.SampleRequest:
     """SampleRequest of `Client.sample`."""
     return pb.SampleRequest(
         model=model_ref(model, version, alias),
@@ -42,41 +43,71 @@ def sample_request(model: ModelArg, *, n: int = 1, seed: int = 0,
         seed=fields.uint(seed, "seed", 64),
         class_labels=fields.class_labels(class_labels),
         output=fields.output_format(output),
-        **fields.truncation(truncation_psi),
+        **fields.truncation(truncation_psi, truncation_cutoff),
+        noise=fields.noise(noise, noise_seed),
+    )
+
+
+def style_mix_request(model: ModelArg, *, row_seeds: Sequence[int], col_seeds: Sequence[int],
+                      layers: tuple[int, int] | Sequence[int],
+                      truncation_psi: float | None = None,
+                      truncation_cutoff: int | None = None, class_labels: Labels = None,
+                      output: OutputArg = None, noise: NoiseArg = None,
+                      noise_seed: int | None = None, include_sources: bool = False,
+                      version: int | None = None,
+                      alias: str | None = None) -> pb.StyleMixRequest:
+    """StyleMixRequest of `Client.style_mix`."""
+    return pb.StyleMixRequest(
+        model=model_ref(model, version, alias),
+        row_seeds=[fields.uint(s, f"row_seeds[{i}]", 64) for i, s in enumerate(row_seeds)],
+        col_seeds=[fields.uint(s, f"col_seeds[{i}]", 64) for i, s in enumerate(col_seeds)],
+        class_labels=fields.class_labels(class_labels),
+        output=fields.output_format(output),
+        include_sources=bool(include_sources),
+        layers=fields.layer_range(layers),
+        **fields.truncation(truncation_psi, truncation_cutoff),
+        noise=fields.noise(noise, noise_seed),
     )
 
 
 def interpolate_request(model: ModelArg, *, seeds: Sequence[int] | None = None,
                         latents: npt.ArrayLike | None = None, steps: int = 8,
                         method: MethodArg = None, truncation_psi: float | None = None,
+                        truncation_cutoff: int | None = None,
                         class_labels: Labels = None, output: OutputArg = None,
+                        noise: NoiseArg = None, noise_seed: int | None = None,
                         version: int | None = None,
                         alias: str | None = None) -> pb.InterpolateRequest:
     """InterpolateRequest of `Client.interpolate` and `Client.stream_interpolate`."""
     return pb.InterpolateRequest(
         model=model_ref(model, version, alias),
-        keyframes=fields.latent_source(seeds, latents, truncation_psi),
+        keyframes=fields.latent_source(seeds, latents, truncation_psi, truncation_cutoff),
         steps=fields.uint(steps, "steps", 32),
         method=fields.interpolation_method(method),
         class_labels=fields.class_labels(class_labels),
         output=fields.output_format(output),
+        noise=fields.noise(noise, noise_seed),
     )
 
 
 def edit_request(model: ModelArg, *, direction: str | npt.ArrayLike,
                  strengths: Sequence[float] | npt.ArrayLike, seeds: Sequence[int] | None = None,
                  latents: npt.ArrayLike | None = None, conditional_on: Sequence[str] = (),
-                 truncation_psi: float | None = None, class_labels: Labels = None,
-                 output: OutputArg = None, version: int | None = None,
-                 alias: str | None = None) -> pb.EditRequest:
-    """EditRequest of `Client.edit` (direction by name or as a float vector [N])."""
+                 truncation_psi: float | None = None, truncation_cutoff: int | None = None,
+                 layers: tuple[int, int] | Sequence[int] | None = None,
+                 class_labels: Labels = None, output: OutputArg = None,
+                 noise: NoiseArg = None, noise_seed: int | None = None,
+                 version: int | None = None, alias: str | None = None) -> pb.EditRequest:
+    """EditRequest of `Client.edit` (direction by name or as a float vector [N]; W+ `layers`)."""
     req = pb.EditRequest(
         model=model_ref(model, version, alias),
-        base=fields.latent_source(seeds, latents, truncation_psi),
+        base=fields.latent_source(seeds, latents, truncation_psi, truncation_cutoff),
         strengths=[float(s) for s in np.asarray(strengths, dtype=np.float64).ravel()],
         conditional_on=[conditional_on] if isinstance(conditional_on, str) else conditional_on,
         class_labels=fields.class_labels(class_labels),
         output=fields.output_format(output),
+        layers=fields.layer_range(layers),
+        noise=fields.noise(noise, noise_seed),
     )
     if isinstance(direction, str):
         req.direction_name = direction
@@ -103,21 +134,25 @@ def encode_request(model: ModelArg, images: ImagesArg, *, class_labels: Labels =
 
 
 def decode_request(model: ModelArg, latents: npt.ArrayLike, *, class_labels: Labels = None,
-                   output: OutputArg = None, version: int | None = None,
+                   output: OutputArg = None, noise: NoiseArg = None,
+                   noise_seed: int | None = None, version: int | None = None,
                    alias: str | None = None) -> pb.DecodeRequest:
-    """DecodeRequest of `Client.decode` (latents [n, N])."""
-    arr = np.asarray(latents)
-    if arr.ndim != 2:
-        raise ValueError(f"latents must be an [n, N] array, got shape {arr.shape}")
+    """DecodeRequest of `Client.decode` (latents [n, D] or shaped [n, ...])."""
     return pb.DecodeRequest(
-        model=model_ref(model, version, alias), latents=to_tensor(arr, field="latents"),
+        model=model_ref(model, version, alias), latents=fields.latent_tensor(latents, "latents"),
         class_labels=fields.class_labels(class_labels), output=fields.output_format(output),
+        noise=fields.noise(noise, noise_seed),
     )
 
 
 def generated(resp: pb.GenerateResponse, columns: int | None = None) -> GenerateResult:
     """The result of a GenerateResponse, with its output range and grid `columns`."""
     return generate_result_from_proto(resp, columns=columns)
+
+
+def mixed(resp: pb.GenerateResponse, request: pb.StyleMixRequest) -> GenerateResult:
+    """A style-mixing grid: one row per row seed (sources, when included, lead the rows)."""
+    return generated(resp, len(request.col_seeds))
 
 
 def path(resp: pb.GenerateResponse) -> GenerateResult:

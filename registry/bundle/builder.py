@@ -38,13 +38,15 @@ import onnx
 import onnxruntime as ort
 
 from latentserve.core.arrays import F32, I64
-from latentserve.core.seeding import sample_latents
+from latentserve.core.layer_ops import broadcast_ws
+from latentserve.core.seeding import noise, prior_latents, sample_latents
 from latentserve.registry.bundle.builder_io import (
     COMPONENT_ORDER,
     RESOLVERS,
     Found,
     adapt_graph,
 )
+from latentserve.registry.bundle.feeds import encoder_rows, flat, shaped
 from latentserve.registry.bundle.files import Bundle, write_bundle
 from latentserve.registry.bundle.onnx_checks import (
     check_decoder,
@@ -113,6 +115,11 @@ class BundleOptions:
     metrics: Mapping[str, float] = field(default_factory=dict)
     metric_notes: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    prior_mean: float = 0.0
+    """The prior z = prior_mean + prior_scale·ε (an SD-VAE latent: prior_scale 1/0.18215)."""
+    prior_scale: float = 1.0
+    noise_default: str = "const"
+    """Noise of a decoder with noise inputs when a request names none: const, seeded or none."""
 
 
 def build_bundle(out_dir: Path, options: BundleOptions,
@@ -156,7 +163,7 @@ def build_bundle(out_dir: Path, options: BundleOptions,
         center = None
         if mapping is not None:
             assert found.latent_dim is not None
-            center = _mean_w(paths["mapping"], mapping, found.latent_dim)
+            center = _mean_w(paths["mapping"], mapping, found, options)
         probe = _probe_decoder(paths["decoder"], decoder, found, options,
                                None if mapping is None else (paths["mapping"], mapping))
         if found.output_shape is None:
@@ -176,10 +183,13 @@ def build_bundle(out_dir: Path, options: BundleOptions,
                             encoder=paths.get("encoder"), preview_png=preview)
 
 
-def _mean_w(path: Path, mapping: MappingSpec, latent_dim: int) -> F32:
+def _mean_w(path: Path, mapping: MappingSpec, found: Found, options: BundleOptions) -> F32:
     """w̄ of the mapping (the truncation center); onnxruntime errors name the mapping."""
+    assert found.latent_dim is not None
     try:
-        return mean_of_mapping(path, mapping.input, mapping.output, latent_dim)
+        return mean_of_mapping(path, mapping.input, mapping.output, found.latent_dim,
+                               input_shape=found.latent_shape,
+                               prior=(options.prior_mean, options.prior_scale))
     except BundleError:
         raise BundleError("mapping: produces non-finite W codes for prior latents; w̄ is "
                           "undefined") from None
@@ -243,8 +253,12 @@ def _spec(options: BundleOptions, found: Found, decoder: DecoderSpec,
         "output": {"shape": list(found.output_shape), "range": list(options.output_range)},
         "condition": {"num_classes": len(options.labels), "labels": list(options.labels)}
         if options.labels else None,
-        "decoder": decoder.model_dump(),
-        "mapping": None if mapping is None else mapping.model_dump(),
+        "latent_shape": None if found.latent_shape is None else list(found.latent_shape),
+        "prior": {"kind": "normal", "mean": options.prior_mean, "scale": options.prior_scale},
+        "decoder": {**decoder.model_dump(), "noise_default": options.noise_default},
+        "mapping": None if mapping is None else {
+            **mapping.model_dump(), "num_ws": found.num_ws,
+            "output_per_layer": found.output_per_layer},
         "editing_space": "z" if mapping is None else "w",
         "truncation_center": None if center is None else [float(v) for v in center],
         "encoder": None if encoder is None else encoder.model_dump(),
@@ -301,13 +315,27 @@ def _probe_decoder(path: Path, decoder: DecoderSpec, found: Found, options: Bund
     else:
         cols, labels = PREVIEW_ITEMS // 2, None
         z = sample_latents(0, PREVIEW_ITEMS, found.latent_dim)
+    z = prior_latents(z, options.prior_mean, options.prior_scale)
+    prior_shape = found.latent_shape or (found.latent_dim,)
     if mapping is not None:
-        z = _run("mapping", cpu_session(mapping[0], threads=PROBE_THREADS), mapping[1].output,
-                 {mapping[1].input: z}, options.max_batch_size)
+        z = flat(_run("mapping", cpu_session(mapping[0], threads=PROBE_THREADS),
+                      mapping[1].output, {mapping[1].input: shaped(z, prior_shape)},
+                      options.max_batch_size))
+        if found.num_ws and not found.output_per_layer:
+            z = broadcast_ws(z, found.num_ws)
         if not np.all(np.isfinite(z)):
             raise BundleError("mapping: produces non-finite W codes for prior latents (Sample "
                               "seed 0)")
-    feeds: dict[str, np.ndarray] = {decoder.input: z}
+    if mapping is None:
+        latent_shape: tuple[int, ...] = prior_shape
+    elif found.num_ws:
+        latent_shape = (found.num_ws, z.shape[1] // found.num_ws)
+    else:
+        latent_shape = (z.shape[1],)
+    feeds: dict[str, np.ndarray] = {decoder.input: shaped(z, latent_shape)}
+    for index, entry in enumerate(decoder.noise_inputs):  # the const noise the service feeds
+        one = noise(0, 0, index, entry.shape)
+        feeds[entry.name] = np.ascontiguousarray(np.broadcast_to(one, (len(z), *one.shape)))
     if decoder.condition_input is not None and labels is not None:
         feeds[decoder.condition_input] = labels
     images = _run("decoder", cpu_session(path, threads=PROBE_THREADS), decoder.output, feeds,
@@ -363,10 +391,10 @@ def _probe_encoder(path: Path, encoder: EncoderSpec, spec: BundleSpec, probe: _P
         if output is None:
             continue
         codes = _run("encoder", session, output, feeds, spec.max_batch_size)
-        if codes.shape != (len(probe.images), spec.editing_dim):
+        if encoder_rows(spec, codes).shape != (len(probe.images), spec.row_dim):
             raise BundleError(f"encoder: output {output!r} has shape {list(codes.shape)} for "
                               f"{len(probe.images)} images; expected "
-                              f"[{len(probe.images)}, {spec.editing_dim}]")
+                              f"[{len(probe.images)}, {', '.join(map(str, spec.editing_shape))}]")
         if not np.all(np.isfinite(codes)):
             raise BundleError(f"encoder: output {output!r} is non-finite on decoded prior "
                               "samples")

@@ -14,6 +14,7 @@ option that settles it::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,13 @@ from latentserve.registry.bundle.onnx_rewrite import (
     pin_axis,
     unit_trailing_axes,
 )
-from latentserve.registry.bundle.spec import BundleError, DecoderSpec, EncoderSpec, MappingSpec
+from latentserve.registry.bundle.spec import (
+    BundleError,
+    DecoderSpec,
+    EncoderSpec,
+    MappingSpec,
+    NoiseInputSpec,
+)
 
 FLOAT, INT64 = "float32", "int64"
 MAX_W_DIM = 4096
@@ -48,6 +55,14 @@ class Found:
     """Axes of [C, H, W] the decoder output leaves symbolic (settled by the probe batch)."""
     w_dim: int | None = None
     """Size of W, read from the mapping's output (None for one-stage generators)."""
+    latent_shape: tuple[int, ...] | None = None
+    """Shape of z when the latent input has more than one axis per item (a VAE's [4, 16, 16])."""
+    num_ws: int | None = None
+    """W+ layers: the decoder takes ws [B, num_ws, w_dim] (or the mapping returns them)."""
+    output_per_layer: bool = False
+    """Whether the mapping returns [B, num_ws, w_dim]."""
+    noise_inputs: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    """The decoder's noise inputs (name, [C, H, W]) in graph order."""
 
 
 Resolver = Callable[[Path, onnx.ModelProto, Mapping[str, str], Found], object]
@@ -102,6 +117,56 @@ def _latent_width(kind: str, t: TensorInfo, found: Found, role: str) -> None:
                           f"{t.name!r} has {width} values per item")
 
 
+def _latent(kind: str, t: TensorInfo, found: Found, role: str) -> None:
+    """A latent tensor of any rank ≥ 2: W codes [B, w_dim] or ws [B, L, w_dim] after a mapping
+    (L settles num_ws), else z [B, *shape] (a shape of several axes settles latent_shape)."""
+    if t.rank is None or t.rank < 2:
+        raise BundleError(f"{kind}: {role} {t.describe()} must be [batch, …] with at least "
+                          "one axis per item")
+    _batch_and_type(kind, t, FLOAT, t.rank, role)
+    dims = [t.fixed(axis) for axis in range(1, t.rank)]
+    if any(d is None for d in dims):
+        raise BundleError(f"{kind}: {role} {t.describe()} has no fixed latent size (axes 1…)")
+    shape = tuple(d or 0 for d in dims)
+    if found.w_dim is not None and t.rank == 3:  # W+: ws [B, L, w_dim]
+        if shape[1] != found.w_dim:
+            raise BundleError(f"mapping.w_dim: the mapping outputs W codes of {found.w_dim} "
+                              f"values but {kind} {role} {t.describe()} has {shape[1]} per layer")
+        if found.num_ws is not None and found.num_ws != shape[0]:
+            raise BundleError(f"mapping.num_ws: {found.num_ws} layers so far but {kind} {role} "
+                              f"{t.describe()} has {shape[0]}")
+        found.num_ws = shape[0]
+        return
+    if found.w_dim is not None or t.rank == 2:
+        _latent_width(kind, t, found, role)
+        return
+    if found.latent_shape is not None and found.latent_shape != shape:
+        raise BundleError(f"latent_shape: {list(found.latent_shape)} so far but {kind} {role} "
+                          f"{t.describe()} has {list(shape)}")
+    found.latent_shape = shape
+    size = math.prod(shape)
+    if found.latent_dim is None:
+        found.latent_dim = size
+    elif size != found.latent_dim:
+        raise BundleError(f"latent_dim: {found.latent_dim} was stated but {kind} {role} "
+                          f"{t.describe()} holds {size} values per item")
+
+
+def _noise_inputs(kind: str, rest: list[TensorInfo], found: Found) -> list[str]:
+    """Float [B, C, H, W] inputs besides the latent: per-layer noise inputs (StyleGAN)."""
+    names = []
+    for t in rest:
+        if t.elem != FLOAT or t.rank != 4:
+            continue
+        _batch_and_type(kind, t, FLOAT, 4, "noise input")
+        dims = tuple(t.fixed(axis) for axis in (1, 2, 3))
+        if any(d is None for d in dims):
+            raise BundleError(f"{kind}: noise input {t.describe()} must have a fixed [C, H, W]")
+        found.noise_inputs.append((t.name, tuple(d or 0 for d in dims)))
+        names.append(t.name)
+    return names
+
+
 def _image_shape(kind: str, t: TensorInfo, found: Found, role: str) -> None:
     dims = [t.fixed(axis) for axis in (1, 2, 3)]
     if found.output_shape is None:
@@ -138,17 +203,18 @@ def resolve_mapping(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
     inputs, outputs = graph_io(model)
     latent = _pick(kind, "latent", "--mapping-input", [t for t in inputs if t.elem == FLOAT],
                    inputs, names, "input")
-    _batch_and_type(kind, latent, FLOAT, 2, "latent input")
-    _latent_width(kind, latent, found, "latent input")
+    _latent(kind, latent, found, "latent input")
     extra = [t.name for t in inputs if t.name != latent.name]
     if extra:
         raise BundleError(f"{kind}: inputs {extra} are not the latent; a mapping takes only z "
                           "(class labels go to the decoder)")
     code = _pick(kind, "output", "--mapping-output",
-                 [t for t in outputs if t.elem == FLOAT and t.rank == 2], outputs, names,
+                 [t for t in outputs if t.elem == FLOAT and t.rank in (2, 3)], outputs, names,
                  "output")
-    _batch_and_type(kind, code, FLOAT, 2, "output")
-    width = code.fixed(1)
+    _batch_and_type(kind, code, FLOAT, code.rank if code.rank in (2, 3) else 2, "output")
+    if code.rank == 3:  # W+ per layer: [B, num_ws, w_dim]
+        found.num_ws, found.output_per_layer = code.fixed(1), True
+    width = code.fixed(code.rank - 1 if code.rank else 1)
     if width is None:
         raise BundleError(f"{kind}: output {code.describe()} has no fixed W size (axis 1)")
     if not 1 <= width <= MAX_W_DIM:
@@ -165,13 +231,19 @@ def resolve_decoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
     and `found.output_shape` from the graph."""
     kind = "decoder"
     inputs, outputs = graph_io(model)
-    latent = _pick(kind, "latent", "--decoder-input", [t for t in inputs if t.elem == FLOAT],
-                   inputs, names, "input")
-    _batch_and_type(kind, latent, FLOAT, 2, "latent input")
-    _latent_width(kind, latent, found, "latent input")
+    floats = [t for t in inputs if t.elem == FLOAT]
+    if found.w_dim is not None and "latent" not in names:  # W codes: the one [B, (L,) w_dim]
+        codes = [t for t in floats if t.rank in (2, 3) and t.fixed(t.rank - 1) == found.w_dim]
+        floats = codes or floats
+    elif len(floats) > 1 and "latent" not in names:  # noise inputs are [B, C, H, W]
+        floats = [t for t in floats if t.rank != 4] or floats
+    latent = _pick(kind, "latent", "--decoder-input", floats, inputs, names, "input")
+    _latent(kind, latent, found, "latent input")
     label = _condition(kind, [t for t in inputs if t is not latent], names, found,
                        "--condition-input")
-    extra = [t.name for t in inputs if t.name not in (latent.name, label)]
+    noise = _noise_inputs(kind, [t for t in inputs if t.name not in (latent.name, label)],
+                          found)
+    extra = [t.name for t in inputs if t.name not in (latent.name, label, *noise)]
     if extra:
         raise BundleError(f"{kind}: inputs {extra} are neither the latent nor the class label; "
                           "a decoder takes only those")
@@ -180,7 +252,9 @@ def resolve_decoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
                   "output")
     _batch_and_type(kind, image, FLOAT, 4, "output")
     _image_shape(kind, image, found, "output")
-    return DecoderSpec(input=latent.name, output=image.name, condition_input=label)
+    return DecoderSpec(input=latent.name, output=image.name, condition_input=label,
+                       noise_inputs=[NoiseInputSpec(name=n, shape=list(s))
+                                     for n, s in found.noise_inputs])
 
 
 def resolve_encoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str],
@@ -196,7 +270,7 @@ def resolve_encoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
     _image_shape(kind, image, found, "image input")
     label = _condition(kind, [t for t in inputs if t is not image], names, found,
                        "--encoder-condition-input")
-    codes = [t for t in outputs if t.elem == FLOAT and t.rank == 2]
+    codes = [t for t in outputs if t.elem == FLOAT and t.rank is not None and t.rank >= 2]
     if "mean" in names or len(codes) == 1:
         mean = _pick(kind, "mean", "--encoder-mean", codes, outputs, names, "output")
     else:
@@ -214,8 +288,7 @@ def resolve_encoder(path: Path, model: onnx.ModelProto, names: Mapping[str, str]
                           "--encoder-logvar")
     for role, t in (("mean output", mean), ("log-variance output", logvar)):
         if t is not None:
-            _batch_and_type(kind, t, FLOAT, 2, role)
-            _latent_width(kind, t, found, role)
+            _latent(kind, t, found, role)
     return EncoderSpec(input=image.name, output_mean=mean.name,
                        output_logvar=None if logvar is None else logvar.name,
                        condition_input=label)

@@ -28,10 +28,12 @@ from latentserve.registry.bundle.spec import BundleSpec, NoiseMode
 
 @dataclass(frozen=True)
 class NoiseChoice:
-    """How a decode feeds the decoder's noise inputs: `mode` and the noise seed (seeded)."""
+    """How a decode feeds the decoder's noise inputs: `mode`, the noise seed (seeded) and the
+    item number of the decode's first row within its request (a stream chunk's offset)."""
 
     mode: NoiseMode = "const"
     seed: int = 0
+    offset: int = 0
 
 
 def shaped(rows: npt.NDArray[Any], shape: Sequence[int]) -> F32:

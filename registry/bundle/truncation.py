@@ -11,6 +11,7 @@ of z ~ N(0, I) run through the mapping ONNX with onnxruntime::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +34,22 @@ def mean_w(mapping: Path | bytes, spec: BundleSpec, *, samples: int = MIN_SAMPLE
                           "only for two-stage generators")
     try:
         return mean_of_mapping(mapping, spec.mapping.input, spec.mapping.output,
-                               spec.latent_dim, samples=samples, seed=seed)
+                               spec.latent_dim, samples=samples, seed=seed,
+                               input_shape=spec.prior_shape,
+                               prior=(spec.prior.mean, spec.prior.scale))
     except BundleError as exc:
         raise BundleError(f"{spec.name}: {exc.message}") from None
 
 
 def mean_of_mapping(mapping: Path | bytes, input_name: str, output_name: str, latent_dim: int,
-                    *, samples: int = MIN_SAMPLES, seed: int = 0) -> F32:
-    """w̄: the float64 mean of mapping(z) over `samples` draws z of
+                    *, samples: int = MIN_SAMPLES, seed: int = 0,
+                    input_shape: Sequence[int] | None = None,
+                    prior: tuple[float, float] = (0.0, 1.0)) -> F32:
+    """w̄: the float64 mean of mapping(z) over `samples` draws z = mean + scale·ε of
     `default_rng(seed).standard_normal((samples, latent_dim))` (cast to float32), as float32.
+
+    z goes in shaped [B, *input_shape] when given; a W+ mapping's [B, L, w_dim] output is
+    averaged over its layers too (w̄ is one vector of W, shared by every layer).
 
     `mapping` is the ONNX file (or its bytes) taking `input_name` float32 [B, latent_dim] to
     `output_name` [B, w_dim]; it needs no spec, so a bundle builder can call it before the spec
@@ -59,8 +67,13 @@ def mean_of_mapping(mapping: Path | bytes, input_name: str, output_name: str, la
     for lo in range(0, samples, BATCH_ROWS):
         rows = min(BATCH_ROWS, samples - lo)
         z = rng.standard_normal((rows, latent_dim)).astype(np.float32)
+        if prior != (0.0, 1.0):
+            z = (prior[0] + prior[1] * z.astype(np.float64)).astype(np.float32)
+        if input_shape is not None:
+            z = z.reshape(rows, *input_shape)
         (w,) = session.run([output_name], {input_name: z})
-        part = np.asarray(w, np.float64).sum(axis=0)
+        wide = np.asarray(w, np.float64)
+        part = (wide.mean(axis=1) if wide.ndim == 3 else wide).sum(axis=0)
         total = part if total is None else total + part
     assert total is not None
     center = (total / samples).astype(np.float32)

@@ -64,20 +64,26 @@ class TensorIO:
 def component_io(
     spec: BundleSpec, component: TritonComponent
 ) -> tuple[list[TensorIO], list[TensorIO]]:
-    """Inputs and outputs of a component as Triton sees them (class labels go as [batch, 1])."""
+    """Inputs and outputs of a component as Triton sees them (class labels go as [batch, 1]):
+    latents shaped as the networks take them (z [4, 16, 16], ws [num_ws, w_dim]) and the
+    decoder's noise inputs [C, H, W]. An encoder of a shaped latent is declared with the
+    editing shape (an encoder returning one w for every W+ layer is not exported)."""
     shape = tuple(spec.output.shape)
-    latent = (spec.editing_dim,)
+    latent = tuple(spec.editing_shape)
     if component == "mapping":
         mapping = spec.mapping
         if mapping is None:
             raise BundleError(f"{spec.name}: mapping: the bundle has no mapping to export")
-        return ([TensorIO(mapping.input, "TYPE_FP32", (spec.latent_dim,))],
-                [TensorIO(mapping.output, "TYPE_FP32", (mapping.w_dim,))])
+        per_layer = mapping.output_per_layer and mapping.num_ws is not None
+        out = (mapping.num_ws or 1, mapping.w_dim) if per_layer else (mapping.w_dim,)
+        return ([TensorIO(mapping.input, "TYPE_FP32", tuple(spec.prior_shape))],
+                [TensorIO(mapping.output, "TYPE_FP32", out)])
     if component == "decoder":
         dec = spec.decoder
         inputs = [TensorIO(dec.input, "TYPE_FP32", latent)]
         if dec.condition_input is not None:
             inputs.append(TensorIO(dec.condition_input, "TYPE_INT64", (1,), reshape=()))
+        inputs += [TensorIO(n.name, "TYPE_FP32", tuple(n.shape)) for n in dec.noise_inputs]
         return inputs, [TensorIO(dec.output, "TYPE_FP32", shape)]
     enc = spec.encoder
     if enc is None:

@@ -24,6 +24,8 @@ import numpy as np
 
 from latentserve.core.arrays import F32, I64, Arrays
 from latentserve.core.errors import Unavailable
+from latentserve.registry.bundle import feeds
+from latentserve.registry.bundle.feeds import NoiseChoice
 from latentserve.registry.bundle.files import Bundle
 from latentserve.service import tracing
 from latentserve.service.backends.batching import (
@@ -50,6 +52,7 @@ class Backend(abc.ABC):
         self._ready = False
         self._metrics = metrics
         self._batchers: dict[Component, AdaptiveBatcher] = {}
+        self._noise_cache: dict[str, dict[str, F32]] = {}
 
     @property
     def ready(self) -> bool:
@@ -124,7 +127,7 @@ class Backend(abc.ABC):
     async def warm(self) -> None:
         """Push one full batch through every component so the first request pays no set-up."""
         n = self.spec.max_batch_size
-        z = np.zeros((n, self.spec.latent_dim), dtype=np.float32)
+        z = np.full((n, self.spec.latent_dim), self.spec.prior.mean, dtype=np.float32)
         if self.spec.mapping is not None:
             z = await self.map(z)
         labels = np.zeros(n, dtype=np.int64) if self.spec.condition else None
@@ -133,27 +136,46 @@ class Backend(abc.ABC):
             await self.encode(images, labels)
 
     async def map(self, z: F32) -> F32:
-        """Map prior latents z [n, N] to W codes [n, w_dim] (two-stage generators), in row order."""
+        """Map prior latents z [n, N] to W codes [n, w_dim] (two-stage generators; W+: rows
+        [n, num_ws·w_dim], a per-item w broadcast to every layer), in row order."""
         spec = self.spec.mapping
         if spec is None:
             raise ValueError(f"{self.spec.name} has no mapping network")
-        return await self._chunked("mapping", len(z), lambda lo, hi: {spec.input: z[lo:hi]},
-                                   spec.output)
+        shape = self.spec.prior_shape
+        out = await self._chunked(
+            "mapping", len(z), lambda lo, hi: {spec.input: feeds.shaped(z[lo:hi], shape)},
+            spec.output)
+        return feeds.mapping_rows(self.spec, out)
 
     async def to_editing_space(self, z: F32) -> F32:
         """Prior latents z as codes of the editing space: mapped to W for two-stage generators,
         unchanged otherwise."""
         return z if self.spec.mapping is None else await self.map(z)
 
-    async def decode(self, z: F32, labels: I64 | None = None) -> F32:
-        """Decode latents of the editing space [n, D] (+ labels [n]) to images [n, C, H, W],
-        in row order (D = spec.editing_dim: W codes for two-stage generators)."""
+    async def decode(self, z: F32, labels: I64 | None = None,
+                     noise: NoiseChoice | None = None) -> F32:
+        """Decode editing-space rows [n, row_dim] (+ labels [n]) to images [n, C, H, W], in
+        row order; the decoder sees them shaped [n, *editing_shape] (ws [n, L, w_dim] for W+)
+        and its noise inputs get `noise` (the model's default when None) for items
+        offset … offset+n-1."""
         spec = self.spec.decoder
+        shape = self.spec.editing_shape
+        noise_feeds: Arrays = {}
+        if spec.noise_inputs:
+            choice = noise or feeds.default_noise(self.spec)
+            if choice.mode == "seeded":  # one draw per item and input: off the event loop
+                items = range(choice.offset, choice.offset + len(z))
+                drawn = await asyncio.to_thread(feeds.noise_feeds, self.spec, choice, items)
+                noise_feeds.update(drawn)
+            else:
+                noise_feeds = self._fixed_noise(choice, len(z))
 
         def inputs(lo: int, hi: int) -> Arrays:
-            chunk: Arrays = {spec.input: z[lo:hi]}
+            chunk: Arrays = {spec.input: feeds.shaped(z[lo:hi], shape)}
             if spec.condition_input is not None and labels is not None:
                 chunk[spec.condition_input] = labels[lo:hi]
+            for name, values in noise_feeds.items():
+                chunk[name] = np.ascontiguousarray(values[lo:hi])
             return chunk
 
         return await self._chunked("decoder", len(z), inputs, spec.output)
@@ -170,7 +192,15 @@ class Backend(abc.ABC):
                 chunk[spec.condition_input] = labels[lo:hi]
             return chunk
 
-        return await self._chunked("encoder", len(images), inputs, spec.output_mean)
+        return feeds.encoder_rows(
+            self.spec, await self._chunked("encoder", len(images), inputs, spec.output_mean))
+
+    def _fixed_noise(self, choice: NoiseChoice, n: int) -> Arrays:
+        """Const or zero noise for n rows: one item's arrays drawn once, then broadcast."""
+        one: dict[str, F32] | None = self._noise_cache.get(choice.mode)
+        if one is None:
+            one = self._noise_cache[choice.mode] = feeds.noise_feeds(self.spec, choice, [0])
+        return {name: np.broadcast_to(v, (n, *v.shape[1:])) for name, v in one.items()}
 
     async def _chunked(
         self, component: Component, n: int, inputs: Callable[[int, int], Arrays], output: str

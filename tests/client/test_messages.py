@@ -36,7 +36,8 @@ def test_class_labels_forms() -> None:
     [
         (None, None, None, "exactly one of seeds= or latents="),
         ([1], np.zeros((2, 3)), None, "exactly one of seeds= or latents="),
-        (None, np.zeros(3), None, r"latents must be a \[k, N\] array, got shape \(3,\)"),
+        (None, np.zeros(3), None,
+         r"latents must be an \[n, N\] array \(or shaped \[n, ...\]\), got shape \(3,\)"),
         (None, np.zeros((2, 3)), 0.5, "truncation_psi applies to seeds="),
         ([1, -2], None, None, r"seeds\[1\] must be between 0 and"),
     ],
