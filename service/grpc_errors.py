@@ -50,12 +50,25 @@ class Admission:
     retry elsewhere) instead of being cancelled unanswered when the server stops.
     """
 
-    __slots__ = ("active", "draining", "started")
+    __slots__ = ("active", "admitted", "draining", "started", "working")
 
     def __init__(self) -> None:
         self.draining = False
         self.active = 0
         self.started = 0
+        self.admitted = 0
+        """Handlers let in to do their work (refusals while draining not counted)."""
+        self.working = 0
+        """Admitted handlers still running: the drain waits for these, not for refusals."""
+
+    def admit(self, outcome: Outcome) -> None:
+        """Let a handler do its work (counted in `working` until it finishes), or refuse it
+        with UNAVAILABLE once draining."""
+        if self.draining:
+            raise Unavailable("the server is shutting down; retry (another replica will answer)")
+        self.admitted += 1
+        self.working += 1
+        outcome.admitted = True
 
     def check(self) -> None:
         if self.draining:
@@ -144,12 +157,13 @@ def clip(text: str, limit: int) -> str:
 class Outcome:
     """Per-request facts the handler fills in for metrics and logs."""
 
-    __slots__ = ("items", "model", "version")
+    __slots__ = ("admitted", "items", "model", "version")
 
     def __init__(self) -> None:
         self.model = ""
         self.version = 0
         self.items = 0
+        self.admitted = False
 
 
 def rich_status(exc: LatentServeError) -> status_pb2.Status:
@@ -223,6 +237,8 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
         items.observe(outcome.items)
     self.metrics.inflight.dec()
     self.admission.active -= 1
+    if outcome.admitted:
+        self.admission.working -= 1
     set_rpc_status(code)
     level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
     getattr(log, level)(
@@ -256,7 +272,7 @@ def rpc(name: str) -> Callable[[UnaryHandler[R]], Callable[..., Awaitable[R]]]:
             with bound_contextvars(request_id=rid, rpc=name):
                 budget = _remaining(context, self.default_deadline_s)
                 try:
-                    self.admission.check()
+                    self.admission.admit(outcome)
                     if isinstance(request, Undecodable):
                         raise request.as_error()
                     async with asyncio.timeout(budget):
@@ -325,7 +341,7 @@ def rpc_stream(name: str) -> Callable[[StreamHandler[R]], Callable[..., AsyncIte
                 deadline = loop.time() + budget
                 chunks = handler(self, request, context, outcome)
                 try:
-                    self.admission.check()
+                    self.admission.admit(outcome)
                     if isinstance(request, Undecodable):
                         raise request.as_error()
                     while True:

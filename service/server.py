@@ -200,9 +200,9 @@ class LatentServer:
         loop = asyncio.get_running_loop()
         seen = -1
         while loop.time() < deadline:
-            if self.admission.active == 0 and self.admission.started == seen:
+            if self.admission.working == 0 and self.admission.admitted == seen:
                 return
-            seen = self.admission.started
+            seen = self.admission.admitted
             await asyncio.sleep(min(_QUIET_S, max(0.0, deadline - loop.time())))
 
     def refresh_on_sighup(self) -> None:

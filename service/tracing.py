@@ -26,6 +26,7 @@ service runs one server per process; `LATENTSERVE_WORKERS` uses processes).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -102,10 +103,15 @@ def triton_headers() -> dict[str, str] | None:
 class Tracing:
     """A tracer provider with its exporter; `interceptor()` for the server, `shutdown()` at stop."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, *, exporter: SpanExporter | None = None,
+                 shutdown_timeout_s: float = 5.0) -> None:
+        """`exporter`: the OTLP exporter, stopped outright when a flush at shutdown overruns
+        `shutdown_timeout_s` (a dead collector then costs that long, not 30 s)."""
         global _tracer
         self.provider = provider
         self.tracer = provider.get_tracer("latentserve.service")
+        self._exporter = exporter
+        self.shutdown_timeout_s = shutdown_timeout_s
         _tracer = self.tracer
 
     @classmethod
@@ -129,9 +135,13 @@ class Tracing:
         else:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            # http:// means plaintext, https:// TLS (OTEL_EXPORTER_OTLP_INSECURE overrides)
+            # http:// means plaintext, https:// TLS (OTEL_EXPORTER_OTLP_INSECURE overrides);
+            # every export, retries included, ends within otlp_timeout_s
+            timeout_s = settings.otlp_timeout_s
+            otlp = OTLPSpanExporter(endpoint=settings.otlp_endpoint, timeout=timeout_s)
             provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
+                BatchSpanProcessor(otlp, export_timeout_millis=timeout_s * 1000))
+            return cls(provider, exporter=otlp, shutdown_timeout_s=timeout_s)
         return cls(provider)
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
@@ -147,10 +157,24 @@ class Tracing:
         """Export the spans that have ended so far."""
         return bool(self.provider.force_flush(int(timeout_s * 1000)))
 
-    def shutdown(self) -> None:
-        """Flush and stop exporting; child spans stop unless another Tracing is set up."""
+    def shutdown(self) -> bool:
+        """Flush and stop exporting; child spans stop unless another Tracing is set up.
+
+        Waits at most `shutdown_timeout_s` for the flush, then stops the exporter (its retries
+        and its channel) and returns False: the spans not yet exported are dropped rather
+        than holding the process past its grace period.
+        """
         global _tracer
         if _tracer is self.tracer:
             _tracer = None
-        self.provider.shutdown()
+        stopping = threading.Thread(target=self.provider.shutdown, name="otel-shutdown",
+                                    daemon=True)
+        stopping.start()
+        stopping.join(self.shutdown_timeout_s)
+        if not stopping.is_alive():
+            return True
+        if self._exporter is not None:
+            self._exporter.shutdown()  # aborts the retry wait, closes the channel
+        stopping.join(min(1.0, self.shutdown_timeout_s))
+        return False
 
