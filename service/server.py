@@ -197,6 +197,9 @@ class LatentServer:
         log.info("stopped")
 
     async def _drain(self, deadline: float) -> None:
+        """Return once no admitted handler runs and none was admitted for _QUIET_S: calls
+        refused UNAVAILABLE while draining do not count, so steady traffic does not hold
+        the stop for the whole grace period."""
         loop = asyncio.get_running_loop()
         seen = -1
         while loop.time() < deadline:
