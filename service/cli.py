@@ -53,11 +53,12 @@ def serve(**given: Any) -> None:
     from latentserve.service.logs import configure_logging
     from latentserve.service.server import LatentServer
     from latentserve.service.server import serve as run_server
+    from latentserve.service.startup_errors import StartupError, settings_error_line
 
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
+        typer.echo(f"error: {settings_error_line(exc)}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
 
@@ -88,14 +89,19 @@ def serve(**given: Any) -> None:
                 err=True,
             )
 
-        code = run_loop(WorkerPool(settings).run(on_ready=announce_pool), settings.event_loop)
+        try:
+            code = run_loop(WorkerPool(settings).run(on_ready=announce_pool),
+                            settings.event_loop)
+        except (StartupError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         if code:
             raise typer.Exit(code)
         return
 
     try:
         run_loop(run_server(settings, on_ready=announce), settings.event_loop)
-    except TokenFileError as exc:
+    except (TokenFileError, StartupError, OSError) as exc:  # one line, never a traceback
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -32,6 +32,7 @@ from latentserve.service.oip.infer import OipCore
 from latentserve.service.response_cache import ResponseCache
 from latentserve.service.servicer import GeneratorServicer
 from latentserve.service.settings import HEALTH_SERVICE_NAME, Settings
+from latentserve.service.startup_errors import StartupError
 from latentserve.service.tracing import Tracing
 from latentserve.v1 import generator_pb2 as pb
 
@@ -139,24 +140,35 @@ class LatentServer:
             server,
         )
         address = f"{s.host}:{s.port}"
-        if s.tls_cert_file is not None and s.tls_key_file is not None:
-            client_ca = s.tls_client_ca_file.read_bytes() if s.tls_client_ca_file else None
-            credentials = grpc.ssl_server_credentials(
-                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())],
-                root_certificates=client_ca,
-                require_client_auth=client_ca is not None,
-            )
-            self.port = server.add_secure_port(address, credentials)
-        else:
-            self.port = server.add_insecure_port(address)
+        try:
+            if s.tls_cert_file is not None and s.tls_key_file is not None:
+                client_ca = s.tls_client_ca_file.read_bytes() if s.tls_client_ca_file else None
+                credentials = grpc.ssl_server_credentials(
+                    [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                self.port = server.add_secure_port(address, credentials)
+            else:
+                self.port = server.add_insecure_port(address)
+        except OSError as exc:
+            raise StartupError(f"TLS files cannot be read: {exc}") from None
+        except RuntimeError as exc:  # gRPC's "Failed to bind to address …"
+            raise StartupError(f"cannot serve on {address} (LATENTSERVE_HOST/PORT): "
+                               f"{exc}") from None
         return server
 
     async def start(self) -> None:
         """Bind the ports and start serving; the default model loads in the background."""
         self._server = self._build()
         if self.settings.metrics_enabled:
-            self.metrics_port = self.metrics.serve_http(self.settings.host,
-                                                        self.settings.metrics_port)
+            try:
+                self.metrics_port = self.metrics.serve_http(self.settings.host,
+                                                            self.settings.metrics_port)
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on {self.settings.host}:"
+                                   f"{self.settings.metrics_port} (LATENTSERVE_METRICS_PORT): "
+                                   f"{exc}") from None
         await self._server.start()
         if self.settings.http_port is not None:
             from latentserve.service.http.server import build_http_server

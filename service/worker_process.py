@@ -16,11 +16,16 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 
+from pydantic import ValidationError
+
+from latentserve.service.auth import TokenFileError
 from latentserve.service.event_loop import run as run_loop
 from latentserve.service.logs import configure_logging, get_logger
 from latentserve.service.server import LatentServer
 from latentserve.service.settings import Settings
+from latentserve.service.startup_errors import StartupError, settings_error_line
 
 log = get_logger(__name__)
 
@@ -58,9 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    settings = Settings.model_validate({})
+    try:
+        settings = Settings.model_validate({})
+    except ValidationError as exc:
+        sys.exit(f"error: {settings_error_line(exc)}")
     configure_logging(settings.log_level, settings.log_format)
-    run_loop(run_worker(settings, args.ready_fd, args.lifeline_fd), settings.event_loop)
+    try:
+        run_loop(run_worker(settings, args.ready_fd, args.lifeline_fd), settings.event_loop)
+    except (TokenFileError, StartupError, OSError) as exc:  # one line; the parent reports it
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":
