@@ -13,6 +13,7 @@ Example::
         --strengths=-2,-1,0,1,2 --conditional-on pos_y --out sweep.png
     latentserve interpolate --model shapes3d --seeds 1,2,3 --steps 8 --labels 2 --out walk.gif
     latentserve encode --model sprites-vae picture.png --labels 0 --out z.npy --json
+    latentserve edit --model stylish-shapes --seeds 1,2 --direction pc0 --layers 0:4
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ Labels = Annotated[
                              "0,1,2 or heart,square (one, or one per item).")
 ]
 Psi = Annotated[float | None, typer.Option("--psi", help="Truncation ψ > 0 (default 1.0).")]
+Cutoff = Annotated[int | None, typer.Option(
+    "--truncation-cutoff", min=0, help="W+ models: apply --psi to the first K layers only.")]
+Noise = Annotated[str | None, typer.Option(
+    "--noise", help="Noise inputs: const, seeded or none (default: the model's).")]
+NoiseSeed = Annotated[int | None, typer.Option(
+    "--noise-seed", min=0, help="Seed of seeded noise (default: --seed for sample, else 0).")]
+LayersOption = Annotated[str | None, typer.Option(
+    "--layers", help="W+ models: layers START:END to edit (default: the direction's).")]
+
+
+def parse_layers(text: str | None, option: str = "--layers") -> tuple[int, int] | None:
+    """A W+ layer range 'START:END' ([start, end), e.g. 0:4) as a pair; None stays None."""
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start), int(end)
+    except ValueError:
+        raise typer.BadParameter(f"{option} must be START:END, e.g. 0:4, got {text!r}") from None
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -163,9 +185,11 @@ def _info_table(info: ModelInfo) -> Table:
     rows = {
         "description": info.description,
         "aliases": ", ".join(info.aliases),
-        "latent_dim": str(info.latent_dim),
-        "prior": info.prior,
-        "editing_space": f"{info.editing_space.upper()} ({info.editing_dim}-d)",
+        "latent_dim": str(info.latent_dim)
+        + (f" (shape {list(info.latent_shape)})" if len(info.latent_shape) > 1 else ""),
+        "prior": info.prior if (info.prior_mean, info.prior_scale) == (0.0, 1.0)
+        else f"{info.prior}: {info.prior_mean:g} + {info.prior_scale:.6g}·ε",
+        "editing_space": f"{info.editing_space.upper()} {list(info.editing_shape)}",
         "mapping": f"z ({info.latent_dim}) → w ({info.w_dim})" if info.has_mapping else "no",
         "output": f"{list(info.output_shape)} in [{info.output_min:g}, {info.output_max:g}]",
         "encoder": ("yes, conditional (needs --labels)" if info.encoder_conditional else "yes")
@@ -173,6 +197,10 @@ def _info_table(info: ModelInfo) -> Table:
         "classes": ", ".join(info.class_names) or str(info.num_classes),
         "max_batch_size": str(info.max_batch_size),
     }
+    if info.noise_inputs:
+        rows["noise inputs"] = (f"{len(info.noise_inputs)} ("
+                                + ", ".join(f"{n} {list(s)}" for n, s in info.noise_inputs)
+                                + f"), default {info.noise_default}")
     for key, value in rows.items():
         table.add_row(key, value)
     return table
@@ -204,7 +232,8 @@ def info(
     directions = Table("direction", "method", "factor", "σ", "measured on images",
                        title="directions")
     for d in found.directions:
-        directions.add_row(d.name, d.method, d.factor, f"{d.sigma:.4g}", _quality_cell(d))
+        factor = d.factor + (f" (layers {d.layers[0]}:{d.layers[1]})" if d.layers else "")
+        directions.add_row(d.name, d.method, factor, f"{d.sigma:.4g}", _quality_cell(d))
     _out.print(directions)
     for d in found.directions:  # units are sentences: as lines, not a one-word-wide column
         _out.print(f"  {d.name}: strength 1 = {d.unit}", markup=False, highlight=False)
@@ -222,6 +251,9 @@ def sample(
     seed: Annotated[int, typer.Option(
         "--seed", min=0, help="Seed; item i is drawn from SeedSequence((seed, i)).")] = 0,
     psi: Psi = None,
+    cutoff: Cutoff = None,
+    noise: Noise = None,
+    noise_seed: NoiseSeed = None,
     labels: Labels = None,
     out: Out = Path("grid.png"),
     address: Address = DEFAULT_ADDRESS,
@@ -232,7 +264,8 @@ def sample(
     with _reporting(address), Client(address, timeout_s=timeout_s) as client:
         class_labels = _class_labels(client, model, labels)
         result = client.sample(
-            model, n=n, seed=seed, truncation_psi=psi, class_labels=class_labels, output="uint8"
+            model, n=n, seed=seed, truncation_psi=psi, truncation_cutoff=cutoff,
+            class_labels=class_labels, output="uint8", noise=noise, noise_seed=noise_seed,
         )
         _save(result, out, "samples", as_json)
 
@@ -285,16 +318,24 @@ def edit(
         list[str] | None,
         typer.Option("--conditional-on", help="Direction(s) to hold fixed (repeat or a,b)."),
     ] = None,
+    layers: LayersOption = None,
     psi: Psi = None,
+    cutoff: Cutoff = None,
+    noise: Noise = None,
+    noise_seed: NoiseSeed = None,
     labels: Labels = None,
     out: Out = Path("sweep.png"),
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
 ) -> None:
-    """Sweep seeds along a direction; writes a grid (rows = seeds, columns = strengths)."""
+    """Sweep seeds along a direction; writes a grid (rows = seeds, columns = strengths).
+
+    W+ models: --layers 0:4 edits only layers [0, 4) (coarse styles; GANSpace's layer-range
+    edits); without it the direction's own range applies (`info MODEL` shows it)."""
     if not direction:
         raise typer.BadParameter("--direction is required (see `latentserve info MODEL`)")
+    span = parse_layers(layers)
     keys = _ints(seeds, "--seeds")
     values = _floats(strengths, "--strengths")
     held = [name for item in conditional_on or [] for name in item.split(",") if name]
@@ -306,9 +347,13 @@ def edit(
             direction=direction,
             strengths=values,
             conditional_on=held,
+            layers=span,
             truncation_psi=psi,
+            truncation_cutoff=cutoff,
             class_labels=class_labels,
             output="uint8",
+            noise=noise,
+            noise_seed=noise_seed,
         )
         _save(result, out, "images", as_json)
 

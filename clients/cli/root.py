@@ -47,6 +47,8 @@ MOUNTS: dict[str, Mount] = {
     "sample": _client("sample", "Sample a grid of images and write it as a PNG."),
     "interpolate": _client("interpolate", "Interpolate between seeds; write a strip PNG."),
     "edit": _client("edit", "Sweep seeds along a direction; write a grid PNG."),
+    "mix": Mount("Style mixing of a W+ generator (row seeds × column seeds); write a grid PNG.",
+                 ("latentserve.cli.mix_command:app",), None, pick="mix"),
     "encode": _client("encode", "Encode images into latents (models with an encoder)."),
     "decode": _client("decode", "Decode latents (.npy) into images."),
     "project": Mount("Find the latents of your own pictures (any model), with a progress bar.",

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
 
+from latentserve.cli.client_commands import app as client_app
+from latentserve.cli.mix_command import app as mix_app
 from latentserve.client import Client, FailedPreconditionError, InvalidArgumentError
 from latentserve.core import layer_ops, seeding
 from latentserve.registry.bundle.files import Bundle
@@ -54,10 +58,16 @@ def field_registry(field_bundles: dict[str, Bundle], registry_template: Path,
 
 
 @pytest.fixture(scope="module")
-def served(field_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def address(field_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = service_settings(field_registry, tmp_path_factory.mktemp("field-cache"),
                                 default_model=STYLE)
-    with BackgroundServer(settings) as bg, Client(bg.address) as client:
+    with BackgroundServer(settings) as bg:
+        yield bg.address
+
+
+@pytest.fixture(scope="module")
+def served(address: str) -> Iterator[Client]:
+    with Client(address) as client:
         yield client
 
 
@@ -194,3 +204,24 @@ def test_style_mix_and_seeded_noise_are_bit_identical_on_triton(
             a, b = client_call(served), client_call(on_triton)
             np.testing.assert_array_equal(a.latents, b.latents)
             np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_cli_mix_edit_layers_and_info(address: str, served: Client, tmp_path: Path) -> None:
+    runner = CliRunner()
+    common = ["--model", STYLE, "--address", address]
+    mixed = runner.invoke(mix_app, [*common, "--rows", "1,2", "--cols", "7,8,9", "--layers",
+                                    "0:3", "--sources", "--out", str(tmp_path / "mix.png")])
+    assert mixed.exit_code == 0, mixed.output
+    grid = Image.open(tmp_path / "mix.png")
+    assert grid.size == (4 * 16 + 3 * 2, 3 * 16 + 2 * 2)  # (C + 1) × (R + 1) cells, padding 2
+    edited = runner.invoke(client_app, ["edit", *common, "--seeds", "4", "--direction",
+                                        "coarse0", "--strengths=0,2", "--layers", "3:6",
+                                        "--out", str(tmp_path / "e.png"), "--json"])
+    assert edited.exit_code == 0, edited.output
+    bad = runner.invoke(client_app, ["edit", *common, "--direction", "coarse0",
+                                     "--layers", "3-6"])
+    assert bad.exit_code != 0 and "START:END" in bad.output
+    shown = runner.invoke(client_app, ["info", STYLE, "--address", address])
+    assert shown.exit_code == 0, shown.output
+    assert "W+ [6, 32]" in shown.output and "layers 0:2" in shown.output
+    assert "noise inputs" in shown.output
