@@ -33,9 +33,12 @@ _PROMOTE_EPILOG = (
     "Gates, in order, each recorded as version tags gate.<name> = pass|fail|skip (with .value, "
     "and .detail when it fails): bundle (schema, ONNX checker, spec/ONNX IO agreement), "
     "onnx_parity, quality.<metric> (vs the holder of the baseline alias, or absolute thresholds "
-    "when it has none), smoke (Sample/Interpolate/Edit on the embedded backend) and latency (p50 "
-    "of a batch decode vs the holder). On promotion the version records the alias's previous "
-    "holder, which `latentserve registry rollback` restores.\n\n"
+    "when it has none), directions.measured ([policy]), smoke (Sample/Interpolate/Edit on the "
+    "embedded backend), latency (p50 of a batch decode vs the holder; without one, per output "
+    "pixel), image_drift (the same seeds' pictures vs the holder's), diversity, and fid / "
+    "precision / recall against [reference] images. --explain shows every rule's gates-file "
+    "key and why it passed, failed or was skipped. On promotion the version records the alias's "
+    "previous holder, which `latentserve registry rollback` restores.\n\n"
     "Exit codes: 0 promoted (or already the holder, or a dry run whose gates all pass); "
     "1 a gate failed, the alias did not move; 2 infrastructure or usage error (registry "
     "unreachable, unknown model or version, bad gates file), the alias did not move."
@@ -55,6 +58,9 @@ def promote_command(
         "--report", help="Write a Markdown report here (also on failure).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Run the gates only: record no tags, move no alias.")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="For every rule: its key in the gates file and why it passed, failed "
+        "or was skipped (and the [[metrics]] rules that matched nothing).")] = False,
     registry_uri: RegistryUriOption = None,
 ) -> None:
     """Run the promotion gates on a version and move the alias only if all pass.
@@ -62,21 +68,25 @@ def promote_command(
     Each gate is printed once, as it is decided; the summary line follows.
     """
     from latentserve.promotion import report as gates_report
-    from latentserve.promotion.gates import load_gates
+    from latentserve.promotion.gates import idle_rules, load_gates
     from latentserve.promotion.promote import EXIT_ERROR, promote
 
     quiet_registry_logs()
     console = Console()
     try:
+        config = load_gates(gates)
         result = promote(registry_uri_or_default(registry_uri), name, version, alias,
-                         baseline_alias=baseline_alias, gates=load_gates(gates), dry_run=dry_run,
-                         on_gate=lambda g: console.print(gates_report.gate_line(g),
-                                                         highlight=False, soft_wrap=True))
+                         baseline_alias=baseline_alias, gates=config, dry_run=dry_run,
+                         on_gate=lambda g: console.print(gates_report.gate_line(
+                             g, explain=explain), highlight=False, soft_wrap=True))
     except Exception as exc:
         message = _error_text(exc)
         if report is not None:
             _write_report(report, gates_report.error_report(name, version, alias, message))
         raise typer.Exit(EXIT_ERROR) from None
+    if explain:
+        for key in idle_rules(config.metrics, result.gates):
+            console.print(gates_report.idle_rule_line(key), highlight=False, soft_wrap=True)
     console.print(gates_report.summary(result), highlight=False, markup=False)
     if report is not None:
         _write_report(report, gates_report.markdown_report(result))

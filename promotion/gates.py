@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
@@ -53,6 +53,8 @@ class GateResult:
     passed: bool | None
     value: str
     detail: str
+    key: str = ""
+    """The gates-file keys that decide this gate (e.g. `[latency] factor, slack_ms`)."""
 
     @property
     def outcome(self) -> Literal["pass", "fail", "skip"]:
@@ -94,15 +96,54 @@ class SmokeConfig(_Strict):
 
 
 class LatencyConfig(_Strict):
-    """`[latency]`: p50 of a batch decode on the embedded backend."""
+    """`[latency]`: p50 of a batch decode on the embedded backend, relative to the holder's;
+    without a holder, per output pixel (`budget_us_per_pixel`) unless `budget_ms` is set."""
 
     batch: int = Field(default=64, ge=1, le=4096)
     runs: int = Field(default=20, ge=3, le=1000)
     warmup: int = Field(default=2, ge=0, le=100)
     factor: float = Field(default=1.5, gt=0)
     slack_ms: float = Field(default=1.0, ge=0)
-    budget_ms: float = Field(default=250.0, gt=0)
+    budget_us_per_pixel: float = Field(default=5.0, gt=0)
+    budget_ms: float | None = Field(default=None, gt=0)
     intra_op_threads: int = Field(default=1, ge=0, le=1024)
+
+
+class ImagesConfig(_Strict):
+    """`[images]`: what the candidate draws — drift from the holder's pictures for the same
+    seeds, and sample diversity."""
+
+    items: int = Field(default=32, ge=2, le=1024)
+    seed: int = Field(default=0, ge=0)
+    drift_max_rms: float = Field(default=0.05, ge=0)
+    diversity_rel_tol: float = Field(default=0.25, ge=0, le=1)
+    diversity_min: float = Field(default=0.02, ge=0)
+
+
+class ReferenceConfig(_Strict):
+    """`[reference]`: Fréchet distance and precision/recall against the user's images, over
+    the features of the user's ONNX network (both unset: the gates are skipped)."""
+
+    images: Path | None = None
+    features: Path | None = None
+    input: str | None = None
+    output: str | None = None
+    input_range: tuple[float, float] = (0.0, 1.0)
+    samples: int = Field(default=256, ge=8, le=50000)
+    seed: int = Field(default=0, ge=0)
+    k: int = Field(default=3, ge=1, le=100)
+    fid_rel_tol: float = Field(default=0.1, ge=0)
+    max_fid: float | None = Field(default=None, ge=0)
+    pr_abs_tol: float = Field(default=0.05, ge=0, le=1)
+    min_precision: float | None = Field(default=None, ge=0, le=1)
+    min_recall: float | None = Field(default=None, ge=0, le=1)
+
+
+class PolicyConfig(_Strict):
+    """`[policy]`: rules about what the candidate must carry."""
+
+    require_measured: list[str] = []
+    """Directions that must have a measured quality (`bundle evaluate`); "*" = all."""
 
 
 class MetricRule(_Strict):
@@ -130,6 +171,9 @@ class GatesConfig(_Strict):
     parity: ParityConfig = ParityConfig()
     smoke: SmokeConfig = SmokeConfig()
     latency: LatencyConfig = LatencyConfig()
+    images: ImagesConfig = ImagesConfig()
+    reference: ReferenceConfig = ReferenceConfig()
+    policy: PolicyConfig = PolicyConfig()
     metrics: list[MetricRule] = []
 
 
@@ -204,13 +248,19 @@ def bundle_gate(bundle_dir: Path) -> tuple[GateResult, Bundle | None]:
     try:
         bundle = load_bundle(bundle_dir)
     except BundleError as exc:
-        return GateResult("bundle", False, "invalid", exc.message), None
+        return GateResult("bundle", False, "invalid", exc.message, BUNDLE_KEY), None
     parts = (["decoder"] + (["mapping"] if bundle.spec.mapping else [])
              + (["encoder"] if bundle.spec.encoder else []))
     detail = (f"schema {bundle.spec.schema_version}, {' + '.join(parts)} pass the ONNX checker "
               f"and match the spec's IO; {len(bundle.directions)} directions; "
               f"{bundle.content_hash}")
-    return GateResult("bundle", True, "valid", detail), bundle
+    return GateResult("bundle", True, "valid", detail, BUNDLE_KEY), bundle
+
+
+BUNDLE_KEY = "no key: always run"
+
+
+PARITY_KEY = "[parity] metric, max_abs_diff, required"
 
 
 def parity_gate(metrics: Mapping[str, float], config: ParityConfig,
@@ -219,8 +269,15 @@ def parity_gate(metrics: Mapping[str, float], config: ParityConfig,
 
     A bundle built from ONNX files (`source` "onnx", from its provenance) has no framework to
     compare with: its graphs are the reference. For it the gate reads the ONNX Runtime
-    batch-split determinism `latentserve bundle evaluate` records instead, with the same limit.
+    batch-split determinism `latentserve bundle evaluate` records instead, with the same limit,
+    and says so in its value (`0 (determinism; no torch parity: built from ONNX)`), so the
+    line never reads as perfect torch parity.
     """
+    return replace(_parity(metrics, config, source), key=PARITY_KEY)
+
+
+def _parity(metrics: Mapping[str, float], config: ParityConfig,
+            source: str | None) -> GateResult:
     name = "onnx_parity"
     limit = f"≤ {config.max_abs_diff:g}"
     metric = config.metric
@@ -242,9 +299,12 @@ def parity_gate(metrics: Mapping[str, float], config: ParityConfig,
                               "for it on a bundle built from ONNX files; or promote with a gates "
                               "file holding [parity] required = false)")
         return GateResult(name, None, "missing", f"no {config.metric} metric recorded")
+    shown = _num(value)
+    if metric == DETERMINISM_METRIC:
+        shown += " (determinism; no torch parity: built from ONNX)"
     if not math.isfinite(value):
-        return GateResult(name, False, _num(value), f"{metric} is not finite")
-    return GateResult(name, value <= config.max_abs_diff, _num(value), f"{metric} {limit}")
+        return GateResult(name, False, shown, f"{metric} is not finite")
+    return GateResult(name, value <= config.max_abs_diff, shown, f"{metric} {limit}")
 
 
 def quality_gates(
@@ -272,13 +332,51 @@ def quality_gates(
     results: list[GateResult] = []
     for index, rule in enumerate(rules):
         metrics = assigned.get(index, [])
+        key = rule_key(rule)
         if not metrics and rule.literal and rule.pattern not in exclude:
             results.append(GateResult(f"quality.{rule.pattern}", None, "missing",
-                                      "neither version records this metric"))
+                                      "neither version records this metric", key))
         for metric in metrics:
-            results.append(_quality_gate(metric, candidate.get(metric),
-                                         None if holder is None else holder.get(metric), rule))
+            results.append(replace(_quality_gate(
+                metric, candidate.get(metric), None if holder is None else holder.get(metric),
+                rule), key=key))
     return results
+
+
+def rule_key(rule: MetricRule) -> str:
+    """How a `[[metrics]]` rule is found in the gates file."""
+    return f'[[metrics]] pattern = "{rule.pattern}"'
+
+
+def idle_rules(rules: Sequence[MetricRule], results: Sequence[GateResult]) -> list[str]:
+    """The keys of `[[metrics]]` rules that governed no gate (no metric of either version
+    matched them), for `promote --explain`."""
+    used = {r.key for r in results}
+    return [rule_key(rule) for rule in rules if rule_key(rule) not in used]
+
+
+def policy_gate(bundle: Bundle | None, config: PolicyConfig) -> GateResult:
+    """`directions.measured`: every direction `[policy] require_measured` names ("*": all)
+    has a measured quality (`latentserve bundle evaluate` with measures or labels)."""
+    key = "[policy] require_measured"
+    wanted = config.require_measured
+    if not wanted:
+        return GateResult("directions.measured", None, "not required",
+                          "no direction is required to be measured", key)
+    if bundle is None:
+        return GateResult("directions.measured", None, "not run", "the bundle gate failed", key)
+    have = {d.name: d.quality is not None for d in bundle.spec.directions}
+    names = list(have) if "*" in wanted else wanted
+    absent = [n for n in names if n not in have]
+    unmeasured = [n for n in names if n in have and not have[n]]
+    problems = ([f"no direction named {', '.join(absent)}"] if absent else []) + (
+        [f"no measured quality for {', '.join(unmeasured)} (run `latentserve bundle evaluate "
+         "--measures …` or `--labels …`)"] if unmeasured else [])
+    value = f"{len(names) - len(absent) - len(unmeasured)}/{len(names)} measured"
+    if problems:
+        return GateResult("directions.measured", False, value, "; ".join(problems), key)
+    return GateResult("directions.measured", True, value,
+                      f"{', '.join(names) or 'no directions'} carry measured quality", key)
 
 
 def _quality_gate(metric: str, value: float | None, held: float | None,
@@ -306,9 +404,9 @@ def _quality_gate(metric: str, value: float | None, held: float | None,
                       f"no holder value; absolute threshold {sign} {_num(rule.threshold)}")
 
 
-def skipped(name: str, why: str) -> GateResult:
+def skipped(name: str, why: str, key: str = "") -> GateResult:
     """A gate that was not run (e.g. because the bundle gate failed)."""
-    return GateResult(name, None, "not run", why)
+    return GateResult(name, None, "not run", why, key)
 
 
 def _num(value: float | None) -> str:

@@ -34,6 +34,9 @@ _MODEL_ERRORS = (LatentServeError, RuntimeError, ValueError, OSError)
 """What a broken model raises from onnxruntime or the backend (ORT's Fail is a RuntimeError)."""
 
 
+SMOKE_KEY = "[smoke] items, steps, psi, strengths, range_tolerance, seed"
+
+
 class _SmokeFailure(Exception):
     """One smoke check failed; the message says which output and how."""
 
@@ -48,13 +51,13 @@ def smoke_gate(bundle: Bundle, settings: Settings, config: SmokeConfig) -> GateR
     try:
         rows = _run(_with_backend(bundle, settings, lambda b: _smoke(b, config)))
     except _SmokeFailure as exc:
-        return GateResult("smoke", False, "bad output", str(exc))
+        return GateResult("smoke", False, "bad output", str(exc), SMOKE_KEY)
     except _MODEL_ERRORS as exc:
-        return GateResult("smoke", False, "error", _describe(exc))
+        return GateResult("smoke", False, "error", _describe(exc), SMOKE_KEY)
     lo, hi = bundle.spec.output.range
     return GateResult("smoke", True, f"{rows} rows",
                       f"sample, interpolate, edit{', encode' if bundle.spec.encoder else ''}: "
-                      f"outputs finite and in [{lo:g}, {hi:g}]")
+                      f"outputs finite and in [{lo:g}, {hi:g}]", SMOKE_KEY)
 
 
 async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
@@ -127,8 +130,12 @@ def latency_gate(candidate: Bundle, holder: Bundle | None, settings: Settings,
 
     With a holder both versions are loaded, warmed and timed in this process, alternating
     which goes first; the candidate passes when p50 ≤ factor × holder p50 + slack_ms.
-    Without one (or when the holder cannot run) the absolute `budget_ms` applies.
+    Without one (or when the holder cannot run) the per-pixel budget applies.
     `holder_note` explains in the detail why there is no holder to compare with.
+
+    Without a holder the budget scales with what the decoder draws: `budget_us_per_pixel`
+    µs per output pixel (H × W of each of the `batch` items), so a 256² VAE gets 16 × the
+    budget of a 64² DCGAN; `budget_ms`, when set, is an absolute budget instead.
     """
     bundles = [candidate] if holder is None else [candidate, holder]
     if config.intra_op_threads:
@@ -137,7 +144,7 @@ def latency_gate(candidate: Bundle, holder: Bundle | None, settings: Settings,
         p50s = _run(_time_decodes(bundles, settings, config))
     except _MODEL_ERRORS as exc:
         if holder is None:
-            return GateResult("latency", False, "error", _describe(exc))
+            return GateResult("latency", False, "error", _describe(exc), "[latency]")
         # find out whether the candidate or the holder is at fault
         return latency_gate(candidate, None, settings, config,
                             holder_note=f"the holder could not run ({_describe(exc)})")
@@ -147,13 +154,24 @@ def latency_gate(candidate: Bundle, holder: Bundle | None, settings: Settings,
     threads = f", {settings.intra_op_threads or 'all'} intra-op thread(s)"
     if holder is None:
         note = f"{holder_note}; " if holder_note else "no holder; "
-        return GateResult("latency", mine <= config.budget_ms, value,
-                          f"{what}{threads}; {note}absolute budget {config.budget_ms:g} ms")
+        if config.budget_ms is not None:
+            return GateResult("latency", mine <= config.budget_ms, value,
+                              f"{what}{threads}; {note}absolute budget {config.budget_ms:g} ms",
+                              "[latency] batch, runs, budget_ms")
+        _, height, width = candidate.spec.output.shape
+        pixels = config.batch * height * width
+        budget = config.budget_us_per_pixel * pixels / 1000.0
+        return GateResult("latency", mine <= budget, value,
+                          f"{what}{threads}; {note}{mine * 1000.0 / pixels:.3g} µs per output "
+                          f"pixel; budget {config.budget_us_per_pixel:g} µs × {config.batch} × "
+                          f"{height} × {width} pixels = {budget:.1f} ms",
+                          "[latency] batch, runs, budget_us_per_pixel (budget_ms: absolute)")
     theirs = p50s[1] * 1000.0
     budget = config.factor * theirs + config.slack_ms
     return GateResult("latency", mine <= budget, value,
                       f"{what}{threads}; holder {theirs:.3f} ms × {config.factor:g} + "
-                      f"{config.slack_ms:g} ms slack = {budget:.3f} ms budget")
+                      f"{config.slack_ms:g} ms slack = {budget:.3f} ms budget",
+                      "[latency] batch, runs, factor, slack_ms")
 
 
 async def _time_decodes(bundles: list[Bundle], settings: Settings,

@@ -32,6 +32,7 @@ from latentserve.promotion.gates import (
     bundle_gate,
     load_gates,
     parity_gate,
+    policy_gate,
     quality_gates,
     skipped,
     version_metrics,
@@ -241,16 +242,29 @@ def _run_gates(client: RegistryClient, name: str, version: int, holder: int | No
         add(parity_gate(metrics, config.parity, source if isinstance(source, str) else None))
         add(*quality_gates(metrics, holder_metrics, config.metrics,
                            exclude=frozenset({config.parity.metric})))
+        add(policy_gate(bundle, config.policy))
         if bundle is None:
             why = "not run: the bundle gate failed"
-            add(skipped("smoke", why), skipped("latency", why))
+            add(*(skipped(gate, why) for gate in RUNTIME_GATES))
             return found
+        from latentserve.promotion.gates_images import (
+            diversity_gate,
+            image_drift_gate,
+            reference_gates,
+        )
         from latentserve.promotion.gates_runtime import latency_gate, smoke_gate
 
         add(smoke_gate(bundle, settings, config.smoke))
         held, note = _holder_bundle(client, name, holder, Path(work) / "holder")
         add(latency_gate(bundle, held, settings, config.latency, holder_note=note))
+        add(image_drift_gate(bundle, held, config.images))
+        add(diversity_gate(bundle, held, config.images))
+        add(*reference_gates(bundle, held, config.reference))
     return found
+
+
+RUNTIME_GATES = ("smoke", "latency", "image_drift", "diversity", "fid", "precision", "recall")
+"""The gates that run the candidate (skipped when it does not load)."""
 
 
 def _holder_bundle(client: RegistryClient, name: str, holder: int | None,

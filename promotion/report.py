@@ -32,12 +32,25 @@ def summary(result: PromotionResult) -> str:
     return f"{target} was not promoted to {result.alias}: gates failed: {failed}"
 
 
-def gate_line(gate: GateResult) -> str:
-    """One line for a decided gate (rich markup): outcome, name, value, and why it failed."""
+def gate_line(gate: GateResult, *, explain: bool = False) -> str:
+    """One line for a decided gate (rich markup): outcome, name, value, and why it failed;
+    `explain` adds, for every outcome, the gates-file keys that decide it and why."""
     line = f"[{_STYLE[gate.outcome]}]{gate.outcome:>4}[/] {escape(gate.name)}: {escape(gate.value)}"
-    if gate.outcome == "fail" and gate.detail:
+    if explain:
+        if gate.key:
+            line += f" [dim]({escape(gate.key)})[/]"
+        if gate.detail:
+            line += f" — {escape(gate.detail)}"
+    elif gate.outcome == "fail" and gate.detail:
         line += f" — {escape(gate.detail)}"
     return line
+
+
+def idle_rule_line(key: str) -> str:
+    """`promote --explain`'s line for a `[[metrics]]` rule no metric of either version
+    matched (rich markup)."""
+    return (f"[{_STYLE['skip']}]skip[/] {escape(key)}: no metric of the candidate or the "
+            "holder matches it; not applied")
 
 
 def markdown_report(result: PromotionResult) -> str:
@@ -56,9 +69,9 @@ def markdown_report(result: PromotionResult) -> str:
         "",
     ]
     if result.gates:
-        lines += ["| gate | result | value | detail |", "|---|---|---|---|"]
-        lines += [f"| `{g.name}` | {_MARK[g.outcome]} | {_cell(g.value)} | {_cell(g.detail)} |"
-                  for g in result.gates]
+        lines += ["| gate | result | value | gates-file key | detail |", "|---|---|---|---|---|"]
+        lines += [f"| `{g.name}` | {_MARK[g.outcome]} | {_cell(g.value)} | {_cell(g.key)} | "
+                  f"{_cell(g.detail)} |" for g in result.gates]
         lines.append("")
     return "\n".join(lines)
 
