@@ -15,17 +15,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+import numpy.typing as npt
 
-from latentserve.client import LatentServeClientError, ModelInfo, UnavailableError
+from latentserve.client import (
+    GenerateResult,
+    LatentServeClientError,
+    ModelInfo,
+    UnavailableError,
+)
 
-from .render import GRID_SIZE, Explorer, quality_text
+from .render import GRID_SIZE, Explorer, png_bytes, quality_text, slider_label
 from .view import METHODS, View, encode_latent
 
 MAX_DIRECTIONS = 24
@@ -37,7 +45,13 @@ STRENGTH_RANGE = 3.0
 CSS = """
 #view img, #view-b img, #strip img, #seeds img { image-rendering: pixelated; }
 #status { min-height: 1.5em; }
-#directions { max-height: 720px; overflow-y: auto; overflow-x: hidden; flex-wrap: nowrap; }
+#directions { max-height: 720px; overflow-y: auto; overflow-x: hidden; flex-wrap: nowrap;
+              min-width: 0 !important; }
+#directions .form { flex-wrap: wrap !important; overflow-x: hidden !important; }
+#directions .form > * { flex: 1 1 100% !important; min-width: 0 !important; }
+#seeds .grid-container, #seeds-b .grid-container {
+    grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
+#seeds .grid-wrap, #seeds-b .grid-wrap { overflow-x: hidden !important; }
 """
 
 
@@ -75,22 +89,48 @@ class Page:
         return [d.name for d in self.explorer.info(view.model).directions[:MAX_DIRECTIONS]]
 
     # -- pictures -----------------------------------------------------------------------
+    def png_file(self, pixels: npt.NDArray[np.uint8]) -> str:
+        """`pixels` as a PNG file named by its content, written once and atomically.
+
+        The page gets file paths, not arrays: Gradio writes arrays into its cache in place, so
+        a picture returned twice was rewritten while the browser read it (a short read);
+        files are copied into the cache under a temporary name and renamed."""
+        data = png_bytes(pixels)
+        path = self.files / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+        if not path.exists():
+            partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        return str(path)
+
+    @staticmethod
+    def animation_file(path: GenerateResult, target: Path, scale: int) -> Path:
+        """The path as an animation at `target`, written beside it and renamed into place (a
+        rebuild of the same view never rewrites a file the browser may be reading)."""
+        partial = target.with_name(f"{target.stem}.{os.getpid()}.{threading.get_ident()}.part"
+                                   f"{target.suffix}")
+        path.save_animation(partial, fps=12, scale=scale)
+        os.replace(partial, target)
+        return target
+
     def pictures(self, view: View) -> tuple[Any, Any]:
         """(view image, comparison image or hidden)."""
-        main = self.explorer.view_image(view.model, view)
+        main = self.png_file(self.explorer.view_image(view.model, view))
         if not view.compare:
             return main, gr.update(value=None, visible=False)
         other = dataclasses.replace(view, strengths={
             k: v for k, v in view.strengths.items() if k in self.directions(
                 dataclasses.replace(view, model=view.compare))})
-        return main, gr.update(value=self.explorer.view_image(view.compare, other),
+        return main, gr.update(value=self.png_file(self.explorer.view_image(view.compare, other)),
                                visible=True, label=f"{view.compare} (same seed and edits)")
 
     def grids(self, view: View) -> tuple[Any, Any]:
-        main = self.explorer.seed_grid(view.model, view)
+        main = [(self.png_file(p), text) for p, text in self.explorer.seed_grid(view.model, view)]
         if not view.compare:
             return main, gr.update(value=None, visible=False)
-        return main, gr.update(value=self.explorer.seed_grid(view.compare, view), visible=True,
+        other = [(self.png_file(p), text)
+                 for p, text in self.explorer.seed_grid(view.compare, view)]
+        return main, gr.update(value=other, visible=True,
                                label=f"{view.compare}: the same seeds")
 
     def caption(self, view: View) -> str:
@@ -110,7 +150,7 @@ class Page:
         for i in range(MAX_DIRECTIONS):
             if i < len(info.directions):
                 d = info.directions[i]
-                out.append(gr.update(visible=True, label=f"{d.name} (σ units)",
+                out.append(gr.update(visible=True, label=slider_label(d),
                                      info=quality_text(d), value=view.strengths.get(d.name, 0.0)))
                 out.append(gr.update(visible=True, value=d.name in view.held,
                                      label=f"hold {d.name} fixed"))
@@ -146,14 +186,20 @@ class Page:
                 else f"{headers.get('x-forwarded-proto', 'http')}://{host}/")
         query = {k: v for k, v in request.query_params.items() if k != "__theme"}
         view = View.from_query(query)
-        if not view.model and self.default_model:
-            view = dataclasses.replace(view, model=self.default_model)
         if not view.model:
+            view = dataclasses.replace(view, model=self.default_model or self.first_model())
+        return self.full(self.pin(view), base)
+
+    def first_model(self) -> str:
+        """The model a page opens with: the service's default model (GetModel of the empty
+        name), else the first served one."""
+        try:
+            return self.explorer.pin("")
+        except LatentServeClientError:
             names = self.explorer.model_names()
             if not names:
-                raise ValueError("the service serves no models yet")
-            view = dataclasses.replace(view, model=names[0])
-        return self.full(self.pin(view), base)
+                raise ValueError("the service serves no models yet") from None
+            return names[0]
 
     def pin(self, view: View) -> View:
         """The view with its model (and comparison) pinned to the versions they name now."""
@@ -215,15 +261,15 @@ class Page:
         path = self.explorer.interpolation(view.model, view, report)
         scale = self.explorer.scale(view.model, 128)
         stem = hashlib.sha256(f"{view.model}?{view.to_query()}".encode()).hexdigest()[:16]
-        gif = path.save_animation(self.files / f"interpolation-{stem}.gif", fps=12, scale=scale)
+        gif = self.animation_file(path, self.files / f"interpolation-{stem}.gif", scale)
         try:
-            mp4: Any = path.save_animation(self.files / f"interpolation-{stem}.mp4", fps=12,
-                                           scale=scale)
+            mp4: Any = self.animation_file(path, self.files / f"interpolation-{stem}.mp4", scale)
         except ImportError:
             mp4 = None
         strip = np.asarray(path.grid(padding=1))
         strip = np.repeat(np.repeat(strip, scale, axis=0), scale, axis=1)
-        return [view.to_query(), strip, str(gif), None if mp4 is None else str(mp4),
+        return [view.to_query(), self.png_file(strip), str(gif),
+                None if mp4 is None else str(mp4),
                 self.link(base, view),
                 f"{len(path)} frames: (keyframes − 1) × (steps − 1) + 1 with "
                 f"{len(view.keyframes)} keyframes and steps={view.steps}"]

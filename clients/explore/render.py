@@ -13,6 +13,8 @@ answered from a small LRU cache (the service caches exact requests too). Example
 from __future__ import annotations
 
 import functools
+import io
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,9 +32,20 @@ GRID_SIZE = 12
 
 
 def short_unit(unit: str, limit: int = 60) -> str:
-    """The head of a direction's unit text (up to its first ';' or '(' and `limit` chars)."""
+    """What strength 1 means, from the head of a direction's unit text (up to its first ';'
+    or '(' and `limit` chars), without the "1.0 =" the text may open with: 'a 12th of a turn'
+    from '1.0 = a 12th of a turn (latent distance 0.1667); …'."""
     head = unit.split(";", 1)[0].split(" (", 1)[0].strip()
+    head = re.sub(r"^(strength\s+)?1(\.0*)?\s*=\s*", "", head)
+    if re.match(r"^1 (σ|std)\b", head):  # '1 σ of posterior samples of …': the σ is the unit
+        return "1 σ"
     return head if len(head) <= limit else head[:limit - 1].rstrip() + "…"
+
+
+def slider_label(d: DirectionInfo, limit: int = 40) -> str:
+    """A direction slider's label: its name and what 1 on the slider means."""
+    unit = short_unit(d.unit, limit) if d.unit else ""
+    return f"{d.name} (1 = {unit})" if unit else d.name
 
 
 def quality_text(d: DirectionInfo) -> str:
@@ -49,6 +62,15 @@ def quality_text(d: DirectionInfo) -> str:
         text += (f"; leaks into {q.leak_measure} {q.leak_plain:.2f} "
                  f"({q.leak_conditional:.2f} when held)")
     return f"{text} · {tail}"
+
+
+def png_bytes(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """Display pixels [H, W] or [H, W, C] as PNG file bytes (needs Pillow, as the page does)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def to_hwc(images: npt.NDArray[Any], scale: int = 1) -> list[U8]:

@@ -238,6 +238,11 @@ def test_explorer_in_chromium(browser: WebDriver, page_url: str, sdk: Client, ar
           "the seed browser")
     quality = css(d, "#dir-0").text
     assert "d0" in quality and "quality not measured" in quality, quality
+    scrolling = d.execute_script(  # the direction column never needs a horizontal scrollbar
+        "return Array.from(document.querySelectorAll('#directions, #directions *'))"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1"
+        " && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).length")
+    assert scrolling == 0
 
     # click a seed: it becomes the edited base
     d.find_elements(By.CSS_SELECTOR, "#seeds button img")[2].click()

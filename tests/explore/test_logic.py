@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from latentserve.cli import app as root_app
 from latentserve.client import Client, DirectionInfo, DirectionQuality
 from latentserve.explore import Explorer, View, encode_latent, quality_text
-from latentserve.explore.render import GRID_SIZE
+from latentserve.explore.render import GRID_SIZE, slider_label
 from latentserve.service.devtools.background import BackgroundServer
 from tests.fixtures.service import service_settings
 
@@ -49,7 +49,10 @@ def test_quality_line() -> None:
     assert quality_text(plain) == "quality not measured · pca; 1 = 1 σ"
     long = DirectionInfo("t", "supervised", "1.0 = 1 σ of posterior samples; positive = more",
                          "", 1.0)
-    assert quality_text(long).endswith("supervised; 1 = 1.0 = 1 σ of posterior samples")
+    assert quality_text(long).endswith("supervised; 1 = 1 σ")  # "1 =" once, the σ unit
+    turn = DirectionInfo("orientation", "supervised",
+                         "1.0 = a 12th of a turn (latent distance 0.1667); positive = ccw", "", 1.0)
+    assert slider_label(turn) == "orientation (1 = a 12th of a turn)"  # not "σ units"
     q = DirectionQuality("ink", 0.98, 0.91, "centroid_x", 0.4, 0.05, True)
     text = quality_text(DirectionInfo("scale", "supervised", "1 σ", "scale", 1.0, q))
     assert "reliable: moves ink (Spearman ρ 0.98 within seeds, 0.91 pooled)" in text
