@@ -173,8 +173,9 @@ class LatentServer:
         if self.settings.http_port is not None:
             from latentserve.service.http.server import build_http_server
 
-            self._http = build_http_server(self.settings, self.servicer, self.oip, self.metrics,
-                                           reuse_port=self._reuse_port)
+            self._http = build_http_server(
+                self.settings, self.servicer, self.oip, self.metrics, reuse_port=self._reuse_port,
+                tracer=self.tracing.tracer if self.tracing is not None else None)
             self.http_port = await self._http.start()
         await self.manager.start()
         log.info("serving", address=f"{self.settings.host}:{self.port}",

@@ -56,7 +56,7 @@ def app(kind: str) -> Any:
             GeneratorServiceASGIApplication,
         )
 
-        class Service(GeneratorService):
+        class Service(GeneratorService):  # type: ignore[misc]
             async def get_model(self, request: Any, ctx: Any) -> Any:
                 return info
 

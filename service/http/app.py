@@ -37,6 +37,8 @@ log = get_logger(__name__)
 Handler = Callable[[wire.Request, wire.Send], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/openapi.json", "/docs"})
 """Reachable without a bearer token (health probes and the API description)."""
+UNTRACED_ROUTES = frozenset({"oip_live", "oip_ready", "oip_model_ready", "openapi", "docs"})
+"""Routes that get no span when tracing is on (probes would drown the traces)."""
 _CORS_ALLOW_HEADERS = (b"authorization, content-type, accept, connect-protocol-version, "
                        b"connect-timeout-ms, inference-header-content-length, x-user-agent")
 _CORS_EXPOSE_HEADERS = (b"x-latentserve-model, x-latentserve-version, x-request-id, "
@@ -47,7 +49,11 @@ class HttpApi:
     """The ASGI app of the HTTP port."""
 
     def __init__(self, servicer: Any, metrics: ServiceMetrics, *, max_body_bytes: int,
-                 max_concurrent: int, cors_origins: list[str], tokens: TokenFile | None) -> None:
+                 max_concurrent: int, cors_origins: list[str], tokens: TokenFile | None,
+                 tracer: Any = None) -> None:
+        """`tracer`: an OpenTelemetry tracer (tracing on): one SERVER span per request,
+        continuing the caller's `traceparent`, parent of the servicer's spans."""
+        self.tracer = tracer
         self.servicer = servicer
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -101,7 +107,10 @@ class HttpApi:
             label, handler = found
             if request.path not in PUBLIC_PATHS:
                 self._authenticate(request)
-            await self._bounded(handler, request, send_noting)
+            if self.tracer is None or label in UNTRACED_ROUTES:
+                await self._bounded(handler, request, send_noting)
+            else:
+                await self._traced(label, handler, request, send_noting, sent)
         except ConnectionAbortedError:
             return
         except HttpError as error:
@@ -127,6 +136,25 @@ class HttpApi:
             await handler(request, send)
         finally:
             self.active -= 1
+
+    async def _traced(self, label: str, handler: Handler, request: wire.Request,
+                      send: wire.Send, sent: list[int]) -> None:
+        """Run `handler` inside a SERVER span named for the route."""
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        parent = TraceContextTextMapPropagator().extract(request.headers)
+        with self.tracer.start_as_current_span(
+                f"{request.method} {label}", context=parent, kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": request.method, "http.route": label,
+                            "url.path": request.path[:256]}) as span:
+            try:
+                await self._bounded(handler, request, send)
+            except HttpError as error:
+                span.set_attribute("http.response.status_code", error.http_status)
+                raise
+            if sent:
+                span.set_attribute("http.response.status_code", sent[0])
 
     def _match(self, request: wire.Request) -> tuple[str, Handler] | None:
         found = self.routes.get(request.path)

@@ -96,7 +96,7 @@ class HttpServer:
 
 
 def build_http_server(settings: Settings, servicer: Any, oip: Any, metrics: Any, *,
-                      reuse_port: bool = False) -> HttpServer:
+                      reuse_port: bool = False, tracer: Any = None) -> HttpServer:
     """The HTTP port over the gRPC server's servicer and OIP core (what LatentServer runs)."""
     from latentserve.service.auth import TokenFile
     from latentserve.service.http.app import HttpApi
@@ -106,7 +106,7 @@ def build_http_server(settings: Settings, servicer: Any, oip: Any, metrics: Any,
     tokens = TokenFile(settings.auth_token_file) if settings.auth_token_file else None
     app = HttpApi(servicer, metrics, max_body_bytes=settings.max_message_bytes,
                   max_concurrent=settings.max_concurrent_rpcs,
-                  cors_origins=settings.cors_origins(), tokens=tokens)
+                  cors_origins=settings.cors_origins(), tokens=tokens, tracer=tracer)
     rest = OipRest(oip, settings.max_message_bytes)
     for path, (label, handler) in rest.fixed_routes().items():
         app.add(path, label, handler)
