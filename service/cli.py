@@ -71,7 +71,9 @@ def serve(**given: Any) -> None:
             f"\nlatentserve is serving {loaded} on {address} "
             f"(metrics: http://{settings.host}:{server.metrics_port}/metrics)\n"
             f"Try:  .venv/bin/latentserve sample --address {address} --model "
-            f"{settings.default_model} --n 16 --seed 0{labels} --out grid.png\n",
+            f"{settings.default_model} --n 16 --seed 0{labels} --out grid.png\n"
+            + (f"HTTP: http://{settings.host}:{server.http_port} (API page: /docs, OIP: /v2)\n"
+               if server.http_port else ""),
             err=True,
         )
 
