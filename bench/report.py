@@ -260,10 +260,36 @@ def _transport(s: dict[str, Any]) -> list[str]:
             ""]
 
 
+def _http(s: dict[str, Any]) -> list[str]:
+    def rows(section: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [(f"`{name}`", v.get("concurrent_rps"), v.get("cpu_ms_per_request"),
+                 (v.get("sequential") or {}).get("rps"), v.get("sequential_p50_ms"))
+                for name, v in section.items() if isinstance(v, dict) and "concurrent" in v]
+
+    header = ["path", "64 clients req/s", "service CPU ms/req (64 clients)", "one client req/s",
+              "one client p50 ms"]
+    oip = s.get("oip") or {}
+    ratios = [(k, s.get(k)) for k in ("http_json_vs_grpc_concurrent",
+                                      "http_binary_vs_grpc_concurrent", "http_json_vs_grpc_cpu",
+                                      "http_binary_vs_grpc_cpu",
+                                      "http_json_vs_grpc_sequential_p50")]
+    ratios += [(f"oip.{k}", oip.get(k)) for k in ("concurrent_ratio", "sequential_p50_ratio",
+                                                  "http_vs_grpc_concurrent")]
+    return ["One service serving gRPC and HTTP: Sample n=1 (float32) over gRPC (SDK), HTTP JSON "
+            "and HTTP binary protobuf (httpx), interleaved.", "", *table(header, rows(
+                s.get("transports") or {})),
+            "Open Inference Protocol decode n=1 through tritonclient: latentserve's OIP on its "
+            "gRPC and HTTP ports vs MLServer + mlserver-mlflow on the same decoder (its best "
+            "small-request configuration), interleaved.", "", *table(header, rows(oip)),
+            *([f"MLServer failed: {oip['mlserver_error'][:300]}", ""]
+              if oip.get("mlserver_error") else []),
+            *table(["ratio", "value"], ratios)]
+
+
 SECTIONS = {"batching": _batching, "triton": _triton, "latency": _latency,
             "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap,
             "cache": _cache, "workers": _workers, "peers": _peers,
-            "transport": _transport}
+            "transport": _transport, "http": _http}
 
 
 def render(doc: dict[str, Any], *, plots: dict[str, Path], report_path: Path,

@@ -48,6 +48,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "transport": (*(f"variants.{v}.{k}" for v in ("aio", "aio-uvloop", "sync")
                     for k in ("concurrent_rps", "sequential_p50_ms", "cpu_ms_per_request")),
                   "floor_cpu_ms_per_request"),
+    "http": (*(f"transports.{t}.{k}" for t in ("grpc", "http_json", "http_binary")
+               for k in ("concurrent_rps", "sequential_p50_ms", "cpu_ms_per_request")),
+             "http_json_vs_grpc_concurrent", "http_binary_vs_grpc_concurrent",
+             *(f"oip.{t}.{k}" for t in ("latentserve_grpc", "latentserve_http", "mlserver_grpc")
+               for k in ("concurrent_rps", "sequential_p50_ms")),
+             "oip.concurrent_ratio", "oip.sequential_p50_ratio"),
 }
 """Keys (dotted, inside the scenario's section) every full result must carry, non-null."""
 

@@ -290,6 +290,13 @@ class Settings(RegistrySettings):
         """auth_exempt_services as a list."""
         return [s.strip() for s in self.auth_exempt_services.split(",") if s.strip()]
 
+    @model_validator(mode="after")
+    def _http_port_shared(self) -> Settings:
+        if self.workers > 1 and self.http_port == 0:
+            raise ValueError("http_port 0 with workers > 1 would give each worker a port of its "
+                             "own; set a fixed http_port (the workers share it, SO_REUSEPORT)")
+        return self
+
     def cors_origins(self) -> list[str]:
         """http_cors_origins as a list."""
         return [s.strip() for s in self.http_cors_origins.split(",") if s.strip()]
