@@ -21,9 +21,11 @@ from typing import Annotated, Any
 import typer
 
 from latentserve.registry.cli.registry import error_line
+from latentserve.registry.training.command import fit_encoder_command
 
 app = typer.Typer(help="Build generator bundles from ONNX files, check and evaluate them.",
                   no_args_is_help=True, add_completion=False)
+app.command("fit-encoder")(fit_encoder_command)
 FAILED = 2
 """Exit status of a failed command (bad bundle, bad option)."""
 
