@@ -37,7 +37,7 @@ from latentserve.client import (
     ModelInfo,
     UnavailableError,
 )
-from latentserve.client.transport import DEFAULT_ADDRESS
+from latentserve.client.transport import DEFAULT_ADDRESS, default_address
 from latentserve.core.names import did_you_mean, shown
 
 app = typer.Typer(
@@ -46,9 +46,17 @@ app = typer.Typer(
 _out = Console()
 _err = Console(stderr=True)
 
+def _address(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """An --address left at its default follows the environment as the SDK does."""
+    source = ctx.get_parameter_source(param.name or "address")
+    return default_address() if source is not None and source.name == "DEFAULT" else value
+
+
 Address = Annotated[
     str,
-    typer.Option("--address", envvar="LATENTSERVE_ADDRESS", help="Service host:port."),
+    typer.Option("--address", envvar="LATENTSERVE_ADDRESS", callback=_address,
+                 help="Service host:port (default: $LATENTSERVE_ADDRESS, else "
+                      "127.0.0.1:$LATENTSERVE_PORT, else 127.0.0.1:50051)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout-s", min=0.001, help="Deadline per call (s).")]
 Model = Annotated[
@@ -59,7 +67,8 @@ Out = Annotated[Path, typer.Option(
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Fps = Annotated[float, typer.Option("--fps", min=0.1, help="Frames per second of animations.")]
 Scale = Annotated[int, typer.Option(
-    "--scale", min=1, help="Enlarge animation frames this many times (pixels stay exact).")]
+    "--scale", min=1, help="Enlarge each image (grid tile or animation frame) this many "
+    "times; pixels stay exact.")]
 Labels = Annotated[
     str | None, typer.Option("--labels", help="Class labels as numbers or class names, e.g. "
                              "0,1,2 or heart,square (one, or one per item).")
@@ -152,7 +161,13 @@ def _save(result: GenerateResult, out: Path, what: str, as_json: bool,
     if output.is_animation(out):
         result.save_animation(out, fps=fps, scale=scale)
     else:
-        result.grid(padding=2).save(out)
+        grid = result.grid(padding=2)
+        if scale > 1:
+            from PIL import Image
+
+            grid = grid.resize((grid.width * scale, grid.height * scale),
+                               resample=Image.Resampling.NEAREST)
+        grid.save(out)
     if as_json:
         output.print_json(output.generated_json(result, out))
         return
@@ -256,6 +271,7 @@ def sample(
     noise_seed: NoiseSeed = None,
     labels: Labels = None,
     out: Out = Path("grid.png"),
+    scale: Scale = 1,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
@@ -267,7 +283,7 @@ def sample(
             model, n=n, seed=seed, truncation_psi=psi, truncation_cutoff=cutoff,
             class_labels=class_labels, output="uint8", noise=noise, noise_seed=noise_seed,
         )
-        _save(result, out, "samples", as_json)
+        _save(result, out, "samples", as_json, scale=scale)
 
 
 @app.command("interpolate")
@@ -325,6 +341,7 @@ def edit(
     noise_seed: NoiseSeed = None,
     labels: Labels = None,
     out: Out = Path("sweep.png"),
+    scale: Scale = 1,
     address: Address = DEFAULT_ADDRESS,
     timeout_s: Timeout = 30.0,
     as_json: Json = False,
@@ -355,7 +372,7 @@ def edit(
             noise=noise,
             noise_seed=noise_seed,
         )
-        _save(result, out, "images", as_json)
+        _save(result, out, "images", as_json, scale=scale)
 
 
 @app.command("encode")

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,17 @@ from .errors import error_from_rpc_error
 MIB = 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 64 * MIB
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def default_address() -> str:
+    """Where a client goes when given no address: `LATENTSERVE_ADDRESS` (host:port), else
+    127.0.0.1 on `LATENTSERVE_PORT` (the port `latentserve serve` listens on), else
+    DEFAULT_ADDRESS — the same rule for the SDK and the CLI."""
+    address = os.environ.get("LATENTSERVE_ADDRESS", "").strip()
+    if address:
+        return address
+    port = os.environ.get("LATENTSERVE_PORT", "").strip()
+    return f"127.0.0.1:{port}" if port else DEFAULT_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -132,11 +144,12 @@ class Connection:
 
     aio: ClassVar[bool] = False
 
-    def __init__(self, address: str, *, timeout_s: float = 30.0,
+    def __init__(self, address: str | None = None, *, timeout_s: float = 30.0,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, retries: int = 3,
                  backoff_s: float = 0.1, credentials: grpc.ChannelCredentials | None = None,
                  token: str | None = None) -> None:
-        self._config = ClientConfig(address, timeout_s, max_message_bytes, retries, backoff_s,
+        self._config = ClientConfig(default_address() if address is None else address,
+                                    timeout_s, max_message_bytes, retries, backoff_s,
                                     credentials, token)
         self._channel: Any = None
         self._stub_obj: Any = None
