@@ -4,8 +4,11 @@ Starts `latentserve serve` (embedded backend) as a child process over a throw-aw
 registry holding two tiny generators (`soak-plain`: unconditional with encoder; `soak-cond`:
 class-conditional with encoder; built in seconds, so the soak does not depend on the zoo), then
 drives every RPC from a few concurrent clients for `--seconds` (default `SOAK_SECONDS` or 600):
-good requests and deliberate client mistakes (`bench/soak_calls.py`). It reports the server's
-RSS (start, after warm-up, peak, end) and the status codes per RPC, and flags
+good requests and deliberate client mistakes (`bench/soak_calls.py`). Meanwhile the alias
+`soak-plain@production` moves between two versions every `--alias-every` seconds (SIGHUP makes
+the server follow at once), and the response cache is on (`CACHE_BYTES`; seeds repeat, so it
+answers some requests and stays full). It reports the server's RSS (start, after warm-up, peak,
+end), the status codes per RPC, the alias moves and the cache's hits, and flags
 
 - an unexpected status: anything but OK for a good request, anything but the expected
   INVALID_ARGUMENT / NOT_FOUND for a mistake;
@@ -28,9 +31,11 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +45,14 @@ import grpc
 from bench.config import DEFAULT_OUT
 from bench.models import Registries
 from bench.processes import ServiceProcess
-from bench.soak_calls import Call, SoakModel, Stubs, soak_calls
+from bench.soak_calls import SEED_POOL, Call, SoakModel, Stubs, soak_calls
 from tests.fixtures.tiny import build_tiny_bundle
 
 DEFAULT_SECONDS = 600.0
+DEFAULT_ALIAS_EVERY_S = 60.0
+"""How often the soak moves soak-plain@production to its other version."""
+CACHE_BYTES = 16 * 1024 * 1024
+"""Response cache of the soaked server: small enough to fill during the warm-up."""
 RSS_GROWTH_LIMIT = 0.10
 """Flag RSS growth above this share (end of run vs. end of warm-up)."""
 MISTAKE_SHARE = 0.2
@@ -117,17 +126,56 @@ async def _sample_rss(pid: int, samples: list[tuple[float, int]], t0: float,
         await asyncio.sleep(every_s)
 
 
+async def _move_aliases(uri: str, pid: int, every_s: float, stop_at: float,
+                        moves: list[float], t0: float) -> None:
+    """Point soak-plain@production at its other version every `every_s` seconds and tell the
+    server at once (SIGHUP), as a promotion and a rollback would."""
+    from latentserve.registry.store.mlflow_store import RegistryClient
+
+    registry = RegistryClient(uri)
+    version = 1
+    while time.monotonic() + every_s < stop_at:
+        await asyncio.sleep(every_s)
+        version = 3 - version
+        await asyncio.to_thread(registry.set_alias, PLAIN.name, "production", version)
+        os.kill(pid, signal.SIGHUP)
+        moves.append(round(time.monotonic() - t0, 1))
+
+
+def scrape(metrics_url: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The sum of each named metric's samples on the server's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    totals = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
+
+
 async def drive(address: str, pid: int, seconds: float, clients: int, warmup_s: float,
-                seed: int = 0) -> dict[str, Any]:
-    """Run the mix against `address` for `seconds`; the soak's measurements (no verdicts)."""
+                seed: int = 0, *, uri: str = "", alias_every_s: float = 0.0,
+                metrics_url: str = "") -> dict[str, Any]:
+    """Run the mix against `address` for `seconds` (moving the alias every `alias_every_s`
+    when > 0); the soak's measurements (no verdicts)."""
     calls = soak_calls(PLAIN, COND)
     tally = Tally()
     samples: list[tuple[float, int]] = []
+    moves: list[float] = []
     t0 = time.monotonic()
     start_rss = rss_bytes(pid)
     sampler = asyncio.create_task(_sample_rss(pid, samples, t0))
     workers = [asyncio.create_task(_client(address, calls, seed + i, t0 + seconds, tally))
                for i in range(clients)]
+    if alias_every_s > 0 and uri:
+        workers.append(asyncio.create_task(
+            _move_aliases(uri, pid, alias_every_s, t0 + seconds, moves, t0)))
     await asyncio.sleep(min(warmup_s, seconds))
     warm_rss = rss_bytes(pid)
     await asyncio.gather(*workers)
@@ -135,7 +183,11 @@ async def drive(address: str, pid: int, seconds: float, clients: int, warmup_s: 
     sampler.cancel()
     end_rss = rss_bytes(pid)
     samples.append((elapsed, end_rss))
+    counters = ("latentserve_response_cache_hits_total", "latentserve_response_cache_misses_total",
+                "latentserve_response_cache_bytes", "latentserve_alias_swaps_total")
+    cache = scrape(metrics_url, counters) if metrics_url else {}
     return {"elapsed_s": elapsed, "calls": calls, "tally": tally, "samples": samples,
+            "alias_moves_at_s": moves, "server": cache,
             "rss": {"start": start_rss, "after_warmup": warm_rss, "end": end_rss,
                     "peak": max([start_rss, end_rss, *(r for _, r in samples)])}}
 
@@ -159,6 +211,10 @@ def build_report(raw: dict[str, Any], *, seconds: float, clients: int, warmup_s:
         flags.append(f"never answered OK: {', '.join(silent)}")
     if not rss["end"]:
         flags.append("the server process was gone at the end")
+    swaps = raw.get("server", {}).get("latentserve_alias_swaps_total")
+    if raw.get("alias_moves_at_s") and swaps is not None and swaps < len(raw["alias_moves_at_s"]):
+        flags.append(f"the server followed {swaps:.0f} of {len(raw['alias_moves_at_s'])} alias "
+                     "moves")
     if growth > RSS_GROWTH_LIMIT:
         flags.append(f"RSS grew {growth:.1%} after warm-up (limit {RSS_GROWTH_LIMIT:.0%})")
     return {
@@ -166,7 +222,10 @@ def build_report(raw: dict[str, Any], *, seconds: float, clients: int, warmup_s:
         "flags": flags,
         "config": {"seconds": seconds, "clients": clients, "warmup_s": warmup_s,
                    "mistake_share": MISTAKE_SHARE, "backend": "embedded",
+                   "response_cache_bytes": CACHE_BYTES, "seed_pool": SEED_POOL,
                    "models": [vars(PLAIN), vars(COND)]},
+        "alias_moves_at_s": raw.get("alias_moves_at_s", []),
+        "server_counters": {k: round(v) for k, v in raw.get("server", {}).items()},
         "machine": {"logical_cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "elapsed_s": round(raw["elapsed_s"], 1),
@@ -201,6 +260,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['config']['mistake_share']:.0%} deliberate mistakes), embedded backend, "
         f"{report['machine']['logical_cpus']} CPUs. `make soak` (`SOAK_SECONDS`) writes it.",
         "",
+        f"Alias moves (soak-plain@production, 1 ⇄ 2) at {report['alias_moves_at_s']} s; "
+        f"response cache {report['config']['response_cache_bytes'] // 2**20} MiB: "
+        + ", ".join(f"{k.removeprefix('latentserve_')} {v:,}"
+                    for k, v in report["server_counters"].items()) + ".",
+        "",
         "| server RSS | start | after warm-up | peak | end | growth after warm-up |",
         "|---|---|---|---|---|---|",
         f"| MiB | {rss['start']} | {rss['after_warmup']} | {rss['peak']} | {rss['end']} | "
@@ -227,19 +291,23 @@ def write(report: dict[str, Any], out: Path) -> None:
 
 
 def run(seconds: float, clients: int, out: Path, work: Path,
-        warmup_s: float | None = None) -> dict[str, Any]:
+        warmup_s: float | None = None, alias_every_s: float = DEFAULT_ALIAS_EVERY_S
+        ) -> dict[str, Any]:
     """Build the bundles and registry in `work`, start the server, soak, write the report."""
     warm = warmup_s if warmup_s is not None else min(60.0, max(2.0, 0.1 * seconds))
-    bundles = {m.name: build_tiny_bundle(
-        work / "bundles" / m.name, name=m.name, latent_dim=m.latent_dim, shape=m.shape,
-        num_classes=m.num_classes, max_batch_size=m.max_batch_size) for m in (PLAIN, COND)}
+    bundles = {m.name: [build_tiny_bundle(
+        work / "bundles" / f"{m.name}-v{seed + 1}", name=m.name, latent_dim=m.latent_dim,
+        shape=m.shape, num_classes=m.num_classes, max_batch_size=m.max_batch_size, seed=seed)
+        for seed in range(2 if m is PLAIN else 1)] for m in (PLAIN, COND)}
     uri = Registries(work / "registries").create(
-        "soak", {name: [b.root] for name, b in bundles.items()})
+        "soak", {name: [b.root for b in versions] for name, versions in bundles.items()})
     settings = {"REGISTRY_URI": uri, "DEFAULT_MODEL": PLAIN.name, "CACHE_DIR": str(work / "cache"),
-                "LOG_LEVEL": "ERROR", "ACCESS_LOG": "false", "METRICS_ENABLED": "false"}
+                "LOG_LEVEL": "ERROR", "ACCESS_LOG": "false", "METRICS_ENABLED": "true",
+                "RESPONSE_CACHE_BYTES": str(CACHE_BYTES)}
     with ServiceProcess("soak", settings, log_dir=work / "logs") as svc:
         assert svc.pid is not None
-        raw = asyncio.run(drive(svc.address, svc.pid, seconds, clients, warm))
+        raw = asyncio.run(drive(svc.address, svc.pid, seconds, clients, warm, uri=uri,
+                                alias_every_s=alias_every_s, metrics_url=svc.metrics_url))
     report = build_report(raw, seconds=seconds, clients=clients, warmup_s=warm)
     write(report, out)
     return report
@@ -254,13 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--warmup", type=float, default=None,
                         help="warm-up seconds before the RSS baseline (default 10%%, 2–60 s)")
+    parser.add_argument("--alias-every", type=float, default=DEFAULT_ALIAS_EVERY_S,
+                        help="move soak-plain@production every this many seconds (0: never)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep bundles, registry and server log here (default: a temp dir)")
     args = parser.parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="latentserve-soak-"))
     try:
-        report = run(args.seconds, args.clients, args.out, work, args.warmup)
+        report = run(args.seconds, args.clients, args.out, work, args.warmup,
+                     args.alias_every)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""Attack regressions, memory (second pass, items 1, 7 and 12): what a refused request leaves
-behind, what a cached response really costs, how much log a request can write.
+"""Attack regressions, memory (second pass, items 1, 7, 12 and 18): what a refused request leaves
+behind, what a cached response really costs, how much log a request can write, and what alias
+moves with the response cache on leave behind.
 
 Memory is measured in-process: objects kept alive only by reference cycles (found by the cyclic
 collector with DEBUG_SAVEALL) and tracemalloc deltas; nothing is timed.
@@ -12,6 +13,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -19,13 +21,17 @@ import pytest
 import structlog
 
 from latentserve.core.tensors import to_tensor
+from latentserve.registry.store.mlflow_store import RegistryClient
 from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.logs import MAX_FIELD_CHARS, configure_logging, get_logger
 from latentserve.service.metrics import ServiceMetrics
+from latentserve.service.models.lease import ServedVersion
 from latentserve.service.response_cache import CacheKey, ResponseCache
 from latentserve.v1 import generator_pb2 as pb
 from latentserve.v1 import generator_pb2_grpc as pb_grpc
 from tests.fixtures.attack import packed_zeros, raw_call
+from tests.fixtures.models import eventually, versioned_registry
+from tests.fixtures.service import service_settings
 
 
 @pytest.fixture
@@ -138,3 +144,34 @@ def test_every_log_field_is_cut(capsys: pytest.CaptureFixture[str]) -> None:
     fields = json.loads(line)
     assert fields["model"].startswith("m" * MAX_FIELD_CHARS)
     assert fields["model"].endswith(f"(cut, {4 << 20} chars)")
+
+
+# ------------------------------------------------------------------ item 18: alias moves
+def test_alias_moves_with_the_cache_on_keep_memory_flat(empty_registry_uri: str,
+                                                        tmp_path: Path) -> None:
+    uri = versioned_registry(empty_registry_uri, tmp_path / "bundles", "m", versions=2)
+    settings = service_settings(uri, tmp_path / "cache", default_model="m",
+                                response_cache_bytes=8 << 20)
+    registry = RegistryClient(uri)
+    rss: list[int] = []
+    with BackgroundServer(settings) as bg, grpc.insecure_channel(bg.address) as channel:
+        assert bg.server is not None
+        stub = pb_grpc.GeneratorServiceStub(channel)
+        for move in range(12):
+            for seed in range(40):  # fills the cache for the serving version
+                stub.Sample(pb.SampleRequest(n=4, seed=seed), timeout=30)
+            registry.set_alias("m", "production", 2 if move % 2 == 0 else 1)
+            bg.call(bg.server.manager.refresh())
+            # the old version unloads once drained, then nothing holds it
+            bg.call(eventually(lambda: _versions_alive() <= 2))
+            rss.append(_rss_bytes())
+            cache = bg.server.response_cache
+            loaded = set(bg.server.manager.loaded_versions())
+            assert all((k.name, k.version) in loaded for k in cache._entries)
+            assert cache.charged <= cache.capacity_bytes
+    assert max(rss[2:]) < 1.1 * rss[2], [r >> 20 for r in rss]
+
+
+def _versions_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, ServedVersion) for o in gc.get_objects())
