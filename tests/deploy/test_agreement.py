@@ -120,7 +120,8 @@ def test_image_exposes_the_default_ports() -> None:
     final = dockerfile_stages(DOCKER / "service.Dockerfile")[-1]
     exposed = {int(p) for args in final.all("EXPOSE") for p in args.split()}
     defaults = Settings.model_validate({})
-    assert exposed == {defaults.port, defaults.metrics_port}
+    http_port = _settings(render(SERVICE_TARGETS[0])).http_port  # off by default; manifests set it
+    assert exposed == {defaults.port, defaults.metrics_port, http_port}
 
 
 @pytest.mark.parametrize("target", SERVICE_TARGETS)
