@@ -65,6 +65,11 @@ class FitReport:
 class Encoder(nn.Module):
     """Strided CNN: image [B, C, H, W] in the output range (+ label [B]) → latent mean [B, D]."""
 
+    lo: Tensor
+    span: Tensor
+    scale: Tensor
+    centre: Tensor
+
     def __init__(self, channels: int, size: tuple[int, int], out_dim: int, *,
                  value_range: tuple[float, float], num_classes: int = 0, width: int = 32,
                  spread: F32 | None = None) -> None:
@@ -176,7 +181,7 @@ def fit_encoder(root: Path, options: FitOptions = FitOptions()) -> FitReport:
         target = (torch.from_numpy(w) - centre) / scale
         loss = F.mse_loss(model.normalised(xt, lt), target)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
     model.eval()
@@ -224,7 +229,8 @@ def _export(model: Encoder, spec: BundleSpec) -> tuple[bytes, float]:
         (torch.from_numpy(labels),) if conditional else ())
     names = ["x", "label"] if conditional else ["x"]
     buf = io.BytesIO()
-    torch.onnx.export(model, args, buf, input_names=names, output_names=["mu"],
+    torch.onnx.export(model, args, buf,  # type: ignore[arg-type]
+                      input_names=names, output_names=["mu"],
                       dynamic_axes={n: {0: "batch"} for n in [*names, "mu"]},
                       opset_version=17, dynamo=False)
     data = buf.getvalue()
