@@ -126,3 +126,18 @@ def test_sliders_sample_and_edit_in_chromium(browser: WebDriver, page_origin: st
     assert len(strip) == 7 and all(strip)
     (ARTEFACTS / "typescript").mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTEFACTS / "typescript" / "sliders.png"))
+
+
+def test_docs_page_lists_every_operation_in_chromium(browser: WebDriver, http_url: str) -> None:
+    browser.get(f"{http_url}/docs")
+    count = WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.execute_script("return document.querySelectorAll('details.op').length"),
+        "the docs page rendered no operation")
+    assert count >= 12  # every GeneratorService RPC and the OIP routes
+    browser.execute_script("document.querySelector('details.op').open = true")
+    browser.find_element("css selector", "details.op button").click()
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: "HTTP 200" in d.find_element("css selector", "details.op .out").text,
+        "the docs page's Send did not get an answer")
+    (ARTEFACTS / "typescript").mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTEFACTS / "typescript" / "docs.png"))
