@@ -34,6 +34,7 @@ from latentserve.client import (
 )
 
 from .render import GRID_SIZE, Explorer, png_bytes, quality_text, slider_label
+from .uploads import CACHE_CLEANUP, MAX_UPLOAD_BYTES, read_upload
 from .view import METHODS, View, encode_latent
 
 MAX_DIRECTIONS = 24
@@ -279,7 +280,7 @@ class Page:
         if image is None:
             raise ValueError("upload an image first")
         view = self.view_of(state)
-        z = self.explorer.encode(view.model, np.asarray(image), view.label)
+        z = self.explorer.encode(view.model, read_upload(image), view.label)
         view = dataclasses.replace(view, latent=encode_latent(z))
         return [view.to_query(), *self.pictures(view), self.caption(view),
                 self.link(base, view), f"Encoded the upload with {view.model}; edit it with "
@@ -307,7 +308,8 @@ def build_app(explorer: Explorer, *, default_model: str = "",
     page = Page(explorer, files or Path(tempfile.mkdtemp(prefix="latentserve-explore-")),
                 default_model)
     c = page.c
-    demo = gr.Blocks(title="latentserve explorer", analytics_enabled=False)
+    demo = gr.Blocks(title="latentserve explorer", analytics_enabled=False,
+                     delete_cache=CACHE_CLEANUP)
     with demo:
         c["state"], c["base"] = gr.State(""), gr.State("")
         gr.Markdown("## latentserve explorer\nPick a model, click a seed, drag a direction.")
@@ -362,8 +364,9 @@ def build_app(explorer: Explorer, *, default_model: str = "",
                     c["gif"] = gr.File(label="GIF", elem_id="gif", interactive=False)
                     c["mp4"] = gr.File(label="MP4", elem_id="mp4", interactive=False)
         with gr.Accordion("Encode an image", open=True), gr.Row():
-            c["upload"] = gr.Image(label="upload a picture", sources=["upload"], type="numpy",
-                                   elem_id="upload", image_mode="RGB", height=200)
+            c["upload"] = gr.Image(label="upload a picture", sources=["upload"],
+                                   type="filepath", image_mode=None,  # read by read_upload
+                                   elem_id="upload", height=200)
             c["encode"] = gr.Button("Encode", elem_id="encode")
         c["permalink"] = gr.Textbox(label="permalink (restores this exact view)",
                                     elem_id="permalink", interactive=False)
@@ -415,4 +418,5 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     listens (`demo.local_url` is its address)."""
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, inbrowser=False, show_error=False, quiet=True,
-        prevent_thread_lock=not block, css=CSS, footer_links=[], ssr_mode=False)
+        prevent_thread_lock=not block, css=CSS, footer_links=[], ssr_mode=False,
+        max_file_size=MAX_UPLOAD_BYTES)
