@@ -33,12 +33,12 @@ $(STAMP): pyproject.toml generators/pyproject.toml deploy/constraints.txt
 
 venv: $(STAMP)
 
-# `make run` needs only the service: SERVE_STAMP installs `.[server]` (SERVE_SIZE, no torch,
+# `make run` needs only the service: SERVE_STAMP installs `.[server]` (about 0.5 GB, no torch,
 # no test tools); `make test` (STAMP) adds torch, the generators, the explorer and the test tools.
 SERVE_STAMP := $(VENV)/.installed-server
 $(SERVE_STAMP): pyproject.toml deploy/constraints.txt
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
-	  echo "make run: installing what serving needs into $(VENV) (SERVE_INFO)"; \
+	  echo "make run: installing what serving needs into $(VENV) (about 0.5 GB, 1-3 minutes; make test adds torch and the test tools)"; \
 	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	  $(BIN)/python -m pip install -q --upgrade pip && \
 	  $(BIN)/python -m pip install -q -c deploy/constraints.txt -e ".[server]" || exit 1; fi
