@@ -59,6 +59,13 @@ FIELDS: dict[str, dict[str, int]] = {
     "PngList": {"images": 1},
     "EncodeResponse": {"model": 1, "latents": 2, "latent_space": 3},
     "DecodeRequest": {"model": 1, "latents": 2, "class_labels": 3, "output": 4, "noise": 5},
+    "ProjectRequest": {"model": 1, "images": 2, "png": 3, "class_labels": 4, "steps": 5,
+                       "population": 6, "timeout_s": 7, "progress_every": 8,
+                       "include_reconstruction": 9, "output": 10, "seed": 11, "init": 12},
+    "ProjectResponse": {"model": 1, "step": 2, "steps": 3, "decodes": 4, "loss": 5, "done": 6,
+                        "latents": 7, "latent_space": 8, "images": 9, "png": 10,
+                        "output_range": 11, "class_labels": 12, "psnr": 13, "ssim": 14,
+                        "stop": 15, "initial_loss": 16},
     "StyleMixRequest": {"model": 1, "row_seeds": 2, "col_seeds": 3, "layers": 4,
                         "truncation_psi": 5, "truncation_cutoff": 6, "class_labels": 7,
                         "output": 8, "noise": 9, "include_sources": 10},
@@ -114,6 +121,9 @@ ENUMS = {
         "OUTPUT_FORMAT_PNG",
         "OUTPUT_FORMAT_LATENTS_ONLY",
     ],
+    "ProjectInit": ["PROJECT_INIT_UNSPECIFIED", "PROJECT_INIT_ENCODER", "PROJECT_INIT_PRIOR"],
+    "ProjectStop": ["PROJECT_STOP_UNSPECIFIED", "PROJECT_STOP_STEPS", "PROJECT_STOP_TIMEOUT",
+                    "PROJECT_STOP_CONVERGED"],
     "InterpolationMethod": [
         "INTERPOLATION_METHOD_UNSPECIFIED",
         "INTERPOLATION_METHOD_LERP",
@@ -131,12 +141,14 @@ RPCS = {
     "Encode": ("EncodeRequest", "EncodeResponse", False),
     "Decode": ("DecodeRequest", "GenerateResponse", False),
     "StyleMix": ("StyleMixRequest", "GenerateResponse", False),
+    "Project": ("ProjectRequest", "ProjectResponse", True),
 }
 ONEOFS = {
     "ModelRef": {"selector": ["version", "alias"]},
     "LatentSource": {"source": ["latents", "seeds"]},
     "EditRequest": {"direction": ["direction_name", "direction_vector"]},
     "EncodeRequest": {"input": ["images", "png"]},
+    "ProjectRequest": {"input": ["images", "png"]},
 }
 
 
