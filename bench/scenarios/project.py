@@ -1,0 +1,312 @@
+"""Project benchmark: quality against a torch gradient reference, the encoder alone, the loss
+choice, time per projection and what a running projection costs other requests.
+
+Run from the repository root (CPU; about 20 minutes at the defaults)::
+
+    .venv/bin/python -m bench.scenarios.project --images 100 --steps 60 --population 16
+
+Writes `bench/results/project.json` (flat `project.*` keys plus the tables) and
+`bench/PROJECT.md`. Quality runs `Projection` in-process on the embedded backend (the
+service's code path without gRPC); timing and the concurrent Sample p99 go through a real
+gRPC server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.project_data import never_produced
+from bench.project_reference import ZOO, adam_projection, torch_decoder
+from latentserve.core import seeding
+from latentserve.core.arrays import F32, I64
+from latentserve.registry.bundle.files import load_bundle
+from latentserve.service import projection_loss as pl
+from latentserve.service.backends.embedded import EmbeddedBackend
+from latentserve.service.models.lease import Lease, ServedVersion
+from latentserve.service.projection import Plan, Projection
+from latentserve.service.settings import Settings
+
+MODELS = ("sprites-vae", "shapes3d", "digits-cvae")
+CHUNK = 16
+OUT = Path(__file__).resolve().parents[1] / "results" / "project.json"
+REPORT = Path(__file__).resolve().parents[1] / "PROJECT.md"
+
+
+PSNR_CAP = 60.0
+"""PSNR per image is capped here (MSE 1e-6: an exact match) before averaging; exact matches of
+generated targets otherwise reach float32 noise (≈ 110 dB) and swamp the mean."""
+
+
+def _quality(images: F32, targets: F32) -> tuple[float, float]:
+    psnr = np.minimum(pl.psnr(images, targets), PSNR_CAP)
+    return float(np.mean(psnr)), float(np.mean(pl.ssim(images, targets)))
+
+
+async def _lease(model: str) -> Lease:
+    bundle = load_bundle(ZOO / model)
+    backend = EmbeddedBackend(bundle, Settings.model_validate({}))
+    await backend.load()
+    return Lease(ServedVersion(model, 1, bundle, backend), "production")
+
+
+async def _project(lease: Lease, targets: F32, labels: I64, plan: Plan) -> tuple[F32, F32, int,
+                                                                                   float]:
+    """Projection of every target in chunks of CHUNK: latents, images, decodes/image, s/image."""
+    zs, ims, decodes = [], [], 0
+    started = time.perf_counter()
+    for lo in range(0, len(targets), CHUNK):
+        run = Projection(lease, targets[lo:lo + CHUNK], labels[lo:lo + CHUNK], plan)
+        async for snap in run.run():
+            if snap.done:
+                assert snap.images is not None
+                zs.append(snap.latents)
+                ims.append(snap.images)
+        decodes += run.decodes
+    seconds = (time.perf_counter() - started) / len(targets)
+    return np.concatenate(zs), np.concatenate(ims), decodes // len(targets), seconds
+
+
+async def quality(model: str, n: int, steps: int, population: int) -> dict[str, Any]:
+    """Rows of the quality table for (a) generated and (b) never-produced targets."""
+    lease = await _lease(model)
+    spec = lease.bundle.spec
+    decoder = torch_decoder(model)
+    rng = np.random.default_rng(2024)
+    z_true = seeding.sample_latents(90_001, n, spec.latent_dim)
+    gen_labels = rng.integers(0, spec.num_classes, n).astype(np.int64)
+    generated = await lease.backend.decode(z_true, gen_labels)
+    other, other_labels, what = never_produced(model, n, seed=5)
+    sets = {"generated": (generated, gen_labels, f"{n} decodes of held-out prior samples"),
+            "never_produced": (other.astype(np.float32), other_labels, what)}
+    rows: dict[str, Any] = {}
+    for name, (targets, labels, described) in sets.items():
+        z_enc = await lease.backend.encode(targets, labels)
+        enc_images = await lease.backend.decode(z_enc, labels)
+        plan = Plan(steps=steps, population=population)
+        _, proj_images, decodes, seconds = await _project(lease, targets, labels, plan)
+        started = time.perf_counter()
+        z_ref = await asyncio.to_thread(adam_projection, decoder, targets, labels, z_enc,
+                                        steps=decodes)
+        ref_seconds = (time.perf_counter() - started) / len(targets)
+        ref_images = await lease.backend.decode(z_ref, labels)
+        enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images, proj_images,
+                                                                ref_images))
+        rows[name] = {
+            "targets": described, "decodes_per_image": decodes,
+            "encoder_psnr": enc_q[0], "encoder_ssim": enc_q[1],
+            "project_psnr": proj_q[0], "project_ssim": proj_q[1],
+            "reference_psnr": ref_q[0], "reference_ssim": ref_q[1],
+            "project_vs_reference_psnr": proj_q[0] / ref_q[0],
+            "project_minus_encoder_psnr_db": proj_q[0] - enc_q[0],
+            "project_seconds_per_image": seconds, "reference_seconds_per_image": ref_seconds,
+        }
+        print(model, name, json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                       for k, v in rows[name].items()}), flush=True)
+    await lease.backend.unload()
+    return rows
+
+
+async def loss_choice(model: str, n: int, steps: int, population: int) -> dict[str, Any]:
+    """Project the never-produced set with λ = 0 (MSE only), the default and a larger λ."""
+    lease = await _lease(model)
+    targets, labels, _ = never_produced(model, n, seed=11)
+    out: dict[str, Any] = {}
+    for weight in (0.0, pl.STRUCTURE_WEIGHT, 0.2):
+        plan = Plan(steps=steps, population=population, structure_weight=weight)
+        _, images, _, _ = await _project(lease, targets.astype(np.float32), labels, plan)
+        psnr, ssim = _quality(images, targets)
+        out[f"{weight:g}"] = {"psnr": psnr, "ssim": ssim}
+        print(model, "loss λ", weight, round(psnr, 2), round(ssim, 4), flush=True)
+    await lease.backend.unload()
+    return out
+
+
+def service_timing(model: str, steps: int, samplers: int, seconds: float) -> dict[str, Any]:
+    """Through a real server: one projection's wall time, and Sample p50/p99 from `samplers`
+    closed loops alone and while projections run back to back."""
+    from latentserve.client import Client
+    from latentserve.registry.store.mlflow_store import RegistryClient, register_bundle
+    from latentserve.service.devtools.background import BackgroundServer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-project-"))
+    try:
+        uri = f"sqlite:///{work / 'mlflow.db'}"
+        RegistryClient(uri, create=True).list_models()
+        register_bundle(uri, ZOO / model, model, alias="production")
+        settings = Settings.model_validate({
+            "port": 0, "metrics_port": 0, "registry_uri": uri, "default_model": model,
+            "cache_dir": work / "cache", "registry_poll_s": 3600.0, "log_level": "WARNING",
+            "response_cache_bytes": 0})
+        with BackgroundServer(settings) as bg, Client(bg.address, timeout_s=300) as client:
+            target = client.sample(model, n=1, seed=77, class_labels=[1]).images
+            assert target is not None
+            client.project(model, target, class_labels=[1], steps=2)  # warm
+            timings = []
+            for seed in range(3):
+                started = time.perf_counter()
+                result = client.project(model, target, class_labels=[1], steps=steps,
+                                        seed=seed)
+                timings.append(time.perf_counter() - started)
+            alone = asyncio.run(_sample_loop(bg.address, model, samplers, seconds, False))
+            during = asyncio.run(_sample_loop(bg.address, model, samplers, seconds, True,
+                                              target))
+        return {"project_seconds": statistics.median(timings), "steps": steps,
+                "decodes": result.decodes, "psnr": float(result.psnr[0]),  # type: ignore[index]
+                "sample_alone": alone, "sample_during_projection": during,
+                "samplers": samplers}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _sample_loop(address: str, model: str, samplers: int, seconds: float,
+                       projecting: bool, target: Any = None) -> dict[str, float]:
+    from latentserve.client import AsyncClient
+
+    latencies: list[float] = []
+    async with AsyncClient(address, timeout_s=300) as client:
+        stop = time.monotonic() + seconds
+
+        async def sampler(k: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                await client.sample(model, n=1, seed=k * 100_000 + i, class_labels=[0])
+                latencies.append(time.perf_counter() - started)
+                i += 1
+
+        async def projector() -> int:
+            done = 0
+            while time.monotonic() < stop:
+                await client.project(model, target, class_labels=[1], steps=1000,
+                                     search_timeout_s=max(0.1, stop - time.monotonic()))
+                done += 1
+            return done
+
+        tasks: list[Coroutine[Any, Any, Any]] = [sampler(k) for k in range(samplers)]
+        if projecting:
+            tasks.append(projector())
+        await asyncio.gather(*tasks)
+    ms = np.asarray(latencies) * 1000
+    return {"requests": len(ms), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _report(doc: dict[str, Any]) -> str:
+    lines = ["# Project benchmark", "",
+             f"Machine: {doc['machine']}. Settings: {doc['settings']}.", "",
+             "PSNR (dB, capped at 60 per image) / SSIM of reconstructions, mean over the "
+             "targets; reference = torch "
+             "Adam on the latent (StyleGAN2-ADA projector schedule) from the encoder's latent, "
+             "one decoder evaluation per step, as many steps as Project spent decodes per "
+             "image. Labels are the true ones for every method.", "",
+             "| model | targets | encoder | Project | reference | Project / ref PSNR | "
+             "Project − encoder (dB) | decodes/image | s/image (Project, batched 16) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for model, sets in doc["quality"].items():
+        for name, r in sets.items():
+            lines.append(
+                f"| {model} | {name}: {r['targets']} | {r['encoder_psnr']:.2f} / "
+                f"{r['encoder_ssim']:.3f} | {r['project_psnr']:.2f} / {r['project_ssim']:.3f} "
+                f"| {r['reference_psnr']:.2f} / {r['reference_ssim']:.3f} | "
+                f"{100 * r['project_vs_reference_psnr']:.1f} % | "
+                f"{r['project_minus_encoder_psnr_db']:+.2f} | {r['decodes_per_image']} | "
+                f"{r['project_seconds_per_image']:.2f} |")
+    if doc.get("loss_choice"):
+        lines += ["", "Loss choice (never-produced targets, same budget): PSNR / SSIM", "",
+                  "| model | λ = 0 (MSE only) | λ = 0.05 (default) | λ = 0.2 |",
+                  "|---|---|---|---|"]
+        for model, rows in doc["loss_choice"].items():
+            cells = [f"{rows[k]['psnr']:.2f} / {rows[k]['ssim']:.3f}" for k in rows]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if doc.get("service"):
+        s = doc["service"]
+        lines += ["", f"Through gRPC ({s['model']}, one image, {s['steps']} steps, "
+                  f"{s['decodes']} decodes): {s['project_seconds']:.2f} s per projection "
+                  f"(median of 3). Sample (n = 1) from {s['samplers']} closed loops: alone "
+                  f"p50 {s['sample_alone']['p50_ms']:.1f} ms, p99 "
+                  f"{s['sample_alone']['p99_ms']:.1f} ms; during back-to-back projections "
+                  f"p50 {s['sample_during_projection']['p50_ms']:.1f} ms, p99 "
+                  f"{s['sample_during_projection']['p99_ms']:.1f} ms."]
+    return "\n".join(lines) + "\n"
+
+
+def _flat(doc: dict[str, Any]) -> dict[str, float]:
+    keys: dict[str, float] = {}
+    for model, sets in doc["quality"].items():
+        for name, r in sets.items():
+            for k, v in r.items():
+                if isinstance(v, int | float):
+                    keys[f"project.{model}.{name}.{k}"] = v
+    if doc.get("service"):
+        s = doc["service"]
+        keys["project.service.seconds_per_projection"] = s["project_seconds"]
+        keys["project.service.sample_p99_ms_alone"] = s["sample_alone"]["p99_ms"]
+        keys["project.service.sample_p99_ms_during_projection"] = (
+            s["sample_during_projection"]["p99_ms"])
+    return keys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--loss-images", type=int, default=32)
+    parser.add_argument("--service-seconds", type=float, default=20.0)
+    parser.add_argument("--skip", default="", help="comma list of: quality,loss,service")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    skip = set(args.skip.split(","))
+    models = [m for m in args.models.split(",") if m]
+    doc: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, shared 2-core VM",
+        "settings": f"{args.images} images per set, {args.steps} steps, population "
+                    f"{args.population}, λ = {pl.STRUCTURE_WEIGHT}",
+        "quality": {}, "loss_choice": {}}
+    if "quality" not in skip:
+        for model in models:
+            doc["quality"][model] = asyncio.run(quality(model, args.images, args.steps,
+                                                        args.population))
+            _save(doc)
+    if "loss" not in skip:
+        for model in ("sprites-vae", "digits-cvae"):
+            doc["loss_choice"][model] = asyncio.run(loss_choice(
+                model, args.loss_images, args.steps, args.population))
+            _save(doc)
+    if "service" not in skip:
+        doc["service"] = {"model": "sprites-vae", **service_timing(
+            "sprites-vae", args.steps, 4, args.service_seconds)}
+    print(_save(doc))
+
+
+def _save(doc: dict[str, Any]) -> str:
+    """Merge `doc` into the results file (sections of earlier runs are kept) and rewrite the
+    report; returns the report."""
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    merged = {**previous, **{k: v for k, v in doc.items() if k not in ("quality",
+                                                                       "loss_choice")}}
+    for key in ("quality", "loss_choice"):
+        merged[key] = {**previous.get(key, {}), **doc.get(key, {})}
+    merged["keys"] = _flat(merged)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(merged, indent=2) + "\n")
+    report = _report(merged)
+    REPORT.write_text(report)
+    return report
+
+if __name__ == "__main__":
+    main()
