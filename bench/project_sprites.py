@@ -34,7 +34,8 @@ def _angle_error(z: F32, labels: I64, theta: np.ndarray) -> np.ndarray:
     period = 2 * np.pi / ORDER[labels]
     got = np.mod(z[:, 1] / 2.0 + 0.5, 1.0) * period
     diff = np.mod(got - theta, period)
-    return np.degrees(np.minimum(diff, period - diff))
+    err: np.ndarray = np.degrees(np.minimum(diff, period - diff))
+    return err
 
 
 async def main(per_shape: int, steps: int) -> dict[str, Any]:
