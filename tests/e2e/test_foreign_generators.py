@@ -114,5 +114,11 @@ def test_a_w_plus_synthesis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert spec.mapping is not None and getattr(spec.mapping, "num_ws", None) == 7
     assert "7 weights reading ws[:, 0:7]" in next(
         d.unit for d in spec.directions if d.method == "sefa")
+    cli("directions", "discover", str(tmp_path / "stylegan"), "--method", "sefa", "--k", "2",
+        "--layers", "0:3", "--names", "coarse0,coarse1")
+    coarse = next(d for d in load_bundle(tmp_path / "stylegan").spec.directions
+                  if d.name == "coarse0")
+    assert tuple(getattr(coarse, "layers", None) or ()) == (0, 3)
+    assert "3 weights reading ws[:, 0:3]" in coarse.unit
     assert spec.output.shape == [3, 16, 16]
     serve_and_edit(tmp_path, monkeypatch, "stylegan", uri)

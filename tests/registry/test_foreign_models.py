@@ -153,3 +153,12 @@ def test_randomised_components_match_the_exact_svd() -> None:
 
 def test_loaded_bundle_round_trips(dcgan_bundle: Bundle) -> None:
     assert load_bundle(dcgan_bundle.root).spec == dcgan_bundle.spec
+
+
+def test_style_layers_of_a_w_plus_synthesis_read_each_ws_layer(tmp_path: Path) -> None:
+    from latentserve.registry.bundle.onnx_graph import style_layers
+
+    _, synthesis = fg.export_style_gan(tmp_path, per_layer=True)
+    found = style_layers(onnx.load(str(synthesis)), "ws", 32)
+    assert [f.ws_index for f in found] == list(range(7))     # the toRGB affine reads ws[:, -1]
+    assert all(f.op == "Gemm" and f.matrix.shape[1] == 32 for f in found)
