@@ -40,6 +40,9 @@ def clean_errors() -> Iterator[None]:
     except LatentServeError as exc:
         error_line(exc.message)
         raise typer.Exit(FAILED) from None
+    except OSError as exc:  # an unwritable --out, a vanished file: one line, no traceback
+        error_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        raise typer.Exit(FAILED) from None
 
 
 def split_list(text: str | None) -> list[str]:
@@ -117,11 +120,26 @@ def create_command(
         "--encoder-condition-input")] = None,
     encoder_mean: Annotated[str | None, typer.Option("--encoder-mean")] = None,
     encoder_logvar: Annotated[str | None, typer.Option("--encoder-logvar")] = None,
+    prior_scale: Annotated[float, typer.Option("--prior-scale", help="The prior z = mean + "
+                                               "scale·ε (an SD-VAE: 1/0.18215).")] = 1.0,
+    prior_mean: Annotated[float, typer.Option("--prior-mean")] = 0.0,
+    noise: Annotated[str, typer.Option("--noise", help="Default of a decoder's noise inputs: "
+                                       "const, seeded or none.")] = "const",
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop with an error after this "
+                                           "many seconds (the build runs the graphs; 0: no "
+                                           "limit).")] = 600.0,
 ) -> None:
-    """Build a bundle from ONNX files, check it as the service would, write a preview.png."""
-    from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
+    """Build a bundle from ONNX files, check it as the service would, write a preview.png.
 
-    with clean_errors():
+    Read from the graphs: a latent input [B, 4, 16, 16] sets latent_shape, a synthesis input
+    ws [B, L, w_dim] after a mapping sets W+ layers, extra [B, C, H, W] inputs are noise."""
+    from latentserve.registry.bundle.builder import BundleOptions, OnnxComponent, build_bundle
+    from latentserve.registry.cli.limits import check_input_file, time_limit
+
+    with clean_errors(), time_limit(timeout, "bundle create"):
+        for what, given in (("decoder", decoder), ("mapping", mapping), ("encoder", encoder)):
+            if given is not None:
+                check_input_file(given, what)
         options = BundleOptions(
             name=name or out.name, output_range=_pair(output_range, "output_range"),
             latent_dim=latent_dim, output_shape=_shape(output_shape),
