@@ -22,11 +22,13 @@ import numpy as np
 
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import LatentServeError
-from latentserve.core.latent_ops import edit_latents, interpolate_path, orthogonalize, truncate
+from latentserve.core.latent_ops import interpolate_path, orthogonalize
 from latentserve.core.seeding import sample_latents
 from latentserve.promotion.gates import GateResult, LatencyConfig, SmokeConfig
+from latentserve.registry.bundle import feeds
 from latentserve.registry.bundle.files import Bundle
 from latentserve.service.backends.embedded import EmbeddedBackend
+from latentserve.service.generation import edit, truncated
 from latentserve.service.settings import Settings
 
 _T = TypeVar("_T")
@@ -63,7 +65,9 @@ def smoke_gate(bundle: Bundle, settings: Settings, config: SmokeConfig) -> GateR
 async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
     spec = backend.spec
     dim, n = spec.latent_dim, config.items
-    prior = backend.to_editing_space  # z → W for two-stage generators; z itself otherwise
+    async def prior(eps: F32) -> F32:  # z = mean + scale·ε, then W (W+ rows) when two-stage
+        return await backend.to_editing_space(feeds.prior_rows(spec, eps))
+
     rows = 0
 
     async def decode(what: str, z: F32) -> F32:
@@ -73,8 +77,8 @@ async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
         rows += len(z)
         return images
 
-    samples = truncate(await prior(sample_latents(config.seed, n, dim)), config.psi,
-                       backend.bundle.truncation_center)
+    samples = truncated(backend.bundle, await prior(sample_latents(config.seed, n, dim)),
+                        config.psi)
     images = await decode("sample", samples)
     keyframes = await prior(sample_latents(config.seed + 1, 3, dim))
     for method in ("lerp", "slerp", "vp_lerp"):
@@ -84,7 +88,8 @@ async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
     strengths = np.asarray(config.strengths, np.float32)
     directions = list(backend.bundle.directions.values())
     for d in directions:
-        await decode(f"edit ({d.name})", edit_latents(bases, d.vector, strengths, d.sigma))
+        await decode(f"edit ({d.name})", edit(bases, d.vector, strengths, d.sigma,
+                                              num_ws=spec.num_ws, layers=d.spec.layers))
     if len(directions) >= 2:
         first, held = directions[0], directions[1]
         try:
@@ -93,12 +98,13 @@ async def _smoke(backend: EmbeddedBackend, config: SmokeConfig) -> int:
             moved = None  # the two directions are parallel: nothing to hold fixed
         if moved is not None:
             await decode(f"edit ({first.name} conditional on {held.name})",
-                         edit_latents(bases, moved, strengths, first.sigma))
+                         edit(bases, moved, strengths, first.sigma, num_ws=spec.num_ws,
+                              layers=first.spec.layers))
     if spec.encoder is not None:
         latents = await backend.encode(images, _labels(spec.num_classes, len(images)))
-        if latents.shape != (len(images), spec.editing_dim):
+        if latents.shape != (len(images), spec.row_dim):
             raise _SmokeFailure(f"encode: latents have shape {list(latents.shape)}, expected "
-                                f"{[len(images), spec.editing_dim]}")
+                                f"{[len(images), spec.row_dim]}")
         if not np.all(np.isfinite(latents)):
             raise _SmokeFailure(f"encode: {int(np.sum(~np.isfinite(latents)))} non-finite "
                                 "latent values")

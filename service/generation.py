@@ -19,6 +19,7 @@ import numpy as np
 from latentserve.core import latent_ops, layer_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
+from latentserve.core.names import did_you_mean
 from latentserve.registry.bundle import feeds
 from latentserve.registry.bundle.feeds import NoiseChoice
 from latentserve.registry.bundle.files import Bundle
@@ -33,7 +34,7 @@ async def sample(lease: Lease, seed: int, n: int, psi: float | None,
     `cutoff` layers)."""
     spec = lease.bundle.spec
     z = feeds.prior_rows(spec, seeding.sample_latents(seed, n, spec.latent_dim))
-    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
+    return truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
 
 
 async def keyframes(lease: Lease, source: F32 | rq.KeyframeSeeds) -> F32:
@@ -49,7 +50,7 @@ async def seed_rows(lease: Lease, seeds: list[int], psi: float | None,
     """Item 0 of each seed in the editing space, truncated (a keyframe, base or mix source)."""
     spec = lease.bundle.spec
     z = feeds.prior_rows(spec, seeding.seed_latents(seeds, spec.latent_dim))
-    return _truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
+    return truncated(lease.bundle, await lease.backend.to_editing_space(z), psi, cutoff)
 
 
 def edit(bases: F32, direction: F32, strengths: F32, sigma: float, *, num_ws: int = 0,
@@ -87,7 +88,9 @@ def finite_output(values: F32, field: str, what: str) -> F32:
     return values
 
 
-def _truncated(bundle: Bundle, z: F32, psi: float | None, cutoff: int | None = None) -> F32:
+def truncated(bundle: Bundle, z: F32, psi: float | None, cutoff: int | None = None) -> F32:
+    """Editing-space rows truncated toward the bundle's center by ψ (None: unchanged); W+
+    rows per layer, on the first `cutoff` layers only when given."""
     if psi is None:
         return z
     num_ws = bundle.spec.num_ws
@@ -105,8 +108,8 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
     if choice.vector is None:
         found = bundle.directions.get(choice.name)
         if found is None:
-            known = ", ".join(bundle.directions) or "none"
-            raise NotFound(f"{name} has no direction {rq.shown(choice.name)} (known: {known})")
+            raise NotFound(f"{name} has no direction {rq.shown(choice.name)}"
+                           f"{did_you_mean(choice.name, bundle.directions)}")
         vector, sigma = found.vector, found.sigma
     else:
         wide = choice.vector.astype(np.float64)  # float32 squares overflow near 1.8e19
@@ -120,7 +123,7 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
         other = bundle.directions.get(other_name)
         if other is None:
             raise NotFound(f"conditional_on[{i}]: {name} has no direction "
-                           f"{rq.shown(other_name)}")
+                           f"{rq.shown(other_name)}{did_you_mean(other_name, bundle.directions)}")
         held.append(other.vector)
     if held:
         try:

@@ -144,6 +144,7 @@ def create_command(
             name=name or out.name, output_range=_pair(output_range, "output_range"),
             latent_dim=latent_dim, output_shape=_shape(output_shape),
             labels=split_list(labels), max_batch_size=max_batch_size, description=description,
+            prior_mean=prior_mean, prior_scale=prior_scale, noise_default=noise,
             provenance={"decoder_source": decoder.name}
             | ({"mapping_source": mapping.name} if mapping else {})
             | ({"encoder_source": encoder.name} if encoder else {}))
@@ -159,6 +160,10 @@ def create_command(
         bundle = build_bundle(out, options, components)
     spec = bundle.spec
     two_stage = f", W of {spec.editing_dim} (editing space)" if spec.mapping else ""
+    if spec.num_ws:
+        two_stage += f", W+ of {spec.num_ws} layers, {len(spec.decoder.noise_inputs)} noise inputs"
+    if spec.latent_shape:
+        two_stage += f", latent_shape {spec.latent_shape}"
     typer.echo(f"wrote {out}: {spec.name}, latent_dim {spec.latent_dim}{two_stage}, output "
                f"{spec.output.shape} in {list(spec.output.range)}"
                f"{', encoder' if spec.encoder else ''}"

@@ -50,6 +50,11 @@ class OnnxGenerator:
         self._mapping = (None if mapping is None
                          else cpu_session(root / mapping.file, threads=threads))
         self._batch = self.spec.max_batch_size
+        default = fd.default_noise(self.spec)
+        self.noise = fd.NoiseChoice("const") if default.mode == "seeded" else default
+        """Noise of a decoder with noise inputs: the bundle's default, except that seeded noise
+        is measured as const noise (the same for every row, so a decode does not depend on how
+        rows are split into calls)."""
 
     @property
     def latent_dim(self) -> int:
@@ -89,7 +94,7 @@ class OnnxGenerator:
         zz = np.asarray(z, np.float32)
         if len(zz) == 0:
             return np.zeros((0, *self.spec.output.shape), np.float32)
-        noise = fd.noise_feeds(self.spec, fd.default_noise(self.spec), range(len(zz)))
+        noise = fd.noise_feeds(self.spec, self.noise, range(len(zz)))
         return self._run(self._decoder, dec.input, fd.shaped(zz, self.spec.editing_shape),
                          dec.condition_input, self._labels(labels, len(zz)), dec.output,
                          noise)  # fmt: skip
