@@ -33,6 +33,7 @@ from latentserve.client import (
     UnavailableError,
 )
 
+from .project_view import project_updates
 from .render import GRID_SIZE, Explorer, png_bytes, quality_text, slider_label
 from .uploads import CACHE_CLEANUP, MAX_UPLOAD_BYTES, read_upload
 from .view import METHODS, View, encode_latent
@@ -368,6 +369,7 @@ def build_app(explorer: Explorer, *, default_model: str = "",
                                    type="filepath", image_mode=None,  # read by read_upload
                                    elem_id="upload", height=200)
             c["encode"] = gr.Button("Encode", elem_id="encode")
+            c["project"] = gr.Button("Project (any model, live)", elem_id="project")
         c["permalink"] = gr.Textbox(label="permalink (restores this exact view)",
                                     elem_id="permalink", interactive=False)
         _wire(page, demo)
@@ -406,6 +408,8 @@ def _wire(page: Page, demo: gr.Blocks) -> None:
                      [c["state"], c["base"], c["keys"], c["method"], c["steps"]], build_out)
     c["encode"].click(guarded(len(pictures), page.on_encode),
                       [c["state"], c["base"], c["upload"]], pictures)
+    c["project"].click(functools.partial(project_updates, page),
+                       [c["state"], c["base"], c["upload"]], pictures)
 
 
 def _paged(page: Page, step: int, state: str, base: str) -> list[Any]:
