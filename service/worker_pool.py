@@ -12,8 +12,11 @@ health checks for itself. The parent:
 - on SIGTERM/SIGINT forwards SIGTERM to every worker; each drains as a single server does, and
   the parent exits once all have (SIGKILL for any still running grace_period_s + 15 s later);
 - restarts a worker that dies after it was ready (logged at ERROR, its live gauges dropped);
-  a worker that exits before it was ever ready (bad settings, port taken, token file missing)
-  fails the whole server: the others are stopped and the parent exits non-zero.
+  a restart that fails (e.g. the token file is missing meanwhile) is retried with a delay
+  that doubles up to MAX_RESTART_DELAY_S while the other workers keep serving; the parent
+  gives up (stops all, exits non-zero) only when no worker serves any more;
+- at start, a worker that exits before it was ever ready (bad settings, port taken, token
+  file missing) fails the whole server: the others are stopped and the parent exits non-zero.
 
 Each worker holds the read end of a lifeline pipe: if the parent dies without forwarding a
 signal, the workers see EOF and drain. Example::
@@ -46,6 +49,8 @@ KILL_AFTER_GRACE_S = 15.0
 """How long past grace_period_s the parent waits for a draining worker before SIGKILL."""
 RESTART_DELAY_S = 1.0
 """Pause before restarting a worker that died, so a crash loop does not spin."""
+MAX_RESTART_DELAY_S = 30.0
+"""Longest pause between two tries to restart a worker whose restarts fail."""
 
 ReadyHook = Callable[[int, int], None]
 """Called once with (gRPC port, metrics port or 0) when every worker is ready."""
@@ -137,30 +142,55 @@ class WorkerPool:
         return await self._watch()
 
     async def _watch(self) -> int:
-        """Restart workers that die until a stop signal; then drain them all."""
+        """Restart workers that die until a stop signal; then drain them all. A failed restart
+        is retried in the background while the other workers serve."""
         stop = asyncio.ensure_future(self._stopping.wait())
+        restarts: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                exits = {asyncio.ensure_future(w.process.wait()): w
+                         for w in self._workers.values() if w.slot not in restarts}
+                done, _ = await asyncio.wait([stop, *exits, *restarts.values()],
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in exits:
+                    task.cancel()
+                if stop in done:
+                    return await self._stop_all(restarts)
+                for slot, restart in list(restarts.items()):
+                    if restart.done():
+                        del restarts[slot]
+                        if isinstance(restart.exception(), WorkerStartError):
+                            return await self._stop_all(restarts, code=1)
+                for finished in done:
+                    dead = exits.get(finished)  # type: ignore[arg-type]
+                    if dead is None:
+                        continue
+                    self._forget(dead)
+                    log.error("worker died; restarting", slot=dead.slot, pid=dead.process.pid,
+                              returncode=dead.process.returncode)
+                    restarts[dead.slot] = asyncio.ensure_future(self._restart(dead.slot))
+        finally:
+            stop.cancel()
+
+    async def _restart(self, slot: int) -> None:
+        """Start worker `slot` again until it is ready, waiting longer after each failure;
+        WorkerStartError once no other worker serves (the server is down: give up)."""
+        delay = RESTART_DELAY_S
         while True:
-            exits = {asyncio.ensure_future(w.process.wait()): w for w in self._workers.values()}
-            done, _ = await asyncio.wait([stop, *exits], return_when=asyncio.FIRST_COMPLETED)
-            for task in exits:
-                task.cancel()
-            if stop in done:
-                return await self._stop_all()
-            for task in done:
-                dead = exits[task]
-                self._forget(dead)
-                log.error("worker died; restarting", slot=dead.slot, pid=dead.process.pid,
-                          returncode=dead.process.returncode)
-                await asyncio.sleep(RESTART_DELAY_S)
-                try:
-                    fresh = await self._start(dead.slot)
-                    await self._until_stopped_or_exit(fresh, fresh.ready.wait())
-                except WorkerStartError as exc:
-                    log.error("restarted worker failed to start; stopping", error=str(exc))
-                    await self._stop_all()
-                    return 1
-                except _Stopping:
-                    return await self._stop_all()
+            await asyncio.sleep(delay)
+            try:
+                fresh = await self._start(slot)
+                await self._until_stopped_or_exit(fresh, fresh.ready.wait())
+                return
+            except WorkerStartError as exc:
+                serving = [w for w in self._workers.values() if w.ready.is_set()]
+                if not serving:
+                    log.error("restarted worker failed and no worker serves; stopping",
+                              error=str(exc))
+                    raise
+                delay = min(delay * 2, MAX_RESTART_DELAY_S)
+                log.error("restarted worker failed to start; the others keep serving",
+                          slot=slot, error=str(exc), retry_s=delay, serving=len(serving))
 
     async def _start(self, slot: int) -> _Worker:
         ready_r, ready_w = os.pipe()
@@ -235,15 +265,20 @@ class WorkerPool:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.send_signal(sig)
 
-    async def _stop_all(self) -> int:
-        """SIGTERM every worker, wait for each to drain (SIGKILL past the limit); exit code."""
+    async def _stop_all(self, restarts: dict[int, asyncio.Task[None]] | None = None, *,
+                        code: int = 0) -> int:
+        """SIGTERM every worker, wait for each to drain (SIGKILL past the limit); exit code
+        (`code`, or 1 if a worker exits non-zero). Pending restarts are cancelled first."""
+        for restart in (restarts or {}).values():
+            restart.cancel()
+            with contextlib.suppress(BaseException):
+                await restart
         workers = list(self._workers.values())
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.send_signal(signal.SIGTERM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.grace_period_s + KILL_AFTER_GRACE_S
-        code = 0
         for worker in workers:
             try:
                 async with asyncio.timeout_at(deadline):
