@@ -19,7 +19,7 @@ import numpy as np
 from latentserve.core import latent_ops, layer_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.core.errors import InvalidArgument, NotFound
-from latentserve.core.names import did_you_mean
+from latentserve.core.names import did_you_mean, shown
 from latentserve.registry.bundle import feeds
 from latentserve.registry.bundle.feeds import NoiseChoice
 from latentserve.registry.bundle.files import Bundle
@@ -108,7 +108,7 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
     if choice.vector is None:
         found = bundle.directions.get(choice.name)
         if found is None:
-            raise NotFound(f"{name} has no direction {rq.shown(choice.name)}"
+            raise NotFound(f"{name} has no direction {shown(choice.name)}"
                            f"{did_you_mean(choice.name, bundle.directions)}")
         vector, sigma = found.vector, found.sigma
     else:
@@ -118,12 +118,12 @@ def direction(bundle: Bundle, choice: rq.DirectionChoice) -> tuple[F32, float]:
     for i, other_name in enumerate(choice.conditional_on):
         if other_name == choice.name:
             raise InvalidArgument(f"conditional_on[{i}] is the edited direction "
-                                  f"{rq.shown(other_name)}",
+                                  f"{shown(other_name)}",
                                   field=f"conditional_on[{i}]")
         other = bundle.directions.get(other_name)
         if other is None:
             raise NotFound(f"conditional_on[{i}]: {name} has no direction "
-                           f"{rq.shown(other_name)}{did_you_mean(other_name, bundle.directions)}")
+                           f"{shown(other_name)}{did_you_mean(other_name, bundle.directions)}")
         held.append(other.vector)
     if held:
         try:

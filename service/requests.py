@@ -92,20 +92,10 @@ class DirectionChoice:
 
 MAX_TENSOR_RANK = 8
 """Most dimensions a request tensor may declare (every API tensor has at most 4)."""
-SHOWN_NAME_CHARS = 64
-"""How much of a caller-given name an error message echoes (the rest is elided)."""
-
 _REPEATED_FIELDS = ("class_labels", "strengths", "conditional_on", "png.images",
                     "base.seeds.seeds", "keyframes.seeds.seeds", "row_seeds", "col_seeds")
 """Every repeated field of a request whose length the limits bound."""
 _TENSOR_FIELDS = ("latents", "images", "direction_vector", "base.latents", "keyframes.latents")
-
-
-def shown(name: str) -> str:
-    """A caller-given name as error messages echo it: quoted, at most SHOWN_NAME_CHARS long."""
-    if len(name) <= SHOWN_NAME_CHARS:
-        return repr(name)
-    return repr(name[:SHOWN_NAME_CHARS]) + f"… ({len(name)} characters)"
 
 
 def _field(message: Any, path: str) -> Any:

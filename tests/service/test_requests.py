@@ -193,9 +193,3 @@ def test_response_size_is_estimated_against_the_message_limit(
         rq.check_response_size(1025, spec, "float32", 1024 * 272)
     assert refused_field(exc) == "output"
     rq.check_response_size(1025, spec, "png", 1024 * 272)  # one byte per pixel estimated
-
-
-def test_long_names_are_shown_cut() -> None:
-    assert rq.shown("d0") == "'d0'"
-    long = rq.shown("x" * 100)
-    assert long.startswith("'" + "x" * rq.SHOWN_NAME_CHARS + "'") and "100 characters" in long
