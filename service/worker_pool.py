@@ -15,6 +15,9 @@ health checks for itself. The parent:
   a restart that fails (e.g. the token file is missing meanwhile) is retried with a delay
   that doubles up to MAX_RESTART_DELAY_S while the other workers keep serving; the parent
   gives up (stops all, exits non-zero) only when no worker serves any more;
+- checks every PORT_CHECK_S that only its workers listen on the port (SO_REUSEPORT lets any
+  process of the same user join it and take connections): a foreign listener stops the server
+  with an error (exit 1) rather than serving beside it (`service.port_owners`);
 - at start, a worker that exits before it was ever ready (bad settings, port taken, token
   file missing) fails the whole server: the others are stopped and the parent exits non-zero.
 
@@ -42,6 +45,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from latentserve.service.logs import get_logger
 from latentserve.service.metrics import serve_multiprocess_http
+from latentserve.service.port_owners import foreign_listeners
 from latentserve.service.settings import Settings
 
 log = get_logger(__name__)
@@ -51,6 +55,8 @@ RESTART_DELAY_S = 1.0
 """Pause before restarting a worker that died, so a crash loop does not spin."""
 MAX_RESTART_DELAY_S = 30.0
 """Longest pause between two tries to restart a worker whose restarts fail."""
+PORT_CHECK_S = 2.0
+"""How often the parent checks that only its workers listen on the port."""
 
 ReadyHook = Callable[[int, int], None]
 """Called once with (gRPC port, metrics port or 0) when every worker is ready."""
@@ -150,12 +156,20 @@ class WorkerPool:
             while True:
                 exits = {asyncio.ensure_future(w.process.wait()): w
                          for w in self._workers.values() if w.slot not in restarts}
-                done, _ = await asyncio.wait([stop, *exits, *restarts.values()],
+                tick = asyncio.ensure_future(asyncio.sleep(PORT_CHECK_S))
+                done, _ = await asyncio.wait([stop, tick, *exits, *restarts.values()],
                                              return_when=asyncio.FIRST_COMPLETED)
-                for task in exits:
+                for task in (tick, *exits):
                     task.cancel()
                 if stop in done:
                     return await self._stop_all(restarts)
+                foreign = foreign_listeners(self.port,
+                                            [w.process.pid for w in self._workers.values()])
+                if foreign:
+                    log.error("a process outside this server listens on the serving port "
+                              "(SO_REUSEPORT): it would receive connections; stopping",
+                              port=self.port, sockets=sorted(foreign))
+                    return await self._stop_all(restarts, code=1)
                 for slot, restart in list(restarts.items()):
                     if restart.done():
                         del restarts[slot]
