@@ -40,6 +40,10 @@ from latentserve.service.models.lease import Lease
 Init = Literal["auto", "encoder", "prior"]
 Stop = Literal["", "steps", "timeout", "converged"]
 
+LABEL_CANDIDATES = 2
+"""Labels refined per image when a conditional model's label is to be picked: the start's two
+best-fitting classes each get a search, and the better result wins (a start that fits a wrong
+class slightly better no longer decides)."""
 PRIOR_SAMPLES = 128
 """Prior samples decoded (per label when the label is chosen) for a start without encoder."""
 SIGMA_ENCODER = 0.25
@@ -116,6 +120,10 @@ class Projection:
         self.plan = plan
         self.targets = projection_loss.unit_range(targets, self.spec.output.range)
         self.labels = labels
+        """Per search after the start (one search per image, or per image and candidate
+        label when the label is picked)."""
+        self.image_of = np.arange(len(targets), dtype=np.int64)
+        """The image each search projects."""
         self.decodes = 0
         self._cap = background_cap(self.spec.max_batch_size)
 
@@ -130,7 +138,7 @@ class Projection:
             return
         sigma0 = SIGMA_PRIOR if self._init == "prior" else SIGMA_ENCODER
         searches = [self._search(best.latents[i], sigma0, spread, i)
-                    for i in range(len(self.targets))]
+                    for i in range(len(self.image_of))]
         stop: Stop = "steps"
         step = 0
         for step in range(1, plan.steps + 1):
@@ -237,14 +245,31 @@ class Projection:
 
     def _pick(self, owner: np.ndarray[Any, np.dtype[np.int64]], z: F32, images: F32,
               labels: I64 | None) -> _Best:
-        """The best candidate per image (and its label, which the search then keeps)."""
-        losses = self._loss(images, owner)
-        n = len(self.targets)
-        chosen = np.array([np.flatnonzero(owner == i)[int(np.argmin(losses[owner == i]))]
-                           for i in range(n)])
+        """The searches' starts: per image its best candidate, or, when the label is picked
+        here, the best candidate of each of its LABEL_CANDIDATES best-fitting labels (each
+        search then keeps its label)."""
+        losses = self._image_loss(images, owner)
+        picking = labels is not None and self.labels is None
+        chosen: list[int] = []
+        for i in range(len(self.targets)):
+            rows = np.flatnonzero(owner == i)
+            rows = rows[np.argsort(losses[rows], kind="stable")]
+            if not picking:
+                chosen.append(int(rows[0]))
+                continue
+            assert labels is not None
+            seen: set[int] = set()
+            for j in rows:
+                if int(labels[j]) not in seen:
+                    seen.add(int(labels[j]))
+                    chosen.append(int(j))
+                if len(seen) == LABEL_CANDIDATES:
+                    break
+        pick = np.asarray(chosen, np.int64)
+        self.image_of = owner[pick]
         if labels is not None:
-            self.labels = labels[chosen].astype(np.int64)
-        return _Best(losses[chosen].copy(), z[chosen].copy(), images[chosen].copy())
+            self.labels = labels[pick].astype(np.int64)
+        return _Best(losses[pick].copy(), z[pick].copy(), images[pick].copy())
 
     # ------------------------------------------------------------------ search
     def _search(self, x0: F32, sigma0: float, spread: F64, index: int) -> Any:
@@ -265,8 +290,13 @@ class Projection:
         return cma.CMAEvolutionStrategy(np.asarray(x0, np.float64), sigma0, options)
 
     def _loss(self, images: F32, owner: np.ndarray[Any, np.dtype[np.int64]]) -> F64:
+        """Losses of decoded candidates of the searches `owner`."""
+        return self._image_loss(images, self.image_of[owner])
+
+    def _image_loss(self, images: F32, image: np.ndarray[Any, np.dtype[np.int64]]) -> F64:
+        """Losses of decoded candidates against the target images `image`."""
         unit = projection_loss.unit_range(images, self.spec.output.range)
-        return np.asarray(projection_loss.loss(unit, self.targets[owner],
+        return np.asarray(projection_loss.loss(unit, self.targets[image],
                                                structure_weight=self.plan.structure_weight))
 
     # ------------------------------------------------------------------ backend
@@ -291,9 +321,14 @@ class Projection:
 
     def _snapshot(self, step: int, best: _Best, *, done: bool = False,
                   stop: Stop = "") -> Snapshot:
-        images = best.images.copy() if done or self.plan.include_reconstruction else None
+        n = len(self.targets)
+        winner = np.array([np.flatnonzero(self.image_of == i)[
+            int(np.argmin(best.loss[self.image_of == i]))] for i in range(n)])
+        initial = np.array([best.initial[self.image_of == i].min() for i in range(n)])
+        images = (best.images[winner].copy() if done or self.plan.include_reconstruction
+                  else None)
         return Snapshot(step=step, steps=self.plan.steps, decodes=self.decodes,
-                        loss=best.loss.copy(), initial_loss=best.initial.copy(),
-                        latents=canonical_latents(self.spec, best.latents.copy()),
-                        labels=None if self.labels is None else self.labels.copy(),
+                        loss=best.loss[winner].copy(), initial_loss=initial,
+                        latents=canonical_latents(self.spec, best.latents[winner].copy()),
+                        labels=None if self.labels is None else self.labels[winner].copy(),
                         images=images, done=done, stop=stop)
