@@ -33,6 +33,7 @@ from latentserve.client import (
     UnavailableError,
 )
 
+from .mix_view import build_mix_controls, on_layers, on_mix, w_plus_updates
 from .project_view import project_updates
 from .render import GRID_SIZE, Explorer, png_bytes, quality_text, slider_label
 from .uploads import CACHE_CLEANUP, MAX_UPLOAD_BYTES, read_upload
@@ -169,7 +170,8 @@ class Page:
         return [view.to_query(), base, model, view.compare, view.start, view.psi,
                 ",".join(map(str, view.keyframes)), view.method, view.steps,
                 *self.controls(info, view), grid, grid_b, image, image_b, self.caption(view),
-                self.link(base, view), note or f"Loaded {view.model}: {info.description}"]
+                self.link(base, view), note or f"Loaded {view.model}: {info.description}",
+                *w_plus_updates(info, view.layers)]
 
     def full_outputs(self) -> list[Any]:
         c = self.c
@@ -177,7 +179,7 @@ class Page:
                 c["keys"], c["method"], c["steps"], c["label"],
                 *[x for i in range(MAX_DIRECTIONS) for x in (c[f"dir-{i}"], c[f"hold-{i}"])],
                 c["seeds"], c["seeds-b"], c["view"], c["view-b"], c["caption"],
-                c["permalink"], c["status"]]
+                c["permalink"], c["status"], c["layers"], c["mix-section"]]
 
     def on_load(self, request: gr.Request) -> list[Any]:
         """Page opened: restore the permalink's view, or show the first served model."""
@@ -344,6 +346,8 @@ def build_app(explorer: Explorer, *, default_model: str = "",
                     c["view-b"] = gr.Image(elem_id="view-b", format="png", interactive=False,
                                            type="numpy", visible=False)
             with gr.Column(scale=4, elem_id="directions"):
+                c["layers"] = gr.Textbox(label="W+ layers of edits", elem_id="layers",
+                                         visible=False, placeholder="e.g. 0:4")
                 for i in range(MAX_DIRECTIONS):
                     c[f"dir-{i}"] = gr.Slider(-STRENGTH_RANGE, STRENGTH_RANGE, value=0.0,
                                               step=0.05, elem_id=f"dir-{i}", visible=False)
@@ -364,6 +368,7 @@ def build_app(explorer: Explorer, *, default_model: str = "",
                 with gr.Row():
                     c["gif"] = gr.File(label="GIF", elem_id="gif", interactive=False)
                     c["mp4"] = gr.File(label="MP4", elem_id="mp4", interactive=False)
+        build_mix_controls(c)
         with gr.Accordion("Encode an image", open=True), gr.Row():
             c["upload"] = gr.Image(label="upload a picture", sources=["upload"],
                                    type="filepath", image_mode=None,  # read by read_upload
@@ -410,6 +415,11 @@ def _wire(page: Page, demo: gr.Blocks) -> None:
                       [c["state"], c["base"], c["upload"]], pictures)
     c["project"].click(functools.partial(project_updates, page),
                        [c["state"], c["base"], c["upload"]], pictures)
+    c["layers"].submit(guarded(len(pictures), functools.partial(on_layers, page)),
+                       [c["state"], c["base"], c["layers"]], pictures)
+    c["mix"].click(guarded(2, functools.partial(on_mix, page)),
+                   [c["state"], c["mix-rows"], c["mix-cols"], c["mix-layers"]],
+                   [c["mix-grid"], c["status"]])
 
 
 def _paged(page: Page, step: int, state: str, base: str) -> list[Any]:

@@ -155,7 +155,8 @@ class Explorer:
         latent = view.base_latent()
         base = None if latent is None else tuple(float(x) for x in latent.reshape(-1))
         return self._edit_chain(pinned, view.seed, base, view.psi, self._labels(pinned, view),
-                                tuple(view.active()), tuple(sorted(view.held)))
+                                tuple(view.active()), tuple(sorted(view.held)),
+                                view.layer_range())
 
     def view_image(self, pinned: str, view: View) -> U8:
         """The edited view as display pixels [H, W] or [H, W, C] (enlarged)."""
@@ -166,6 +167,7 @@ class Explorer:
     def _edit_chain_uncached(
         self, pinned: str, seed: int, base: tuple[float, ...] | None, psi: float,
         labels: int | None, active: tuple[tuple[str, float], ...], held: tuple[str, ...],
+        layers: tuple[int, int] | None = None,
     ) -> GenerateResult:
         source: dict[str, Any] = ({"seeds": [seed], "truncation_psi": psi} if base is None
                                   else {"latents": np.asarray([base], np.float32)})
@@ -181,7 +183,7 @@ class Explorer:
             result = self.client.edit(
                 pinned, direction=name, strengths=[strength],
                 conditional_on=[h for h in held if h != name], class_labels=labels,
-                output="uint8" if last else "latents", **source)
+                layers=layers, output="uint8" if last else "latents", **source)
             source = {"latents": result.latents}
         assert result is not None
         return result

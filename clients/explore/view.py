@@ -44,6 +44,8 @@ class View:
     steps: int = 8
     method: str = "slerp"
     latent: str = ""
+    layers: str = ""
+    """W+ models: the layer range START:END every edit applies to ("" = each direction's own)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.psi) and self.psi > 0):
@@ -55,6 +57,18 @@ class View:
         for name, value in self.strengths.items():
             if not math.isfinite(value):
                 raise ValueError(f"strength of {name!r} must be finite, got {value}")
+        self.layer_range()  # checks the text
+
+    def layer_range(self) -> tuple[int, int] | None:
+        """`layers` as (start, end), or None for each direction's own range."""
+        if not self.layers:
+            return None
+        start, sep, end = self.layers.partition(":")
+        if not (sep and start.strip().isdigit() and end.strip().isdigit()
+                and int(start) < int(end)):
+            raise ValueError(f"layers must be START:END with START < END, e.g. 0:4, got "
+                             f"{self.layers!r}")
+        return int(start), int(end)
 
     def active(self) -> list[tuple[str, float]]:
         """The directions with a non-zero strength, in name order."""
@@ -87,6 +101,8 @@ class View:
         pairs += [("steps", str(self.steps)), ("method", self.method)]
         if self.latent:
             pairs.append(("z", self.latent))
+        if self.layers:
+            pairs.append(("layers", self.layers))
         return urlencode(pairs)
 
     @classmethod
@@ -126,6 +142,7 @@ class View:
             steps=int(number("steps", int, 8)),
             method=params.get("method", "slerp") or "slerp",
             latent=params.get("z", ""),
+            layers=params.get("layers", ""),
         )
 
 

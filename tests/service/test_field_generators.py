@@ -9,7 +9,6 @@ and Triton backends; seeded noise across batching and backends.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,36 +24,14 @@ from latentserve.client import Client, FailedPreconditionError, InvalidArgumentE
 from latentserve.core import layer_ops, seeding
 from latentserve.registry.bundle.files import Bundle
 from latentserve.registry.quality.onnx_generator import cpu_session
-from latentserve.registry.store.mlflow_store import register_bundle
 from latentserve.service.devtools.background import BackgroundServer
 from latentserve.service.settings import Settings
-from tests.fixtures.field_generators import (
-    NUM_WS,
-    SD_SCALING_FACTOR,
-    W_DIM,
-    build_style_gan_bundle,
-    build_vae_bundle,
-)
+from tests.fixtures import field_generators as fg
+from tests.fixtures.field_generators import NUM_WS, SD_SCALING_FACTOR, STYLE, VAE, W_DIM
 from tests.fixtures.service import service_settings
 
-STYLE, VAE = "field-stylegan", "field-vae"
-
-
-@pytest.fixture(scope="module")
-def field_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
-    root = tmp_path_factory.mktemp("field-bundles")
-    return {STYLE: build_style_gan_bundle(root), VAE: build_vae_bundle(root)}
-
-
-@pytest.fixture(scope="module")
-def field_registry(field_bundles: dict[str, Bundle], registry_template: Path,
-                   tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = tmp_path_factory.mktemp("field-registry") / "mlflow.db"
-    shutil.copyfile(registry_template, db)
-    uri = f"sqlite:///{db}"
-    for bundle in field_bundles.values():
-        register_bundle(uri, bundle.root, alias="production")
-    return uri
+field_bundles = fg.field_bundles
+field_registry = fg.field_registry
 
 
 @pytest.fixture(scope="module")
