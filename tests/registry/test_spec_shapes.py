@@ -87,3 +87,16 @@ def test_shipped_specs_keep_their_files(bundle: Path) -> None:
     written = json.loads(spec.to_json())
     assert written["prior"] == raw.get("prior", "normal")
     assert "latent_shape" not in written and "noise_inputs" not in written["decoder"]
+
+
+def test_triton_export_declares_shaped_latents_and_noise_inputs() -> None:
+    from latentserve.registry.triton.export import component_io
+
+    decoder = {"input": "ws", "noise_inputs": [{"name": "noise0", "shape": [1, 4, 4]}]}
+    spec = BundleSpec.parse(_w_plus() | {"decoder": decoder})
+    inputs, _ = component_io(spec, "decoder")
+    assert [(t.name, t.dims) for t in inputs] == [("ws", (4, 6)), ("noise0", (1, 4, 4))]
+    (z,), (w,) = component_io(spec, "mapping")
+    assert z.dims == (8,) and w.dims == (6,)
+    vae = BundleSpec.parse(_raw(latent_shape=[4, 16, 16]))
+    assert component_io(vae, "decoder")[0][0].dims == (4, 16, 16)
