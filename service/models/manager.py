@@ -27,7 +27,7 @@ from latentserve.service.models.lease import Key, Lease
 from latentserve.service.models.pool import RetireHook, VersionPool
 from latentserve.service.models.registry_access import RegistryAccess
 from latentserve.service.models.serving_state import HealthHook, ServingState, model_state
-from latentserve.service.models.unknown_names import UnknownNames
+from latentserve.service.models.unknown_names import UnknownNames, sqlite_stamp
 from latentserve.service.models.watcher import AliasWatcher
 from latentserve.service.settings import Settings
 
@@ -55,7 +55,8 @@ class ModelManager:
         self._pool = VersionPool(settings, self._registry, factory, metrics,
                                  in_use=self._aliases.targets, on_retire=on_retire,
                                  on_change=self._publish)
-        self._unknown = UnknownNames(self._registry, settings.unknown_name_ttl_s)
+        self._unknown = UnknownNames(self._registry, settings.unknown_name_ttl_s,
+                                     stamp=sqlite_stamp(registry.registry_uri))
         self._watcher = AliasWatcher(settings, self._registry, self._aliases, self._pool,
                                      metrics, on_poll=self._unknown.forget)
         self._records: dict[str, ModelRecord] = {}

@@ -6,8 +6,9 @@ slows every good request. `UnknownNames` keeps one snapshot of the registry's ca
 model with its versions and aliases, one registry call) for `unknown_name_ttl_s`: a name the
 snapshot lacks is NOT_FOUND at once; a name it holds goes on to the registry as before. A
 stale snapshot is retaken by one caller while the others wait for it, so a flood costs at most
-one registry call per TTL. The alias watcher forgets the snapshot at each poll. When the
-registry cannot be read, nothing is answered from memory. Example::
+one registry call per TTL. The alias watcher forgets the snapshot at each poll, and with a
+sqlite registry a write (its file times change) retakes it at once. When the registry cannot be
+read, nothing is answered from memory. Example::
 
     unknown = UnknownNames(registry, ttl_s=5.0)
     await unknown.check("tiny", alias="production")   # NotFound if tiny or its alias is unknown
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from latentserve.core.errors import NotFound, Unavailable
 from latentserve.core.names import LISTED_NAMES, did_you_mean, shown
-from latentserve.registry.store.mlflow_store import ModelRecord
+from latentserve.registry.store.mlflow_store import ModelRecord, sqlite_path
 from latentserve.service.models.registry_access import RegistryAccess
 
 MLFLOW_LATEST = "latest"
@@ -32,12 +33,17 @@ class UnknownNames:
     """A short-lived snapshot of the registry's names for negative answers."""
 
     def __init__(self, registry: RegistryAccess, ttl_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 stamp: Callable[[], object] = lambda: None) -> None:
+        """`stamp`: a cheap token that changes when the registry does (a sqlite registry's
+        file times); a snapshot taken under another stamp is retaken at once."""
         self._registry = registry
         self._ttl_s = ttl_s
         self._clock = clock
+        self._stamp = stamp
         self._records: dict[str, ModelRecord] | None = None
         self._taken_at = 0.0
+        self._taken_stamp: object = None
         self._lock = asyncio.Lock()
         self.snapshots = 0
         """Registry snapshots taken so far (tests, metrics)."""
@@ -65,7 +71,8 @@ class UnknownNames:
                            f"{listed})")
 
     def _fresh(self) -> dict[str, ModelRecord] | None:
-        if self._records is not None and self._clock() - self._taken_at < self._ttl_s:
+        if (self._records is not None and self._clock() - self._taken_at < self._ttl_s
+                and self._stamp() == self._taken_stamp):
             return self._records
         return None
 
@@ -77,11 +84,32 @@ class UnknownNames:
             records = self._fresh()
             if records is not None:
                 return records
+            stamp = self._stamp()
             try:
                 listed = await self._registry.list_models()
             except Unavailable:
                 return None
             self.snapshots += 1
             self._records = {r.name: r for r in listed}
-            self._taken_at = self._clock()
+            self._taken_at, self._taken_stamp = self._clock(), stamp
             return self._records
+
+
+def sqlite_stamp(registry_uri: str) -> Callable[[], object]:
+    """The stamp of a sqlite registry: its database (and write-ahead log) file times; for
+    other registries a constant (the TTL alone bounds a snapshot's age)."""
+    db = sqlite_path(registry_uri)
+    if db is None:
+        return lambda: None
+    files = [db, db.with_name(db.name + "-wal")]
+
+    def stamp() -> object:
+        times = []
+        for path in files:
+            try:
+                times.append(path.stat().st_mtime_ns)
+            except OSError:
+                times.append(0)
+        return tuple(times)
+
+    return stamp
