@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from latentserve.registry.bundle.spec import BundleError, BundleSpec
 from latentserve.registry.quality import label_data
@@ -79,7 +80,7 @@ def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("an image was opened before its header was checked")
 
-    monkeypatch.setattr(label_data.Image, "open", refuse)
+    monkeypatch.setattr(Image, "open", refuse)
 
 
 @pytest.mark.parametrize(("blob", "expected"), [
