@@ -90,7 +90,8 @@ def test_default_zoo_is_the_checkouts_whatever_the_current_folder(
     monkeypatch.chdir(tmp_path)
     zoo = ZooSettings().zoo_dir
     assert zoo == Path(__file__).resolve().parents[2] / "generators" / "zoo"
-    assert [d.name for d in bundles_in(zoo)] == ["digits-cvae", "shapes3d", "sprites-vae"]
+    assert [d.name for d in bundles_in(zoo)] == ["digits-cvae", "shapes3d", "sprites-vae",
+                                             "stylish-shapes"]
 
 
 def test_default_registry_uri_comes_from_settings(
