@@ -263,11 +263,12 @@ def _transport(s: dict[str, Any]) -> list[str]:
 def _http(s: dict[str, Any]) -> list[str]:
     def rows(section: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [(f"`{name}`", v.get("concurrent_rps"), v.get("cpu_ms_per_request"),
+                 (v.get("concurrent") or {}).get("client_cpu_ms_per_request"),
                  (v.get("sequential") or {}).get("rps"), v.get("sequential_p50_ms"))
                 for name, v in section.items() if isinstance(v, dict) and "concurrent" in v]
 
-    header = ["path", "64 clients req/s", "service CPU ms/req (64 clients)", "one client req/s",
-              "one client p50 ms"]
+    header = ["path", "64 clients req/s", "server CPU ms/req (64 clients)",
+              "load generator CPU ms/req", "one client req/s", "one client p50 ms"]
     oip = s.get("oip") or {}
     ratios = [(k, s.get(k)) for k in ("http_json_vs_grpc_concurrent",
                                       "http_binary_vs_grpc_concurrent", "http_json_vs_grpc_cpu",
@@ -276,7 +277,7 @@ def _http(s: dict[str, Any]) -> list[str]:
     ratios += [(f"oip.{k}", oip.get(k)) for k in ("concurrent_ratio", "sequential_p50_ratio",
                                                   "http_vs_grpc_concurrent")]
     return ["One service serving gRPC and HTTP: Sample n=1 (float32) over gRPC (SDK), HTTP JSON "
-            "and HTTP binary protobuf (httpx), interleaved.", "", *table(header, rows(
+            "and HTTP binary protobuf (aiohttp), interleaved.", "", *table(header, rows(
                 s.get("transports") or {})),
             "Open Inference Protocol decode n=1 through tritonclient: latentserve's OIP on its "
             "gRPC and HTTP ports vs MLServer + mlserver-mlflow on the same decoder (its best "

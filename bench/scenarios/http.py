@@ -2,8 +2,8 @@
 Open Inference Protocol's infer through tritonclient on latentserve and on MLServer.
 
 One service process serves both ports (`LATENTSERVE_HTTP_PORT`). Transports, interleaved
-round by round on the same service: `grpc` (the SDK's AsyncClient), `http_json` (httpx, `POST
-/v1/sample`, the reply parsed as JSON) and `http_binary` (httpx, binary protobuf at the Connect
+round by round on the same service: `grpc` (the SDK's AsyncClient), `http_json` (aiohttp, `POST
+/v1/sample`, the reply parsed as JSON) and `http_binary` (aiohttp, binary protobuf at the Connect
 path, the reply parsed as a GenerateResponse). Loads: 64 clients × Sample n=1 (`concurrent`)
 and one client × n=1 back to back (`sequential`), float32 output. Per transport: requests/s,
 p50 and the service's CPU ms per request (`/proc`), and ratios against gRPC.
@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -49,16 +49,20 @@ OIP_SERVERS = ("latentserve_grpc", "latentserve_http", "mlserver_grpc")
 MLSERVER = PeerConfig("workers0-nobatching", parallel_workers=0, batching=False, debug=False)
 
 
-def figures(result: LoadResult, cpu_s: float | None) -> dict[str, Any]:
-    return {"rps": round(result.requests / result.elapsed_s, 1) if result.elapsed_s else None,
+def figures(result: LoadResult, cpu_s: float | None, client_s: float | None = None
+            ) -> dict[str, Any]:
+    """Throughput, latency, and CPU per request of the server and of the load generator."""
+    return {"client_cpu_ms_per_request": (rounded(1e3 * client_s / result.requests)
+                                          if client_s and result.requests else None),
+            "rps": round(result.requests / result.elapsed_s, 1) if result.elapsed_s else None,
             "p50_ms": rounded(result.p(50)), "p90_ms": rounded(result.p(90)),
             "failed": result.failed, "errors": result.errors[:3],
             "cpu_ms_per_request": (rounded(1e3 * cpu_s / result.requests)
                                    if cpu_s is not None and result.requests else None)}
 
 
-def transport_requests(chosen: ChosenModel, client: AsyncClient, http: httpx.AsyncClient
-                       ) -> dict[str, Request]:
+def transport_requests(chosen: ChosenModel, client: AsyncClient, http: aiohttp.ClientSession,
+                       base: str) -> dict[str, Request]:
     """One request factory per transport: request i samples seed i, one item."""
     name = chosen.name
 
@@ -69,19 +73,21 @@ def transport_requests(chosen: ChosenModel, client: AsyncClient, http: httpx.Asy
     async def http_json(i: int) -> int:
         body = {"model": {"name": name}, "n": 1, "seed": i, "output": "OUTPUT_FORMAT_FLOAT32",
                 "classLabels": chosen.labels(1, i) or []}
-        answer = await http.post("/v1/sample", json=body)
-        answer.raise_for_status()
-        return int(answer.json()["latents"]["shape"][0])
+        async with http.post(f"{base}/v1/sample", json=body) as answer:
+            answer.raise_for_status()
+            reply = await answer.json()
+        return int(reply["latents"]["shape"][0])
 
     async def http_binary(i: int) -> int:
         request = pb.SampleRequest(model=pb.ModelRef(name=name), n=1, seed=i,
                                    output=pb.OUTPUT_FORMAT_FLOAT32,
                                    class_labels=chosen.labels(1, i) or [])
-        answer = await http.post("/latentserve.v1.GeneratorService/Sample",
-                                 content=request.SerializeToString(),
-                                 headers={"content-type": "application/proto"})
-        answer.raise_for_status()
-        return int(pb.GenerateResponse.FromString(answer.content).latents.shape[0])
+        async with http.post(f"{base}/latentserve.v1.GeneratorService/Sample",
+                             data=request.SerializeToString(),
+                             headers={"content-type": "application/proto"}) as answer:
+            answer.raise_for_status()
+            reply = pb.GenerateResponse.FromString(await answer.read())
+        return int(reply.latents.shape[0])
 
     return {"grpc": grpc, "http_json": http_json, "http_binary": http_binary}
 
@@ -125,14 +131,17 @@ async def measure(requests: dict[str, Request], probes: dict[str, Probe],
                 sink = results.setdefault(kind, {})
                 sink[load] = sink[load].merge(res) if load in sink else res
                 raw = cpu.setdefault(kind, {})
-                cpu[kind] = add(raw, {f"{load}": delta.get(cpu_key[kind], 0.0)})
+                cpu[kind] = add(raw, {load: delta.get(cpu_key[kind], 0.0),
+                                      f"{load}.harness": delta.get("cpu_s.harness", 0.0)})
 
 
 def section(results: dict[str, dict[str, LoadResult]], cpu: dict[str, dict[str, float]]
             ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, loads in results.items():
-        out[kind] = {load: figures(r, cpu.get(kind, {}).get(load)) for load, r in loads.items()}
+        raw = cpu.get(kind, {})
+        out[kind] = {load: figures(r, raw.get(load), raw.get(f"{load}.harness"))
+                     for load, r in loads.items()}
         out[kind]["concurrent_rps"] = out[kind]["concurrent"]["rps"]
         out[kind]["sequential_p50_ms"] = out[kind]["sequential"]["p50_ms"]
         out[kind]["cpu_ms_per_request"] = out[kind]["concurrent"]["cpu_ms_per_request"]
@@ -147,12 +156,12 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
     base = f"http://127.0.0.1:{http_port}"
     pool = sample_latents(5, 256, chosen.bundle.spec.latent_dim)
     probe = Probe({"harness": lambda: [os.getpid()], "service": svc.pids})
-    limits = httpx.Limits(max_connections=80, max_keepalive_connections=80)
+    connector = aiohttp.TCPConnector(limit=80)
     results: dict[str, dict[str, LoadResult]] = {}
     cpu: dict[str, dict[str, float]] = {}
     async with AsyncClient(svc.address, retries=0, timeout_s=60) as client, \
-            httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
-        requests = transport_requests(chosen, client, http)
+            aiohttp.ClientSession(connector=connector) as http:
+        requests = transport_requests(chosen, client, http, base)
         await measure(requests, dict.fromkeys(requests, probe), results, cpu, seconds=seconds,
                       warmup=warmup, rounds=rounds, cpu_key=dict.fromkeys(requests,
                                                                           "cpu_s.service"))
@@ -176,9 +185,9 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         "settings": {"loads": LOADS, "seconds_per_round": seconds, "rounds": rounds,
                      "warmup_s": warmup, "output": "float32", "items_per_request": 1,
                      "mlserver": MLSERVER.facts(),
-                     "clients": "grpc: latentserve.client.AsyncClient; http: httpx.AsyncClient "
-                                "(80 keep-alive connections); oip: tritonclient.grpc.aio / "
-                                "tritonclient.http.aio"},
+                     "clients": "grpc: latentserve.client.AsyncClient; http: "
+                                "aiohttp.ClientSession (80 keep-alive connections); oip: "
+                                "tritonclient.grpc.aio / tritonclient.http.aio"},
     }
 
 
@@ -196,8 +205,9 @@ async def oip_section(stack: Stack, cfg: RunConfig, chosen: ChosenModel, svc: An
         "latentserve_http": oip_request(http_oip, httpclient, chosen.name, chosen, pool,
                                         mlserver=False),
     }
-    probes = {"latentserve_grpc": Probe({"service": svc.pids}),
-              "latentserve_http": Probe({"service": svc.pids})}
+    harness = {"harness": lambda: [os.getpid()]}
+    probes = {"latentserve_grpc": Probe({**harness, "service": svc.pids}),
+              "latentserve_http": Probe({**harness, "service": svc.pids})}
     keys = {"latentserve_grpc": "cpu_s.service", "latentserve_http": "cpu_s.service",
             "mlserver_grpc": "cpu_s.mlserver"}
     server: MLServerProcess | None = None
@@ -213,7 +223,7 @@ async def oip_section(stack: Stack, cfg: RunConfig, chosen: ChosenModel, svc: An
             ml_client = GrpcOip(server.grpc_url)
             requests["mlserver_grpc"] = oip_request(ml_client, grpcclient, MODEL_NAME, chosen,
                                                     pool, mlserver=True)
-            probes["mlserver_grpc"] = Probe({"mlserver": _pids(pgid)})
+            probes["mlserver_grpc"] = Probe({**harness, "mlserver": _pids(pgid)})
         except Exception as exc:  # recorded; latentserve's figures still stand
             mlserver_error = f"{type(exc).__name__}: {exc}"[-2000:]
         await measure(requests, probes, results, cpu, seconds=seconds, warmup=warmup,

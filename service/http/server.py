@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from latentserve.service.http.protocol import corked_protocol
 from latentserve.service.logs import get_logger
 from latentserve.service.settings import Settings
 
@@ -30,14 +31,6 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _http_implementation() -> str:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
 
 
 class HttpServer:
@@ -55,7 +48,7 @@ class HttpServer:
                         "ssl_cert_reqs": ssl.CERT_REQUIRED}
         self.config = uvicorn.Config(
             app, lifespan="off", log_config=None, access_log=False, server_header=False,
-            http=_http_implementation(), h11_max_incomplete_event_size=64 * 1024,
+            http=corked_protocol(), h11_max_incomplete_event_size=64 * 1024,
             timeout_graceful_shutdown=max(1, round(settings.grace_period_s)), **tls)
         self._server = _EmbeddedUvicorn(self.config)
         self._task: asyncio.Task[None] | None = None
