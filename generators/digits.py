@@ -1,9 +1,11 @@
 """scikit-learn's bundled handwritten digits as 32×32 images, a fixed train/test split, and
-style attributes measured from the image itself (stroke thickness, slant). Example::
+style attributes measured from the image itself (stroke thickness, slant, position, width,
+height). Example::
 
     data = load_digit_images()                  # DigitImages: train/test images + labels
     thick = ink_mass(data.test_images)          # [M] mean ink per pixel
     lean = slant(data.test_images)              # [M] > 0: top leans right
+    m = digit_measures(data.test_images)        # all of them by name, each [M]
 """
 
 from __future__ import annotations
@@ -81,6 +83,53 @@ def slant(images: npt.ArrayLike) -> F64:
     mu02 = (x * dy * dy).sum(axis=(1, 2)) / mass
     out: F64 = -mu11 / (mu02 + 1e-9)
     return out
+
+
+EXTENT_QUANTILES = (0.05, 0.95)
+"""Width and height span the ink between these quantiles of its column / row profile."""
+
+
+def position(images: npt.ArrayLike) -> tuple[F64, F64]:
+    """Centre of mass of the ink (pos_x, pos_y) in pixels from the left / top edge."""
+    x = _flat_images(images)
+    h, w = x.shape[1:]
+    mass = x.sum(axis=(1, 2)) + 1e-9
+    cols = x.sum(axis=1) @ np.arange(w, dtype=np.float64)
+    rows = x.sum(axis=2) @ np.arange(h, dtype=np.float64)
+    return np.asarray(cols / mass, np.float64), np.asarray(rows / mass, np.float64)
+
+
+def extent(images: npt.ArrayLike, axis: int) -> F64:
+    """Span (pixels) between the EXTENT_QUANTILES of the ink's profile along one image axis
+    (axis 1: across columns = width, axis 0: across rows = height), interpolated within a
+    pixel, so it moves smoothly as a stroke grows or fades."""
+    x = _flat_images(images)
+    profile = x.sum(axis=1 + (1 - axis))  # [M, W] for the width, [M, H] for the height
+    cum = np.cumsum(profile, axis=1)
+    total = cum[:, -1:] + 1e-9
+    frac = cum / total
+    lo, hi = EXTENT_QUANTILES
+    return np.asarray([_crossing(f, hi) - _crossing(f, lo) for f in frac], np.float64)
+
+
+def _crossing(cum: F64, q: float) -> float:
+    """Where (pixels, continuous) a cumulative profile reaches q, pixel i spanning [i, i+1)."""
+    edges = np.concatenate([[0.0], cum])
+    return float(np.interp(q, edges, np.arange(len(edges), dtype=np.float64)))
+
+
+def digit_measures(images: npt.ArrayLike) -> dict[str, F64]:
+    """Every style measure of digit images [M, 1, H, W], from pixels only: thickness (mean
+    ink), slant, pos_x and pos_y (centre of mass), width and height (ink extents)."""
+    pos_x, pos_y = position(images)
+    return {
+        "thickness": ink_mass(images),
+        "slant": slant(images),
+        "pos_x": pos_x,
+        "pos_y": pos_y,
+        "width": extent(images, 1),
+        "height": extent(images, 0),
+    }
 
 
 def minus_class_mean(values: npt.ArrayLike, labels: npt.ArrayLike) -> F64:

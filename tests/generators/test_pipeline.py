@@ -106,8 +106,14 @@ def test_mini_digits_bundle_is_conditional(mini_digits_bundle: Bundle) -> None:
     assert spec.decoder.condition_input == "label"
     assert spec.encoder is not None and spec.encoder.condition_input == "label"
     names = [d.name for d in spec.directions]
-    assert names[:2] == ["thickness", "slant"] and "pc0" in names and "sefa0" in names
-    assert {"monotonicity_thickness", "monotonicity_slant"} <= set(spec.metrics)
+    assert names[:6] == ["thickness", "slant", "pos_x", "pos_y", "width", "height"]
+    assert all(d.quality is not None for d in spec.directions)
+    # every PCA/SeFa candidate is shipped renamed after what it moves, or its drop explained
+    for candidate in ("pc0", "pc1", "pc2", "sefa0", "sefa1", "sefa2"):
+        assert (candidate in spec.provenance["directions_dropped"]) != any(
+            n.endswith(f"_{candidate}") for n in names), candidate
+    assert {"monotonicity_thickness", "monotonicity_slant", "sample_spread_width",
+            "direction.slant.pos_y_leak_plain"} <= set(spec.metrics)
     decoder = ort.InferenceSession(str(bundle.decoder_path), providers=["CPUExecutionProvider"])
     z = np.zeros((10, 8), np.float32)
     x = decoder.run(None, {"z": z, "label": np.arange(10, dtype=np.int64)})[0]

@@ -12,7 +12,12 @@ import onnxruntime as ort
 import pytest
 
 from latentserve.client import Client
-from latentserve.core.arrays import F32, I64
+from latentserve.core.arrays import F32, F64, I64
+from latentserve.generators.digits import load_digit_images
+from latentserve.generators.digits_directions import DUPLICATE_COS
+from latentserve.generators.digits_measures import MEASURES as DIGIT_MEASURES
+from latentserve.generators.digits_measures import digit_image_measures
+from latentserve.generators.digits_measures import smallest_real_ink as faintest_real_digit
 from latentserve.generators.latent_report import ENTANGLED
 from latentserve.generators.shapes3d_generator import real_renders as scene_renders
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES, smallest_real_size
@@ -35,12 +40,24 @@ from tests.fixtures.service import service_settings
 ZOO = Path(__file__).resolve().parents[2] / "generators" / "zoo"
 MAX_ONNX_BYTES = 10 * 2**20
 FACTOR_MODELS = {"sprites-vae": SPRITE_MEASURES, "shapes3d": SCENE_MEASURES}
+
+
+def _digit_measures() -> ImageMeasures:
+    """digits-cvae's measures, each direction scored on the measure its bundle records."""
+    spec = load_bundle(ZOO / "digits-cvae").spec
+    return digit_image_measures({d.name: d.quality.measure if d.quality else d.name
+                                 for d in spec.directions})  # fmt: skip
+
+
+MEASURED = {**FACTOR_MODELS, "digits-cvae": _digit_measures()}
+"""Every zoo model whose directions are measured on its images."""
 REQUIRED = {
     "sprites-vae": ("scale", "orientation", "pos_x", "pos_y"),
     "shapes3d": ("floor_hue", "wall_hue", "object_hue", "scale"),
+    "digits-cvae": ("thickness", "slant", "pos_x", "width"),
 }
 """Directions that must meet within-seed ρ ≥ 0.95 and pooled ρ ≥ 0.9 through the service."""
-CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.85}
+CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.85, "digits-cvae": 0.9}
 """Encode → Decode keeps the class at least this often: shapes3d's soft decoder turns some
 small cubes and cylinders into what the render-trained classifier calls spheres (0.87)."""
 
@@ -66,16 +83,33 @@ def test_zoo_bundle_loads_and_runs(name: str) -> None:
     assert spec.output.range[0] <= x.min() and x.max() <= spec.output.range[1]
 
 
-def test_digits_cvae_directions_edit_what_they_name() -> None:
-    metrics = load_bundle(ZOO / "digits-cvae").spec.metrics
-    assert metrics["monotonicity_thickness"] >= 0.9
-    assert metrics["monotonicity_slant"] >= 0.9
+def test_digits_cvae_directions_are_measured_distinct_and_held_apart() -> None:
+    bundle = load_bundle(ZOO / "digits-cvae")
+    spec, metrics = bundle.spec, bundle.spec.metrics
+    names = [d.name for d in spec.directions]
+    assert names[: len(DIGIT_MEASURES)] == list(DIGIT_MEASURES)
+    for d in spec.directions:
+        assert d.quality is not None and d.quality.measure == (d.factor or d.name), d.name
+        assert d.method == "supervised" or d.name.startswith(f"{d.quality.measure}_"), d.name
+    vectors = np.stack([bundle.directions[n].vector for n in names]).astype(np.float64)
+    cos = np.abs(vectors @ vectors.T) / np.outer(*(2 * [np.linalg.norm(vectors, axis=1)]))
+    assert np.max(cos - np.eye(len(names))) < DUPLICATE_COS
+    # slant is held apart from vertical position: its plain normal drags the digit up
+    assert metrics["direction.slant.pos_y_leak_held"] <= 0.5 * metrics[
+        "direction.slant.pos_y_leak_plain"]
+    assert abs(metrics["direction.slant.pos_y_rho_held"]) < 0.5
+    reliable = {d.name for d in spec.directions if d.quality and d.quality.reliable}
+    edits = spec.description.split("; edit ")[1].split(" (each measured")[0].split(", ")
+    assert ("width" in edits) == ("width" in reliable)
+    for measure in DIGIT_MEASURES:  # diversity against the real test digits
+        assert 0.0 < metrics[f"sample_spread_{measure}"] < 2.0
 
 
-@pytest.mark.parametrize("name", list(FACTOR_MODELS))
+@pytest.mark.parametrize("name", list(MEASURED))
 def test_descriptions_claim_only_reliable_directions(name: str) -> None:
     spec = load_bundle(ZOO / name).spec
-    claimed = spec.description.split("; unreliable:")[0]
+    edits = spec.description.split("; edit ")[1].split(" (each measured")[0]
+    claimed = set(edits.split(", "))
     for d in spec.directions:
         assert d.quality is not None, d.name
         assert d.quality.reliable == (d.quality.spearman_within >= WITHIN_MIN
@@ -90,7 +124,7 @@ def zoo_client(tmp_path_factory: pytest.TempPathFactory, registry_template: Path
     db = tmp_path_factory.mktemp("zoo-registry") / "mlflow.db"
     shutil.copyfile(registry_template, db)
     uri = _sqlite_uri(db)
-    for name in FACTOR_MODELS:
+    for name in MEASURED:
         register_bundle(uri, ZOO / name, name, alias="production")
     settings = service_settings(uri, tmp_path_factory.mktemp("zoo-cache"),
                                 default_model="sprites-vae")  # fmt: skip
@@ -118,10 +152,10 @@ def _measured_quality(client: Client, model: str, measures: ImageMeasures,
     return quality_of(_service_edit(client, model), bases, labels, measures)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("model", list(FACTOR_MODELS))
+@pytest.mark.parametrize("model", list(MEASURED))
 def test_directions_move_what_they_name_through_the_service(zoo_client: Client,
                                                             model: str) -> None:  # fmt: skip
-    quality = _measured_quality(zoo_client, model, FACTOR_MODELS[model])
+    quality = _measured_quality(zoo_client, model, MEASURED[model])
     for name in REQUIRED[model]:
         q = quality[name]
         assert q.within >= WITHIN_MIN and q.pooled >= POOLED_MIN, q
@@ -138,24 +172,36 @@ def test_directions_move_what_they_name_through_the_service(zoo_client: Client,
         assert recorded.reliable == q.reliable
 
 
-@pytest.mark.parametrize("model", list(FACTOR_MODELS))
+def _test_digits(n: int, _stream: int) -> tuple[F32, I64, F64]:
+    data = load_digit_images()
+    return data.test_images[:n], data.test_labels[:n], np.zeros((n, 0))
+
+
+RENDERS = {"sprites-vae": sprite_renders, "shapes3d": scene_renders, "digits-cvae": _test_digits}
+"""Real images of each model with their classes: renders, or the real test digits."""
+
+
+@pytest.mark.parametrize("model", list(MEASURED))
 def test_encode_decode_keeps_class_and_factors(zoo_client: Client, model: str) -> None:
-    renders = sprite_renders if model == "sprites-vae" else scene_renders
-    images, labels, _ = renders(300, 4)
+    images, labels, _ = RENDERS[model](300, 4)
     z = zoo_client.encode(model, images, class_labels=[int(v) for v in labels]).latents
     back = zoo_client.decode(model, z, class_labels=[int(v) for v in labels]).images
     assert back is not None
-    errors = roundtrip_errors(images, back, labels, FACTOR_MODELS[model])
+    errors = roundtrip_errors(images, back, labels, MEASURED[model])
     assert errors["roundtrip_class_accuracy"] >= CLASS_KEPT[model], errors
     if model == "sprites-vae":
         assert errors["roundtrip_orientation_error_deg"] <= 10.0, errors
 
 
-@pytest.mark.parametrize("model", list(FACTOR_MODELS))
+FLOORS = {"sprites-vae": smallest_real_ink, "shapes3d": smallest_real_size,
+          "digits-cvae": faintest_real_digit}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", list(MEASURED))
 def test_prior_has_no_holes(zoo_client: Client, model: str) -> None:
-    measures = FACTOR_MODELS[model]
+    measures = MEASURED[model]
     classes = zoo_client.get_model(model).num_classes
-    floor = smallest_real_ink() if model == "sprites-vae" else smallest_real_size()
+    floor = FLOORS[model]()
     presence = []
     for seed in range(3):
         labels = np.arange(1000) % classes
