@@ -215,6 +215,7 @@ def _spec(found: list[Discovered], quality: dict[str, Any], center: F32,
         "provenance": provenance(
             dataset=DATASET_TEXT, seed=seed, epochs=cfg.epochs, train_seconds=record.seconds,
             total_seconds=round(time.perf_counter() - started, 1), steps=cfg.steps,
+            torch_threads=cfg.threads,
             batch_size=cfg.batch_size, mix_prob=cfg.mix_prob, crossover=cfg.crossover,
             objective="squared error (object pixels ×5) against renders of the prior; a "
             f"{cfg.mix_prob:.0%} share of each batch style-mixed at layer {cfg.crossover} with "
