@@ -204,7 +204,9 @@ def _info_table(info: ModelInfo) -> Table:
         + (f" (shape {list(info.latent_shape)})" if len(info.latent_shape) > 1 else ""),
         "prior": info.prior if (info.prior_mean, info.prior_scale) == (0.0, 1.0)
         else f"{info.prior}: {info.prior_mean:g} + {info.prior_scale:.6g}·ε",
-        "editing_space": f"{info.editing_space.upper()} {list(info.editing_shape)}",
+        "editing_space": f"{info.editing_space.upper()} ({info.editing_dim}-d)"
+        if len(info.editing_shape) == 1 else
+        f"{info.editing_space.upper()} {list(info.editing_shape)}",
         "mapping": f"z ({info.latent_dim}) → w ({info.w_dim})" if info.has_mapping else "no",
         "output": f"{list(info.output_shape)} in [{info.output_min:g}, {info.output_max:g}]",
         "encoder": ("yes, conditional (needs --labels)" if info.encoder_conditional else "yes")
