@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from latentserve.core.arrays import F32, F64, I64
 
@@ -181,16 +182,73 @@ def _render_chunk(shape: I64, f: dict[str, F64]) -> F32:
     return np.ascontiguousarray(pooled.transpose(0, 3, 1, 2)).astype(np.float32)
 
 
-def _cube_faces(orientation: F64) -> tuple[F64, F64]:
-    """Visible face widths (fractions of the side) of a cube turned by the azimuth."""
-    beta = np.radians(45.0 + orientation)
-    return np.cos(beta), np.sin(beta)
+CUBE_SIDE = 0.85
+"""The cube's side (in object sizes)."""
+CUBE_ELEVATION = 20.0
+"""Degrees the camera looks down on the cube (so its top face shows)."""
+CUBE_TURN = 45.0
+"""The cube's own turn (degrees) at azimuth 0: a corner faces the camera."""
+_LIGHT = np.array([-0.55, 0.75, 0.45]) / np.linalg.norm([-0.55, 0.75, 0.45])
+"""Direction to the light (right, up, towards the camera) that shades the cube's faces."""
+CAPSULE_RADIUS = 0.36
+"""The lying capsule's radius (in object sizes): its height is 2 · this · scale."""
+
+
+def cube_corners(orientation: F64, side: F64) -> F64:
+    """Screen positions (x right, y down, pixels) of a cube's 8 corners [n, 8, 2]: a cube of
+    `side` pixels standing on the floor, turned by CUBE_TURN + the azimuth about its vertical
+    axis, seen orthographically from CUBE_ELEVATION above, its lowest corner on GROUND."""
+    beta = np.radians(CUBE_TURN + np.asarray(orientation, np.float64))[:, None]
+    e = np.radians(CUBE_ELEVATION)
+    h = np.asarray(side, np.float64).reshape(-1, 1) / 2
+    sx = np.array([-1, 1, 1, -1, -1, 1, 1, -1], np.float64)[None]
+    sz = np.array([-1, -1, 1, 1, -1, -1, 1, 1], np.float64)[None]
+    up = np.array([0, 0, 0, 0, 2, 2, 2, 2], np.float64)[None]
+    x = h * (sx * np.cos(beta) + sz * np.sin(beta))  # rotated about the vertical axis
+    z = h * (-sx * np.sin(beta) + sz * np.cos(beta))  # towards the camera
+    screen_up = h * up * np.cos(e) - z * np.sin(e)
+    screen_up = screen_up - screen_up.min(axis=1, keepdims=True)
+    return np.stack([IMAGE_SIZE / 2 + x, GROUND - screen_up], axis=-1)
+
+
+def _cube_faces(orientation: F64) -> tuple[tuple[list[int], F64], ...]:
+    """The cube's visible faces: (corner indices in order, brightness [n]) of the top, the
+    left-front and the right-front face, each flat-shaded by Lambert's law."""
+    beta = np.radians(CUBE_TURN + np.asarray(orientation, np.float64))
+    e = np.radians(CUBE_ELEVATION)
+
+    def lit(nx: F64, nz: F64) -> F64:  # a side's world normal (nx, 0, nz) → camera → light
+        normal = np.stack([nx, -nz * np.sin(e), nz * np.cos(e)], axis=-1)
+        return np.asarray(0.42 + 0.58 * np.clip(normal @ _LIGHT, 0.0, 1.0), np.float64)
+
+    top = 0.42 + 0.58 * max(float(np.array([0.0, np.cos(e), np.sin(e)]) @ _LIGHT), 0.0)
+    return (
+        ([4, 5, 6, 7], np.full(len(beta), top)),
+        ([0, 3, 7, 4], lit(-np.cos(beta), np.sin(beta))),  # the −x face
+        ([3, 2, 6, 7], lit(np.sin(beta), np.cos(beta))),  # the +z face
+    )
+
+
+def _in_quad(x: F64, y: F64, quad: F64) -> npt.NDArray[np.bool_]:
+    """Which points lie inside convex quads [n, 4, 2] (corners in order) [n, H, W]."""
+    inside = np.ones(np.broadcast_shapes(x.shape, y.shape, (len(quad), 1, 1)), bool)
+    area = np.zeros(len(quad))
+    for i in range(4):
+        (ax, ay), (bx, by) = quad[:, i].T, quad[:, (i + 1) % 4].T
+        area += ax * by - bx * ay
+    orient = np.sign(area)[:, None, None]
+    for i in range(4):
+        a, b = quad[:, i], quad[:, (i + 1) % 4]
+        ax, ay, bx, by = (v[:, None, None] for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1]))
+        cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+        inside &= orient * cross >= 0
+    return inside
 
 
 def _half_width(shape: I64, orientation: F64, s: F64) -> F64:
     """Half the drawn width of each object (pixels) [n, 1, 1]."""
-    left, right = _cube_faces(orientation)
-    cube = (left + right)[:, None, None] * s / 2
+    corners = cube_corners(orientation, CUBE_SIDE * s[:, 0, 0])
+    cube = (np.ptp(corners[..., 0], axis=1) / 2)[:, None, None]
     capsule = _capsule_half_length(orientation)[:, None, None] * s
     per_shape = np.stack([cube, s / 2, s / 2, capsule])
     return np.asarray(np.take_along_axis(per_shape, shape[None, :, None, None], axis=0)[0],
@@ -212,23 +270,14 @@ def _object(shape: I64, orientation: F64, s: F64, x: F64, y: F64) -> tuple[F64, 
     for k in np.unique(shape):
         sel = shape == k
         ss, o = s[sel], orientation[sel]
-        if k == 0:  # cube seen from slightly above: two side faces and a rhombic top
-            left, right = (w[:, None, None] * ss for w in _cube_faces(o))
-            dip = 0.16 * ss  # the front corner sits this much lower than the side corners
-            x0 = cx - (left + right) / 2
-            edge = x0 + left
-            along = np.where(x < edge, (x - x0) / np.maximum(left, 1e-6),
-                             (x0 + left + right - x) / np.maximum(right, 1e-6))  # fmt: skip
-            top_y = GROUND - dip - ss + dip * along  # upper edge of the side faces
-            inside_x = (x >= x0) & (x <= x0 + left + right)
-            body = inside_x & (y >= top_y) & (y <= top_y + ss)
-            px, py = x - x0, y - (GROUND - dip - ss)
-            det = dip * (left + right)
-            a = (dip * px + right * py) / det
-            b = (dip * px - left * py) / det
-            lid = (a >= 0) & (a <= 1) & (b >= 0) & (b <= 1)
-            m = body | lid
-            v = np.where(lid & ~body, 1.0, np.where(x < edge, 0.82, 0.58))
+        if k == 0:  # cube: its top and two front faces, flat-shaded, turned by the azimuth
+            corners = cube_corners(o, CUBE_SIDE * ss[:, 0, 0])
+            m = np.zeros((len(ss), size, size), bool)
+            v = np.zeros((len(ss), size, size))
+            for at, brightness in _cube_faces(o):
+                face = _in_quad(x, y, corners[:, at]) & ~m
+                v = np.where(face, brightness[:, None, None], v)
+                m |= face
         elif k == 1:  # cylinder: shaded body and an elliptical top
             half = ss / 2
             body = (np.abs(x - cx) <= half) & (y <= GROUND) & (y >= GROUND - ss)
@@ -245,7 +294,7 @@ def _object(shape: I64, orientation: F64, s: F64, x: F64, y: F64) -> tuple[F64, 
             v = np.clip(1.0 - 0.32 * light, 0.45, 1.0)
         else:  # capsule lying on the ground, turned by the azimuth
             half = _capsule_half_length(o)[:, None, None] * ss
-            r = 0.3 * ss
+            r = CAPSULE_RADIUS * ss
             cy = GROUND - r
             core = np.clip(x - cx, -(half - r), half - r)
             d2 = ((x - cx - core) ** 2 + (y - cy) ** 2) / r**2

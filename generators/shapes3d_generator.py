@@ -18,7 +18,6 @@ import numpy as np
 from latentserve.core.arrays import F32, F64, I64
 from latentserve.core.seeding import sample_latents
 from latentserve.generators.factor_latent import FactorLatent
-from latentserve.generators.factor_models import SceneDecoder
 from latentserve.generators.factor_pipeline import FactorConfig, FactorWorld, train_world
 from latentserve.generators.shapes3d import (
     IMAGE_SIZE,
@@ -30,6 +29,7 @@ from latentserve.generators.shapes3d import (
     render_indices,
     sample_factor_indices,
 )
+from latentserve.generators.shapes3d_decoder import ResizeConvDecoder
 from latentserve.generators.shapes3d_measures import SCENE_MEASURES
 from latentserve.registry.bundle.files import Bundle
 
@@ -87,7 +87,7 @@ WORLD = FactorWorld(
     image_size=IMAGE_SIZE,
     render_latents=render_latents,
     real_renders=real_renders,
-    make_decoder=lambda: SceneDecoder(LAYOUT, num_classes=len(SHAPES)),
+    make_decoder=lambda: ResizeConvDecoder(LAYOUT, num_classes=len(SHAPES)),
     meaning={
         "floor_hue": "floor hue turns red → yellow → green → blue → red",
         "wall_hue": "wall hue turns red → yellow → green → blue → red",

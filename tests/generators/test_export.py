@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from latentserve.generators.export import check_onnx, export_onnx, onnx_parity
-from latentserve.generators.factor_models import FactorEncoder, SceneDecoder, SpritesDecoder
+from latentserve.generators.factor_models import FactorEncoder, SpritesDecoder
 from latentserve.generators.models import DigitsCVAE, DigitsDecoder, DigitsEncoder
 from latentserve.generators.shapes3d_generator import LAYOUT as SCENE_LAYOUT
+from latentserve.generators.shapes3d_generator import WORLD as SCENE_WORLD
 from latentserve.generators.sprites_vae import LAYOUT as SPRITES_LAYOUT
 
 
@@ -27,7 +28,7 @@ def test_factor_networks_export_with_a_dynamic_batch(tmp_path: Path, world: str)
     layout = SPRITES_LAYOUT if world == "sprites" else SCENE_LAYOUT
     classes, channels = (3, 1) if world == "sprites" else (4, 3)
     decoder = (SpritesDecoder(layout) if world == "sprites"
-               else SceneDecoder(layout, num_classes=classes)).eval()  # fmt: skip
+               else SCENE_WORLD.make_decoder()).eval()  # fmt: skip
     encoder = FactorEncoder(layout, channels, classes).eval()
     labels = torch.tensor([0, 1])
     dec_path = export_onnx(decoder, (torch.zeros(2, layout.dim), labels), tmp_path / "d.onnx",
