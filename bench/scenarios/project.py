@@ -240,7 +240,46 @@ def _report(doc: dict[str, Any]) -> str:
                   f"{s['sample_alone']['p99_ms']:.1f} ms; during back-to-back projections "
                   f"p50 {s['sample_during_projection']['p50_ms']:.1f} ms, p99 "
                   f"{s['sample_during_projection']['p99_ms']:.1f} ms."]
+    lines += _side_reports()
     return "\n".join(lines) + "\n"
+
+
+def _side_reports() -> list[str]:
+    """Tables of bench/project_sprites.py and bench/project_fit_encoder.py, when run."""
+    lines: list[str] = []
+    sprites = OUT.with_name("project_sprites.json")
+    if sprites.exists():
+        doc = json.loads(sprites.read_text())
+        lines += ["", f"Sprites drawn by another routine (PIL polygons, parametric heart; "
+                  f"{doc['per_shape']} per shape; `bench/project_sprites.py`): class = best "
+                  f"reconstruction over labels; orientation error within one symmetry period "
+                  f"(Project: {doc['project_steps']} steps, label picked by Project).", "",
+                  "| shape | encoder class | Project class | encoder orientation error "
+                  "(mean, ≤ 10°) | Project orientation error (mean, ≤ 10°) |",
+                  "|---|---|---|---|---|"]
+        for name, r in doc["shapes"].items():
+            lines.append(
+                f"| {name} | {100 * r['encoder_class_accuracy']:.0f} % | "
+                f"{100 * r['project_class_accuracy']:.0f} % | "
+                f"{r['encoder_orientation_error_deg_mean']:.1f}°, "
+                f"{100 * r['encoder_orientation_within_10deg']:.0f} % | "
+                f"{r['project_orientation_error_deg_mean']:.1f}°, "
+                f"{100 * r['project_orientation_within_10deg']:.0f} % |")
+    fitted = OUT.with_name("project_fit_encoder.json")
+    if fitted.exists():
+        doc = json.loads(fitted.read_text())
+        m, p = doc["bundle_metrics"], doc["project"]
+        lines += ["", f"fit-encoder on the DCGAN tutorial generator (random weights, ngf 8, "
+                  f"ONNX only; {doc['fit_steps']} steps of 32 pairs; "
+                  f"`bench/project_fit_encoder.py`): Encode → Decode PSNR "
+                  f"{m['encoder_fit_psnr_db']:.2f} dB, latent MSE "
+                  f"{m['encoder_fit_latent_mse']:.3f} prior σ² (≈ 1: the short schedule has "
+                  f"not learnt the latent), parity {m['encoder_onnx_parity_max_abs_diff']:.2g}, "
+                  f"{m['encoder_fit_seconds']:.0f} s. Project from it ({p['steps']} steps, "
+                  f"{p['images']} generated images): {p['encoder_psnr']:.2f} → "
+                  f"{p['project_psnr']:.2f} dB PSNR, SSIM {p['encoder_ssim']:.3f} → "
+                  f"{p['project_ssim']:.3f}."]
+    return lines
 
 
 def _flat(doc: dict[str, Any]) -> dict[str, float]:
