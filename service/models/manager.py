@@ -103,9 +103,10 @@ class ModelManager:
         name = name or self._settings.default_model
         if version:
             if (name, version) not in self._pool:
-                await self._unknown.check(name, version=version)
+                await self._unknown.check(name)  # an unknown model: before the pin aliases
             await self._aliases.check_pin(name, version)
             if (name, version) not in self._pool:
+                await self._unknown.check(name, version=version)
                 await self._registry.check_version(name, version)
             return name, version, ""
         alias = alias or self._settings.default_alias
