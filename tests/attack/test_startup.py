@@ -4,12 +4,23 @@ end `latentserve serve` with one `error:` line naming the setting, never a trace
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from latentserve.service.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_config() -> Iterator[None]:
+    """`serve` configures structlog to print to the CliRunner's stream, closed afterwards;
+    the session's servers must keep logging where they did."""
+    previous = structlog.get_config()
+    yield
+    structlog.configure(**previous)
 
 
 def _serve(monkeypatch: pytest.MonkeyPatch, registry_uri: str, tmp_path: Path,
