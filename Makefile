@@ -20,7 +20,7 @@ help:
 	@echo "make browser      install chromium + chromium-driver (apt, as root) for the explorer tests"
 	@echo "make proto        regenerate the checked-in gRPC stubs from proto/"
 	@echo "make bench        run the benchmarks (SCENARIO=name QUICK=1 optional)"
-	@echo "make soak         soak a real server with every RPC (SOAK_SECONDS, default 600)"
+	@echo "make soak         soak a real server with every RPC, alias moves and the cache (SOAK_SECONDS, default 600)"
 
 # The root project is the SDK (+ extras); the generators and their zoo are their own
 # distribution (generators/pyproject.toml), installed editable beside it.
@@ -135,8 +135,10 @@ bench: $(STAMP)
 # Not part of `make test`: a real server under a mix of every RPC (good requests and client
 # mistakes) for SOAK_SECONDS; writes bench/results/soak.json + soak.md, exits 1 if flagged.
 SOAK_SECONDS ?= 600
+# The alias soak-plain@production moves every SOAK_ALIAS_EVERY seconds; the response cache is on.
+SOAK_ALIAS_EVERY ?= 60
 soak: $(STAMP)
-	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS) --alias-every $(SOAK_ALIAS_EVERY)
 
 # Re-pin deploy/constraints.txt from the current venv (torch pinned without its local label).
 lock: $(STAMP)
