@@ -170,8 +170,8 @@ class Page:
         return [view.to_query(), base, model, view.compare, view.start, view.psi,
                 ",".join(map(str, view.keyframes)), view.method, view.steps,
                 *self.controls(info, view), grid, grid_b, image, image_b, self.caption(view),
-                self.link(base, view), note or f"Loaded {view.model}: {info.description}",
-                *w_plus_updates(info, view.layers)]
+                self.link(base, view), *w_plus_updates(info, view.layers),
+                note or f"Loaded {view.model}: {info.description}"]
 
     def full_outputs(self) -> list[Any]:
         c = self.c
@@ -179,7 +179,7 @@ class Page:
                 c["keys"], c["method"], c["steps"], c["label"],
                 *[x for i in range(MAX_DIRECTIONS) for x in (c[f"dir-{i}"], c[f"hold-{i}"])],
                 c["seeds"], c["seeds-b"], c["view"], c["view-b"], c["caption"],
-                c["permalink"], c["status"], c["layers"], c["mix-section"]]
+                c["permalink"], c["layers"], c["mix-section"], c["status"]]  # status last
 
     def on_load(self, request: gr.Request) -> list[Any]:
         """Page opened: restore the permalink's view, or show the first served model."""
