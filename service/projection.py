@@ -22,13 +22,14 @@ so far, made canonical on circular factors. Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import cma
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
@@ -287,7 +288,7 @@ class Projection:
             "tolflatfitness": 5,
             "maxiter": self.plan.steps + 1,
         }
-        return cma.CMAEvolutionStrategy(np.asarray(x0, np.float64), sigma0, options)
+        return _cma().CMAEvolutionStrategy(np.asarray(x0, np.float64), sigma0, options)
 
     def _loss(self, images: F32, owner: np.ndarray[Any, np.dtype[np.int64]]) -> F64:
         """Losses of decoded candidates of the searches `owner`."""
@@ -332,3 +333,14 @@ class Projection:
                         latents=canonical_latents(self.spec, best.latents[winner].copy()),
                         labels=None if self.labels is None else self.labels[winner].copy(),
                         images=images, done=done, stop=stop)
+
+
+@functools.cache
+def _cma() -> Any:
+    """The `cma` package, imported on the first projection: it pulls in scipy (and tries
+    matplotlib, warning when absent), which a server that never projects does not need."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*matplotlib", category=UserWarning)
+        import cma
+
+    return cma
