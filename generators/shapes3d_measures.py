@@ -55,7 +55,7 @@ def rgb_to_hsv(x: F64) -> tuple[F64, F64, F64]:
     return h, s, v
 
 
-def _circular_mean(hue: F64, weight: F64) -> F64:
+def circular_mean(hue: F64, weight: F64) -> F64:
     """Weighted circular mean of hues (turns) over the last two axes → [n] in [0, 1)."""
     angle = 2.0 * np.pi * hue
     z = (weight * np.exp(1j * angle)).sum(axis=(-2, -1))
@@ -79,9 +79,9 @@ def measure_scenes(images: npt.ArrayLike) -> dict[str, F64]:
     lit = np.clip((wall_v - WALL["right"]) / (WALL["left"] - WALL["right"]), 0.0, 1.0)
     corner = lit.sum(axis=2).mean(axis=1)
     return {
-        "floor_hue": _circular_mean(h[:, _FLOOR_ROWS], s[:, _FLOOR_ROWS]),
-        "wall_hue": _circular_mean(h[:, _WALL_ROWS], s[:, _WALL_ROWS]),
-        "object_hue": _circular_mean(h, cover**2 + 1e-9),
+        "floor_hue": circular_mean(h[:, _FLOOR_ROWS], s[:, _FLOOR_ROWS]),
+        "wall_hue": circular_mean(h[:, _WALL_ROWS], s[:, _WALL_ROWS]),
+        "object_hue": circular_mean(h, cover**2 + 1e-9),
         "size": np.sqrt(cover.sum(axis=(1, 2))),
         "height": cover.max(axis=2).sum(axis=1),
         "orientation": (corner - IMAGE_SIZE / 2) / CORNER_SWING * 30.0,

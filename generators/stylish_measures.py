@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from latentserve.core.arrays import F64
+from latentserve.generators.shapes3d_measures import circular_mean, rgb_to_hsv
 from latentserve.generators.stylish_data import IMAGE_SIZE, STRIPE_AMPLITUDE
 from latentserve.registry.quality.latent_eval import Measured
 
@@ -47,24 +48,6 @@ def _as_images(images: npt.ArrayLike) -> F64:
     return np.clip(x, 0.0, 1.0)
 
 
-def hue_of(x: F64) -> tuple[F64, F64, F64]:
-    """RGB [n, 3, H, W] → hue (turns), saturation, value, each [n, H, W]."""
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    v = x.max(axis=1)
-    c = v - x.min(axis=1)
-    safe = np.where(c > 1e-9, c, 1.0)
-    h = np.where(v == r, np.mod((g - b) / safe, 6.0),
-                 np.where(v == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))  # fmt: skip
-    h = np.where(c > 1e-9, h / 6.0, 0.0)
-    s = np.where(v > 1e-9, c / np.where(v > 1e-9, v, 1.0), 0.0)
-    return h, s, v
-
-
-def _circular_mean(hue: F64, weight: F64) -> F64:
-    z = (weight * np.exp(2j * np.pi * hue)).reshape(len(hue), -1).sum(axis=1)
-    return np.asarray(np.mod(np.angle(z) / (2 * np.pi), 1.0), np.float64)
-
-
 def background_colour(x: F64) -> F64:
     """Median RGB of the border frame [n, 3]."""
     frame = np.ones((IMAGE_SIZE, IMAGE_SIZE), bool)
@@ -91,7 +74,7 @@ def measure_shapes(images: npt.ArrayLike) -> dict[str, F64]:
     x = _as_images(images)
     n = len(x)
     m = object_share(x)
-    h, s, v = hue_of(x)
+    h, s, v = rgb_to_hsv(x)
     grid = np.arange(IMAGE_SIZE, dtype=np.float64) + 0.5 - IMAGE_SIZE / 2
     xs = np.broadcast_to(grid[None, None, :], m.shape)
     ys = np.broadcast_to(grid[None, :, None], m.shape)
@@ -124,8 +107,8 @@ def measure_shapes(images: npt.ArrayLike) -> dict[str, F64]:
         "pos_y": cy,
         "orientation": np.mod(np.degrees(theta), 180.0),
         "squareness": 3.0 - kurt,
-        "object_hue": _circular_mean(h, m**2 * s + 1e-12),
-        "background_hue": _circular_mean(h, bg_frame * s + 1e-12),
+        "object_hue": circular_mean(h, m**2 * s + 1e-12),
+        "background_hue": circular_mean(h, bg_frame * s + 1e-12),
         "stripes": grad * length / (4.0 * STRIPE_AMPLITUDE),
     }
 
