@@ -265,6 +265,10 @@ def test_orthogonalize_is_unit_and_orthogonal_to_held(
     elif held and extra == "near_duplicate":
         held.append(normalize(held[0] + 1e-9 * rng.standard_normal(dim)).astype(np.float64))
     direction = (3.0 * rng.standard_normal(dim)).astype(np.float32)
+    if held:  # a direction (almost) inside the span is refused, by design: tested elsewhere
+        span = np.linalg.svd(np.stack(held), full_matrices=False)[2]
+        off_span = direction - span.T @ (span @ direction)
+        assume(np.linalg.norm(off_span) > 0.01 * np.linalg.norm(direction))
     out = orthogonalize(direction, [h.astype(np.float32) for h in held])
     assert out.dtype == np.float32 and out.shape == (dim,)
     assert abs(float(np.linalg.norm(out.astype(np.float64))) - 1.0) < 1e-5
