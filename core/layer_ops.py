@@ -20,7 +20,17 @@ import numpy.typing as npt
 from latentserve.core.arrays import F32, F64
 from latentserve.core.checks import check_int
 
-__all__ = ["broadcast_ws", "check_layers", "edit_layers", "style_mix", "truncate_layers"]
+__all__ = ["broadcast_ws", "check_layers", "edit_layers", "parse_layer_range", "style_mix",
+           "truncate_layers"]
+
+
+def parse_layer_range(text: str) -> tuple[int, int]:
+    """'START:END' (e.g. '0:4', the [start, end) of a W+ layer range) as a pair of ints;
+    ValueError when it is not two integers around a colon (bounds are `check_layers`' job)."""
+    start, sep, end = text.partition(":")
+    if not sep:
+        raise ValueError(f"expected START:END, got {text!r}")
+    return int(start), int(end)
 
 
 def check_layers(layers: tuple[int, int] | None, num_ws: int) -> tuple[int, int]:

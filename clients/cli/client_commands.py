@@ -38,6 +38,7 @@ from latentserve.client import (
     UnavailableError,
 )
 from latentserve.client.transport import DEFAULT_ADDRESS, default_address
+from latentserve.core.layer_ops import parse_layer_range
 from latentserve.core.names import did_you_mean, shown
 
 app = typer.Typer(
@@ -88,11 +89,8 @@ def parse_layers(text: str | None, option: str = "--layers") -> tuple[int, int] 
     """A W+ layer range 'START:END' ([start, end), e.g. 0:4) as a pair; None stays None."""
     if text is None:
         return None
-    start, sep, end = text.partition(":")
     try:
-        if not sep:
-            raise ValueError
-        return int(start), int(end)
+        return parse_layer_range(text)
     except ValueError:
         raise typer.BadParameter(f"{option} must be START:END, e.g. 0:4, got {text!r}") from None
 

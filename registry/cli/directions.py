@@ -154,15 +154,13 @@ def _refuse_unused(method: str, **given: object) -> None:
 
 def layer_range(text: str | None) -> tuple[int, int] | None:
     """`start:end` → (start, end)."""
+    from latentserve.core.layer_ops import parse_layer_range
     from latentserve.registry.bundle.spec import BundleError
 
     if text is None:
         return None
-    start, sep, end = text.partition(":")
     try:
-        if not sep:
-            raise ValueError
-        return int(start), int(end)
+        return parse_layer_range(text)
     except ValueError:
         raise BundleError(f"layers: expected start:end, got {text!r}") from None
 
