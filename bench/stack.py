@@ -26,12 +26,13 @@ MODEL_VERSION = 1
 
 
 class Stack:
-    """Lazily started services of one run; `close()` stops them in reverse order."""
+    """Lazily started services of one run; `close()` stops them in reverse order. `model`:
+    the bundle to serve (default: `choose_bundle(cfg)` on first use)."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, model: ChosenModel | None = None) -> None:
         self.cfg = cfg
         self.work = cfg.work_dir
-        self._model: ChosenModel | None = None
+        self._model: ChosenModel | None = model
         self._registry: str | None = None
         self.registries = Registries(cfg.work_dir / "registries")
         self._services: dict[str, ServiceProcess] = {}

@@ -36,12 +36,12 @@ TARGETS = {"concurrent_vs_batched_ratio": 0.8, "concurrent_vs_sequential_ratio":
 
 
 def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int,
-                     spinning: bool) -> LoadResult:
-    """Decoder session.run on 64-row batches in this process for `seconds` (same latents and
-    class labels as the service's requests)."""
+                     spinning: bool, n: int = BATCH) -> LoadResult:
+    """Decoder session.run on n-row batches (default 64) in this process for `seconds` (same
+    latents and class labels as the service's requests)."""
     bundle = stack.model.bundle
     session = make_session(bundle.decoder_path, intra_op_threads, spinning=spinning)
-    batches = [stack.model.decoder_feed(sample_latents(seed, BATCH, bundle.spec.latent_dim),
+    batches = [stack.model.decoder_feed(sample_latents(seed, n, bundle.spec.latent_dim),
                                         start=seed) for seed in range(8)]
     session.run(None, batches[0])  # warm
     result = LoadResult()
