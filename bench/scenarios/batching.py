@@ -59,7 +59,8 @@ def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int,
     return result
 
 
-async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
+async def run(stack: Stack, cfg: RunConfig, *, policies: bool = True) -> dict[str, Any]:
+    """The scenario; `policies=False` skips the service variants (`compare_policies`)."""
     svc = stack.embedded()
     model = stack.model.name
     seconds = cfg.pick(4.0, 0.3)
@@ -107,7 +108,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         results = await interleaved({k: probed(k, v) for k, v in modes.items()}, rounds)
 
     ips = {name: r.items_per_s for name, r in results.items()}
-    policy = await compare_policies(stack, model, seconds, warmup)
+    policy = await compare_policies(stack, model, seconds, warmup) if policies else {}
     return {
         "batched_ips": round(ips["batched"], 1),
         "concurrent_ips": round(ips["concurrent"], 1),
