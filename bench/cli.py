@@ -53,9 +53,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, default=None,
                         help="RESULTS.md path (default bench/RESULTS.md for the default "
                              "folder, else <out>/RESULTS.md)")
-    parser.add_argument("--model", choices=["auto", "zoo", "tiny"], default="auto",
+    parser.add_argument("--model", choices=["auto", "zoo", "tiny", "realistic"], default="auto",
                         help="auto: generators/zoo/sprites-vae if present, else a tiny "
-                             "stand-in of its size")
+                             "stand-in of its size; realistic: the DCGAN decoder the "
+                             "`realistic` scenario builds, in every scenario")
     parser.add_argument("--profile", action="store_true",
                         help="profile the services and the harness (py-spy when installed, "
                              "else cProfile); writes <out>/profiles/*.txt summaries")

@@ -18,8 +18,10 @@ DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 QUICK_OUT = DEFAULT_OUT / "quick"
 DEFAULT_REPORT = REPO_ROOT / "bench" / "RESULTS.md"
 ZOO_SPRITES = REPO_ROOT / "generators" / "zoo" / "sprites-vae"
+BENCH_CACHE = REPO_ROOT / ".latentserve" / "bench-cache"
+"""Files the bench derives once and reuses across runs (the realistic decoder's ONNX export)."""
 
-ModelChoice = Literal["auto", "zoo", "tiny"]
+ModelChoice = Literal["auto", "zoo", "tiny", "realistic"]
 T = TypeVar("T", int, float)
 
 
@@ -28,7 +30,8 @@ class RunConfig:
     """What one `python -m bench` run does and where it writes.
 
     `model`: "auto" uses generators/zoo/sprites-vae when it exists, else a tiny analytic
-    stand-in of the same size; "zoo"/"tiny" force one. `profile` samples the service processes
+    stand-in of the same size; "zoo"/"tiny" force one; "realistic" serves the DCGAN-tutorial
+    decoder (`bench.realistic`) in every scenario. `profile` samples the service processes
     and the harness with py-spy (cProfile without it) into `<out_dir>/profiles/`.
     `service_settings` (`--set KEY=VALUE`, without the LATENTSERVE_ prefix) override the
     settings of every service the run starts, e.g. {"INTRA_OP_THREADS": "1"}.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,12 @@ STANDIN_MAX_BATCH = 256
 
 @dataclass(frozen=True)
 class ChosenModel:
-    """The bundle the benchmark serves and where it came from ("zoo" or "tiny")."""
+    """The bundle the benchmark serves and where it came from ("zoo", "tiny" or "realistic");
+    `extra`: more facts for the report (how the realistic decoder was exported)."""
 
     bundle: Bundle
     source: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -88,12 +90,17 @@ class ChosenModel:
             "has_encoder": spec.encoder is not None,
             "directions": [d.name for d in spec.directions],
             "content_hash": self.bundle.content_hash,
+            **self.extra,
         }
 
 
 def choose_bundle(cfg: RunConfig, *, seed: int = 0, name: str | None = None) -> ChosenModel:
     """The zoo sprites-vae when present (or forced), else the tiny stand-in built in
-    work_dir."""
+    work_dir; `--model realistic`: the DCGAN decoder (`bench.realistic`)."""
+    if cfg.model == "realistic":
+        from bench.realistic import realistic_model
+
+        return realistic_model(cfg)
     zoo = load_bundle(ZOO_SPRITES) if (ZOO_SPRITES / SPEC_FILE).is_file() else None
     if cfg.model == "zoo" or (cfg.model == "auto" and zoo is not None):
         if zoo is None:

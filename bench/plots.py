@@ -211,6 +211,42 @@ def plot_transport(section: dict[str, Any]) -> Figure:
     return fig
 
 
+def plot_realistic(section: dict[str, Any]) -> Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5),
+                                      gridspec_kw={"width_ratios": [3, 2]})
+    bat = section.get("batching") or {}
+    tri = section.get("triton") or {}
+    peer = section.get("peers") or {}
+    ref = section.get("reference") or {}
+    ml = peer.get("mlserver") or {}
+    throughput = [("in-process\nn=64", bat.get("inprocess_ips"), "#c44e52"),
+                  ("service\n1 × n=64", bat.get("batched_ips"), "#55a868"),
+                  ("service\n64 × n=1", bat.get("concurrent_ips"), "#4c72b0"),
+                  ("MLServer best\n64 × n=1", ml.get("concurrent_ips"), "#999"),
+                  ("Triton direct\n64 × n=1", tri.get("direct_ips"), "#dd8452"),
+                  ("service→Triton\n64 × n=1", tri.get("service_ips"), "#8172b2")]
+    _bar_labels(left, left.bar([t[0] for t in throughput], [t[1] or 0.0 for t in throughput],
+                               color=[t[2] for t in throughput]))
+    left.tick_params(axis="x", labelsize=7)
+    left.set_ylabel("images / s")
+    left.set_title("Throughput")
+    latency = [("in-process", ref.get("inprocess_n1_p50_ms")),
+               ("service", ref.get("service_n1_p50_ms")),
+               ("MLServer best", ml.get("sequential_p50_ms")),
+               ("Triton direct", tri.get("p50_ms_direct")),
+               ("service→Triton", tri.get("p50_ms_service"))]
+    _bar_labels(right, right.bar([name for name, _ in latency], [v or 0.0 for _, v in latency],
+                                 color="#4c72b0"), "{:.2f}")
+    right.tick_params(axis="x", labelsize=7)
+    right.set_ylabel("p50 ms, one client × n=1")
+    right.set_title("Latency")
+    model = section.get("model") or {}
+    params = (model.get("export") or {}).get("parameters")
+    fig.suptitle(f"Realistic decoder {model.get('name')} "
+                 f"({params / 1e6:.1f} M parameters)" if params else "Realistic decoder")
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "batching": plot_batching,
     "triton": plot_triton,
@@ -222,6 +258,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "workers": plot_workers,
     "peers": plot_peers,
     "transport": plot_transport,
+    "realistic": plot_realistic,
 }
 
 

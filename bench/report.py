@@ -126,9 +126,12 @@ def _batching(s: dict[str, Any]) -> list[str]:
     policy_rows = [(name, *((policy.get(name) or {}).get(c) for c in columns))
                    for name in ("adaptive", "fixed_delay", "spinning", "asyncio_loop")
                    if name in policy]
-    return ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
+    head = ["Modes: `batched` one client n=64, `concurrent` 64 clients n=1, `sequential` one "
             "client n=1, `inprocess` onnxruntime session.run on the same 64-row batches in the "
-            "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios),
+            "harness process.", "", *_modes(s), *table(["ratio", "value"], ratios)]
+    if not policy_rows:
+        return head
+    return [*head,
             f"Service variants: `adaptive` (the default: no timer, spinning off), "
             f"`fixed_delay` (a {policy.get('fixed_delay_ms', '?')} ms window, "
             "`LATENTSERVE_BATCH_MAX_DELAY_MS`), `spinning` (`LATENTSERVE_INTRA_OP_SPINNING=true`), "
@@ -287,10 +290,79 @@ def _http(s: dict[str, Any]) -> list[str]:
             *table(["ratio", "value"], ratios)]
 
 
+REALISTIC_PARTS = {"batching": _batching, "triton": _triton, "peers": _peers}
+REALISTIC_HEADLINE = (
+    ("batched_vs_inprocess_ratio", "one client × n=64 ÷ in-process n=64",
+     ("batching.batched_ips", "batching.inprocess_ips")),
+    ("concurrent_vs_inprocess_ratio", "64 clients × n=1 ÷ in-process n=64",
+     ("batching.concurrent_ips", "batching.inprocess_ips")),
+    ("sequential_p50_overhead_ms", "one client × n=1: service p50 − in-process p50 (ms)",
+     ("reference.service_n1_p50_ms", "reference.inprocess_n1_p50_ms")),
+    ("concurrent_vs_mlserver_ratio", "64 clients × n=1 ÷ MLServer's best",
+     ("peers.latentserve.concurrent_ips", "peers.mlserver.concurrent_ips")),
+)
+
+
+def _sci(value: Any) -> str:
+    return f"{value:.1e}" if isinstance(value, float) else _fmt(value)
+
+
+def _dig(node: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _realistic(s: dict[str, Any]) -> list[str]:
+    model = s.get("model") or {}
+    export = model.get("export") or {}
+    made = ("the cached export" if export.get("cache_hit")
+            else f"exported in {_fmt(export.get('export_s'))} s")
+    lines = [f"Model: **{model.get('name')}** — {export.get('architecture')}, "
+             f"{_fmt(export.get('parameters'))} parameters, latent {model.get('latent_dim')}, "
+             f"output {model.get('output_shape')}, max batch {model.get('max_batch_size')}; "
+             f"weights {export.get('weights')}. ONNX: {made} (cache key "
+             f"`{export.get('cache_key')}`, torch ↔ onnxruntime max |Δ| "
+             f"{_sci(export.get('parity_max_abs_diff'))}), made into a bundle by the project's "
+             "builder. Its own registry and services; the `batching`, `triton` and `peers` "
+             "scenarios below ran on it unchanged (MLServer: its best small-request setting "
+             "only).", ""]
+    targets = s.get("targets") or {}
+    rows = []
+    for key, what, (num, den) in REALISTIC_HEADLINE:
+        value, target = s.get(key), targets.get(key)
+        op = "≤" if key.endswith("_ms") else "≥"
+        met = None if value is None or target is None else (
+            value <= target if op == "≤" else value >= target)
+        rows.append((what, _dig(s, num), _dig(s, den), value, f"{op} {_fmt(target)}",
+                     "—" if met is None else ("met" if met else "**missed**")))
+    ref = s.get("reference") or {}
+    lines += table(["figure", "service", "in-process / peer", "value", "target", ""], rows)
+    if "error" in ref:
+        lines += ["**reference failed:**", "", "```", str(ref["error"])[-2000:], "```", ""]
+    else:
+        lines += ["In-process reference, interleaved with one client × n=1 through the "
+                  f"service: in-process p50 {_fmt(ref.get('inprocess_n1_p50_ms'))} ms "
+                  f"({_fmt(ref.get('inprocess_n1_ips'))} images/s), service p50 "
+                  f"{_fmt(ref.get('service_n1_p50_ms'))} ms ({_fmt(ref.get('service_n1_ips'))}"
+                  f" images/s), service CPU {_fmt(ref.get('service_n1_cpu_ms_per_request'))} "
+                  "ms per request.", "", *_modes(ref)]
+    for name, render_part in REALISTIC_PARTS.items():
+        part = s.get(name)
+        if not isinstance(part, dict):
+            continue
+        lines += [f"### realistic · {name}", ""]
+        if "error" in part:
+            lines += ["**Failed:**", "", "```", str(part["error"])[-3000:], "```", ""]
+            continue
+        lines += render_part(part)
+    return lines
+
+
 SECTIONS = {"batching": _batching, "triton": _triton, "latency": _latency,
             "scaling": _scaling, "payload": _payload, "hot_swap": _hot_swap,
             "cache": _cache, "workers": _workers, "peers": _peers,
-            "transport": _transport, "http": _http}
+            "transport": _transport, "http": _http, "realistic": _realistic}
 
 
 def render(doc: dict[str, Any], *, plots: dict[str, Path], report_path: Path,

@@ -54,6 +54,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
              *(f"oip.{t}.{k}" for t in ("latentserve_grpc", "latentserve_http", "mlserver_grpc")
                for k in ("concurrent_rps", "sequential_p50_ms")),
              "oip.concurrent_ratio", "oip.sequential_p50_ratio"),
+    "realistic": ("inprocess_n64_ips", "inprocess_n1_p50_ms", "batched_vs_inprocess_ratio",
+                  "concurrent_vs_inprocess_ratio", "sequential_p50_overhead_ms",
+                  "concurrent_vs_mlserver_ratio", "model.export.parameters",
+                  *(f"batching.{k}" for k in ("batched_ips", "concurrent_ips", "sequential_ips",
+                                              "inprocess_ips", "service_cpu_ms_per_request")),
+                  *(f"triton.{k}" for k in ("service_ips", "direct_ips",
+                                            "service_vs_direct_ratio", "p50_overhead_ms",
+                                            "avg_batch", "avg_batch_direct")),
+                  *(f"peers.{k}" for k in ("mlserver.concurrent_ips", "latentserve.concurrent_ips",
+                                           "concurrent_ratio", "sequential_p50_ratio"))),
 }
 """Keys (dotted, inside the scenario's section) every full result must carry, non-null."""
 
@@ -74,6 +84,10 @@ TARGETS: tuple[tuple[str, str, Any], ...] = (
     ("cache.bit_identical", "==", True),
     ("payload.ok", "==", True),
     ("hot_swap.failed", "<=", 0),
+    ("realistic.batched_vs_inprocess_ratio", ">=", 0.95),
+    ("realistic.concurrent_vs_inprocess_ratio", ">=", 0.85),
+    ("realistic.sequential_p50_overhead_ms", "<=", 0.5),
+    ("realistic.concurrent_vs_mlserver_ratio", ">=", 1.5),
 )
 """(dotted key, comparison, target); evaluated into `results["targets"]`."""
 

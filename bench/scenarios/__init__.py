@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 Scenario = Callable[["Stack", RunConfig], Awaitable[dict[str, Any]]]
 
 SCENARIOS: tuple[str, ...] = ("batching", "triton", "latency", "scaling", "payload", "hot_swap",
-                              "cache", "workers", "peers", "transport", "http")
+                              "cache", "workers", "peers", "transport", "http", "realistic")
 
 
 def load_scenario(name: str) -> Scenario:

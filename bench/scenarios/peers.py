@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,10 @@ def best(configs: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, 
     return top, won
 
 
-async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
+async def run(stack: Stack, cfg: RunConfig, *,
+              configs_only: Sequence[str] | None = None) -> dict[str, Any]:
+    """The scenario; `configs_only` names the MLServer configurations to run (default: all,
+    quick mode `QUICK_CONFIGS`)."""
     chosen = stack.model
     spec = chosen.bundle.spec
     seconds, warmup, rounds = cfg.pick(3.0, 0.3), cfg.pick(0.5, 0.05), cfg.pick(2, 1)
@@ -154,7 +157,8 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
             return one
 
         svc_probe = Probe({"harness": lambda: [os.getpid()], "service": svc.pids})
-        chosen_configs = [c for c in CONFIGS if not cfg.quick or c.label in QUICK_CONFIGS]
+        wanted = configs_only or (QUICK_CONFIGS if cfg.quick else [c.label for c in CONFIGS])
+        chosen_configs = [c for c in CONFIGS if c.label in wanted]
         for config in chosen_configs:
             configs[config.label] = await measure_config(
                 config, venv, decoder, work, chosen, pool, via_service, svc_probe,
