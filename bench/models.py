@@ -116,15 +116,19 @@ def choose_bundle(cfg: RunConfig, *, seed: int = 0, name: str | None = None) -> 
 
 class Registries:
     """Throw-away sqlite MLflow registries under `root`, each a copy of one initialised empty
-    database (creating MLflow's schema takes seconds; copying it takes milliseconds)."""
+    database (creating MLflow's schema takes seconds; copying it takes milliseconds).
+    `template_from`: share that instance's empty database (made once for both)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, template_from: Registries | None = None) -> None:
         self.root = root
         self._template: Path | None = None
+        self._template_from = template_from
 
     def _empty_db(self) -> Path:
         from latentserve.registry.store.mlflow_store import RegistryClient
 
+        if self._template is None and self._template_from is not None:
+            self._template = self._template_from._empty_db()
         if self._template is None:
             for noisy in ("mlflow", "alembic"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -34,6 +34,7 @@ from pydantic import TypeAdapter
 
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, ratio, rounded
+from bench.models import Registries
 from bench.probes import Probe, add, derived
 from bench.realistic import realistic_model
 from bench.scenarios import batching, peers, triton
@@ -131,6 +132,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
     chosen = await asyncio.to_thread(realistic_model, sub_cfg)
     sections: dict[str, dict[str, Any]] = {}
     with Stack(sub_cfg, model=chosen) as sub:
+        sub.registries = Registries(sub_cfg.work_dir / "registries", template_from=stack.registries)
         parts: dict[str, Part] = {"reference": reference, **PARTS}
         for name, part in parts.items():
             t0 = time.perf_counter()

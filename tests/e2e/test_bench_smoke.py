@@ -1,7 +1,7 @@
 """The benchmark harness still runs: `python -m bench --quick` writes well-formed results
 (JSON with the scenarios' keys, RESULTS.md, plots). Numbers are not checked; quick mode measures
-for fractions of a second. The `peers` scenario runs only where its MLServer venv is already
-built (building it takes minutes)."""
+for fractions of a second. The `peers` and `realistic` scenarios run only where the MLServer venv
+is already built (building it takes minutes)."""
 
 from __future__ import annotations
 
@@ -80,20 +80,39 @@ def test_quick_cache_workers_and_transport_scenarios_on_the_zoo_model(tmp_path: 
     assert transport["floor_cpu_ms_per_request"] > 0 and "## transport" in report
 
 
-@pytest.mark.timeout(360)
-def test_quick_peers_scenario_when_its_venv_is_built(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)
+def test_quick_peers_and_realistic_scenarios_when_the_mlserver_venv_is_built(
+        tmp_path: Path) -> None:
     from bench.mlserver_venv import existing_mlserver_venv
 
     if existing_mlserver_venv() is None:
         pytest.skip("the MLServer venv (.venv-mlserver) is not built; "
                     "`python -m bench.mlserver_venv` builds it")
     out = tmp_path / "results"
-    run_bench(out, "--scenario", "peers", "--model", "zoo", timeout_s=330)
+    run_bench(out, "--scenario", "peers,realistic", "--model", "zoo", timeout_s=570)
 
-    peers = json.loads((out / "latest.json").read_text())["peers"]
+    doc = json.loads((out / "latest.json").read_text())
+    peers = doc["peers"]
     assert "error" not in peers
     configs = peers["mlserver"]["configs"]
     assert set(configs) == {"defaults", "workers0-nobatching"}  # quick mode's two
     assert all("error" not in c for c in configs.values()), configs
     assert all(c["outputs"]["match"] for c in configs.values())
     assert peers["concurrent_ratio"] > 0 and peers["latentserve"]["sequential_p50_ms"] > 0
+
+    # the DCGAN decoder through batching, triton and MLServer at its best setting
+    realistic = doc["realistic"]
+    assert realistic["model"]["export"]["parameters"] == 3_576_704
+    assert realistic["model"]["source"] == "realistic" and realistic["model"]["latent_dim"] == 100
+    for part in ("reference", "batching", "triton", "peers"):
+        assert "error" not in realistic[part], realistic[part]["error"]
+    assert set(realistic["peers"]["mlserver"]["configs"]) == {"workers0-nobatching"}
+    assert realistic["peers"]["mlserver"]["configs"]["workers0-nobatching"]["outputs"]["match"]
+    assert realistic["triton"]["avg_batch_direct"] >= 1
+    targets = {t["key"]: t for t in doc["targets"]}
+    for key in ("batched_vs_inprocess_ratio", "concurrent_vs_inprocess_ratio",
+                "sequential_p50_overhead_ms", "concurrent_vs_mlserver_ratio"):
+        assert targets[f"realistic.{key}"]["value"] is not None, key
+    report = (out / "RESULTS.md").read_text()
+    assert "## realistic" in report and "### realistic · triton" in report
+    assert (out / "realistic.png").stat().st_size > 0
