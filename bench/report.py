@@ -325,8 +325,8 @@ def _realistic(s: dict[str, Any]) -> list[str]:
              f"`{export.get('cache_key')}`, torch ↔ onnxruntime max |Δ| "
              f"{_sci(export.get('parity_max_abs_diff'))}), made into a bundle by the project's "
              "builder. Its own registry and services; the `batching`, `triton` and `peers` "
-             "scenarios below ran on it unchanged (MLServer: its best small-request setting "
-             "only).", ""]
+             "scenarios below ran on it unchanged (MLServer: `parallel_workers` 0 only, its best "
+             "settings).", ""]
     targets = s.get("targets") or {}
     rows = []
     for key, what, (num, den) in REALISTIC_HEADLINE:
