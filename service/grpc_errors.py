@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import os
 import time
 import uuid
@@ -22,6 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
+import structlog
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -241,11 +243,23 @@ def _finish(self: HasObservability, name: str, outcome: Outcome, started: float,
         self.admission.working -= 1
     set_rpc_status(code)
     level = ("info" if self.access_log else "debug") if code == "OK" else "warning"
+    if not _emits(level):  # a filtered access log costs no logger and no field formatting
+        return
     getattr(log, level)(
         "rpc", status=code, model=f"{model}@v{outcome.version}" if outcome.version else model,
         items=outcome.items, latency_ms=round(elapsed * 1e3, 2),
         **({"error": str(error)} if error is not None and code != "INTERNAL" else {}),
     )
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def _emits(level: str) -> bool:
+    """Whether the configured structlog logger emits `level` (read per call: a reconfigured
+    logger, as in tests, is followed at once)."""
+    enabled = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    return enabled is None or bool(enabled(None, _LEVELS[level]))
 
 
 def _timeout_error(name: str, seconds: float) -> DeadlineExceeded:

@@ -319,15 +319,20 @@ def class_labels(values: Sequence[int], spec: BundleSpec, *, rows: int, field: s
             f"({spec.num_classes} classes: {', '.join(spec.condition.labels)})",
             field=field,
         )
-    arr = np.asarray(values, dtype=np.int64)
-    bad = [int(v) for v in arr if not 0 <= v < spec.num_classes]
-    if bad:
+    if len(values) == 1:  # the common case: one label for every row, no array of the field
+        label = values[0]
+        if not 0 <= label < spec.num_classes:
+            raise InvalidArgument(
+                f"{field} must be in [0, {spec.num_classes - 1}], got [{label}]", field=field
+            )
+        return np.full(rows, label, dtype=np.int64)
+    arr = np.fromiter(values, dtype=np.int64, count=len(values))
+    if arr.min() < 0 or arr.max() >= spec.num_classes:
+        bad = [int(v) for v in arr if not 0 <= v < spec.num_classes]
         raise InvalidArgument(
             f"{field} must be in [0, {spec.num_classes - 1}], got {bad[:5]}", field=field
         )
     count = groups if groups is not None else rows
-    if len(arr) == 1:
-        return np.full(rows, arr[0], dtype=np.int64)
     if len(arr) != count:
         raise InvalidArgument(
             f"{field} must hold 1 label or one per {per} ({count}), got {len(arr)}", field=field

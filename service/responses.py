@@ -114,8 +114,8 @@ async def generate_response(lease: Lease, z: F32, images: F32 | None,
                                    latent_space=latent_space(spec))
     if images is None:
         return response
-    value_range = lease.bundle.spec.output.range
-    response.output_range.CopyFrom(pb.ValueRange(min=value_range[0], max=value_range[1]))
+    value_range = spec.output.range
+    response.output_range.min, response.output_range.max = value_range
     if output == "png":
         response.png.extend(await asyncio.to_thread(to_png, images, value_range))
     elif output == "uint8":
