@@ -167,6 +167,20 @@ class Settings(RegistrySettings):
         description="Opt-in extra wait for a batch to fill. 0: adaptive only (an idle backend "
         "runs a lone request at once; batches form while it is busy).",
     )
+    batch_busy_hold_ms: float = Field(
+        2.0,
+        ge=0,
+        description="With several batches in flight (Triton): while one runs, queued rows wait "
+        "up to this long (at most half a typical backend call) for more to join before taking "
+        "another slot; a half-full batch or the end of a call dispatches at once. The first "
+        "slot never waits. 0: every free slot takes the queue at once.",
+    )
+    triton_inflight_tuning: bool = Field(
+        True,
+        description="Narrow the batches in flight to Triton (1 … triton_max_inflight) from "
+        "Triton's own statistics: fewer while requests queue inside Triton (the service merges "
+        "them into larger batches instead), more while Triton waits for work.",
+    )
     embedded_max_inflight: int = Field(
         1,
         ge=1,

@@ -34,6 +34,7 @@ from latentserve.service.backends.batching import (
     BatchObserver,
     RunBatch,
 )
+from latentserve.service.backends.pacing import InflightLimit
 from latentserve.service.metrics import ServiceMetrics
 from latentserve.service.settings import Settings
 
@@ -73,8 +74,10 @@ class Backend(abc.ABC):
         return await batcher.submit(inputs)
 
     def _open_batchers(self, runs: Mapping[Component, RunBatch | AsyncRunBatch],
-                       settings: Settings, *, max_inflight: int) -> None:
-        """One batcher per component (kept if already open) calling `runs[component]`."""
+                       settings: Settings, *, max_inflight: int,
+                       limits: Mapping[Component, InflightLimit] | None = None) -> None:
+        """One batcher per component (kept if already open) calling `runs[component]`, with
+        up to `max_inflight` batches in flight (fewer while `limits[component]` says so)."""
         for component, run in runs.items():
             if component in self._batchers:
                 continue
@@ -84,6 +87,8 @@ class Backend(abc.ABC):
                 max_queue_items=settings.max_queue_items,
                 max_delay_s=settings.batch_max_delay_ms / 1000.0,
                 max_inflight=max_inflight,
+                busy_hold_s=settings.batch_busy_hold_ms / 1000.0,
+                inflight_limit=(limits or {}).get(component),
                 on_batch=self._observer(component),
                 on_queue=self._queue_gauge(component),
                 on_background=self._queue_gauge(component, background=True),

@@ -4,7 +4,10 @@ The one batcher in front of every backend. Policy (no fixed timer by default): w
 than `max_inflight` batches run, a request is dispatched at once (a lone request on an idle
 backend never waits); otherwise it queues, and the next free slot takes everything queued
 (whole requests, up to `max_batch_size` rows). `max_delay_s > 0` opts into waiting that long
-for a batch to fill, like Triton's `max_queue_delay_microseconds`.
+for a batch to fill, like Triton's `max_queue_delay_microseconds`. With several slots, a
+`BusyHold` (`pacing`) lets rows gather briefly while a batch already runs instead of spreading
+them over every slot, and a backend may narrow the slots (`inflight_limit`, e.g. from Triton's
+queue statistics); the first slot is never held.
 
 Background work (a projection's search populations) is submitted inside `background()`: it
 waits in its own lane and gets a fair share, never the whole backend: each batch takes every
@@ -29,11 +32,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import contextvars
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import numpy as np
@@ -41,7 +43,12 @@ import numpy as np
 from latentserve.core.arrays import Arrays
 from latentserve.core.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from latentserve.service import tracing
+from latentserve.service.backends.background import background, background_cap, in_background
+from latentserve.service.backends.pacing import BusyHold, InflightLimit
 from latentserve.service.deadline import deadline_at, request_deadline_at
+
+__all__ = ["AdaptiveBatcher", "AsyncRunBatch", "BatchObserver", "RunBatch", "background",
+           "background_cap"]
 
 RunBatch = Callable[[Arrays], Arrays]
 """Blocking call that runs one batch (called in one of the batcher's worker threads)."""
@@ -52,35 +59,6 @@ BatchObserver = Callable[[int, float], None]
 
 BATCH_INDEPENDENT_ERRORS = (Unavailable, DeadlineExceeded)
 """Failures that say nothing about a batch's contents: not retried request by request."""
-
-BACKGROUND_SHARE = 0.25
-"""The part of a batch that background rows may fill (see `background_cap`)."""
-
-_background: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "latentserve_background_lane", default=False)
-
-
-def background_cap(max_batch_size: int) -> int:
-    """The most background rows one batch of `max_batch_size` takes (≥ 1); background callers
-    submit chunks of at most this many rows."""
-    return max(1, int(max_batch_size * BACKGROUND_SHARE))
-
-
-@contextlib.contextmanager
-def background() -> Iterator[None]:
-    """Backend calls inside the block go to the batchers' background lane (fair share).
-
-    Example::
-
-        with background():
-            images = await backend.decode(z[:background_cap(spec.max_batch_size)])
-    """
-    token = _background.set(True)
-    try:
-        yield
-    finally:
-        _background.reset(token)
-
 
 class _Pending:
     """One submitted request waiting for (or riding in) a batch."""
@@ -118,7 +96,11 @@ class AdaptiveBatcher:
         on_queue: Callable[[int], None] | None = None,
         on_background: Callable[[int], None] | None = None,
         name: str = "batcher",
+        busy_hold_s: float = 0.0,
+        inflight_limit: InflightLimit | None = None,
     ) -> None:
+        """`busy_hold_s`: longest hold of a second or later slot (see `pacing.BusyHold`; 0: no
+        hold); `inflight_limit`: the backend's current limit, at most `max_inflight`."""
         if max_inflight < 1:
             raise ValueError(f"max_inflight must be ≥ 1, got {max_inflight}")
         self._async = inspect.iscoroutinefunction(run)
@@ -127,6 +109,9 @@ class AdaptiveBatcher:
         self.max_queue_items = max_queue_items
         self.max_delay_s = max_delay_s
         self.max_inflight = max_inflight
+        self._hold = (BusyHold(max_batch_size=max_batch_size, max_hold_s=busy_hold_s)
+                      if busy_hold_s > 0 and max_inflight > 1 else None)
+        self._inflight_limit = inflight_limit
         self._on_batch = on_batch
         self._on_queue = on_queue
         self._on_background = on_background
@@ -162,6 +147,17 @@ class AdaptiveBatcher:
         """Batches running now."""
         return self._inflight
 
+    @property
+    def hold(self) -> BusyHold | None:
+        """The busy hold of slots after the first (None: every free slot dispatches)."""
+        return self._hold
+
+    def slots(self) -> int:
+        """Batches that may run at once now: `max_inflight`, or the backend's narrower limit."""
+        if self._inflight_limit is None:
+            return self.max_inflight
+        return max(1, min(self.max_inflight, self._inflight_limit()))
+
     def start(self) -> None:
         """Accept requests (batches run as tasks of the loop that submits them)."""
         self._stopped = False
@@ -194,7 +190,7 @@ class AdaptiveBatcher:
             raise ValueError(f"{rows} rows exceed max_batch_size {self.max_batch_size}")
         if self._stopped:
             raise self._stopped_error()
-        lane = _background.get()
+        lane = in_background()
         if lane and rows > self.background_cap:  # split: no batch takes more than the cap
             step = self.background_cap
             parts = await asyncio.gather(*(
@@ -241,7 +237,8 @@ class AdaptiveBatcher:
     def _dispatch(self) -> None:
         """Start batches from the queue while in-flight slots are free (the opt-in delay aside).
         """
-        while self._inflight < self.max_inflight and (self._queue or self._lane):
+        slots = self.slots()
+        while self._inflight < slots and (self._queue or self._lane):
             if not self._queue:  # background rows alone: at most their share of the slots
                 if self._lane_inflight >= self._lane_slots:
                     return
@@ -253,8 +250,13 @@ class AdaptiveBatcher:
             if self.max_delay_s > 0 and self._queued_rows < self.max_batch_size:
                 wait = self._queue[0].queued_at + self.max_delay_s - time.monotonic()
                 if wait > 0:
-                    if self._timer is None:
-                        self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
+                    self._wake_in(wait)
+                    return
+            if self._inflight and self._hold is not None and \
+                    self._queued_rows < self._hold.fill_rows:
+                wait = self._queue[0].queued_at + self._hold.hold_s() - time.monotonic()
+                if wait > 0:  # a batch runs: let rows gather (a call's end dispatches too)
+                    self._wake_in(wait)
                     return
             batch = self._take_batch()
             if self._lane:
@@ -295,6 +297,11 @@ class AdaptiveBatcher:
         if taken:
             self._set_lane(self._lane_rows - taken)
         return batch
+
+    def _wake_in(self, seconds: float) -> None:
+        """Dispatch again in `seconds` (unless a wake-up is already set)."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(seconds, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
@@ -359,7 +366,10 @@ class AdaptiveBatcher:
             for pending in batch:
                 pending.ran = ran
             return exc
-        ran = (started_ns, time.time_ns(), rows, len(batch))
+        ended_ns = time.time_ns()
+        ran = (started_ns, ended_ns, rows, len(batch))
+        if self._hold is not None:
+            self._hold.observe((ended_ns - started_ns) / 1e9)
         if len(batch) == 1:
             batch[0].ran = ran
             if not batch[0].future.done():

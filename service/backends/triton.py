@@ -5,8 +5,9 @@ Model names are `<name>__v<version>` (+ `__mapping`, `__encoder`). With
 overrides, flavour from `LATENTSERVE_TRITON_FLAVOR`) and unloads them in `unload()`; with `none`
 they are expected to be preloaded and the backend only checks that they are ready. Concurrent
 requests merge in the service's batcher (one per component, up to
-`LATENTSERVE_TRITON_MAX_INFLIGHT` batches in flight), and Triton's dynamic batcher merges those
-batches again. If the server restarts and forgets the models, the next request reloads them.
+`LATENTSERVE_TRITON_MAX_INFLIGHT` batches in flight, fewer while Triton's statistics show a
+queue: `triton_inflight`), and Triton's dynamic batcher merges those batches again. If the
+server restarts and forgets the models, the next request reloads them.
 Example::
 
     backend = TritonBackend(bundle, settings, version=3)
@@ -46,6 +47,7 @@ from latentserve.registry.triton.export import (
 )
 from latentserve.service.backends.base import Backend, Component
 from latentserve.service.backends.batching import AsyncRunBatch
+from latentserve.service.backends.triton_inflight import InflightTuner
 from latentserve.service.backends.triton_shm import OutputShmPool
 from latentserve.service.deadline import remaining_deadline_s
 from latentserve.service.logs import get_logger
@@ -136,10 +138,16 @@ class TritonBackend(Backend):
         self._stale = False  # the server lost our models (restart): reload on next use
         self._lock = asyncio.Lock()
         self._shm: dict[Component, OutputShmPool] = {}
+        self._inflight: dict[Component, InflightTuner] = {}
         if settings.triton_shared_memory:
             for c in self.model_names:
                 size = sum(_max_bytes(self.spec.max_batch_size, t.dims) for t in self._io[c][1])
                 self._shm[c] = OutputShmPool(size, prefix=f"{self.spec.name}_v{version}_{c}")
+
+    @property
+    def inflight_tuners(self) -> dict[Component, InflightTuner]:
+        """The in-flight tuner of each component (empty when tuning is off)."""
+        return dict(self._inflight)
 
     @property
     def client(self) -> InferenceServerClient:
@@ -165,10 +173,23 @@ class TritonBackend(Backend):
                         self.spec.name, self.version, list(self.model_names.values()))
                 raise
             self._open_batchers({c: self._runner(c) for c in self.model_names}, self.settings,
-                                max_inflight=self.settings.triton_max_inflight)
+                                max_inflight=self.settings.triton_max_inflight,
+                                limits=self._tuners())
             self._ready = True
             self._stale = False
         log.info("triton models ready", models=list(self.model_names.values()))
+
+    def _tuners(self) -> dict[Component, InflightTuner]:
+        """One in-flight tuner per component (none when tuning is off)."""
+        if not self.settings.triton_inflight_tuning:
+            return {}
+        for tuner in self._inflight.values():
+            tuner.close()
+        self._inflight = {
+            c: InflightTuner(lambda: self.client, name,
+                             max_inflight=self.settings.triton_max_inflight)
+            for c, name in self.model_names.items()}
+        return self._inflight
 
     async def _load_models(self, timeout_s: float) -> None:
         flavor = self.settings.triton_flavor
@@ -223,6 +244,8 @@ class TritonBackend(Backend):
     async def unload(self) -> None:
         self._ready = False
         await self._close_batchers()
+        for tuner in self._inflight.values():
+            tuner.close()
         async with self._lock:
             self._ready = False
             for pool in self._shm.values():

@@ -106,6 +106,27 @@ async def test_service_batcher_merges_requests_before_triton(
     await backend.unload()
 
 
+async def test_inflight_limit_follows_tritons_statistics(
+    tmp_path: Path, triton_settings: Settings, triton_metric: Callable[[str, str], float]
+) -> None:
+    bundle = build_tiny_bundle(tmp_path / "b", name="ttune", with_encoder=False)
+    settings = triton_settings.model_copy(update={"triton_max_inflight": 4})
+    backend = TritonBackend(bundle, settings, 1)
+    await backend.load()
+    tuner = backend.inflight_tuners["decoder"]
+    await tuner.refresh()  # the baseline reading
+    assert tuner.queue_share is None
+    z = np.random.default_rng(5).standard_normal((48, 4)).astype(np.float32)
+    await asyncio.gather(*(backend.decode(z[i : i + 1]) for i in range(48)))
+    await counters_reaching(triton_metric, "ttune__v1", 48)
+    await tuner.refresh()  # Triton's queue and compute times over the traffic above
+    assert tuner.queue_share is not None and tuner.queue_share >= 0
+    assert 1 <= tuner.limit <= 4
+    off = TritonBackend(bundle, settings.model_copy(update={"triton_inflight_tuning": False}), 1)
+    assert off.inflight_tuners == {}
+    await backend.unload()
+
+
 async def counters_reaching(
     metric: Callable[[str, str], float], model: str, items: int, within_s: float = 5.0
 ) -> tuple[float, float]:
