@@ -10,7 +10,10 @@ so each step is one population of candidates decoded as a batch instead of a bac
 2. refine: one CMA-ES per image; each step decodes every image's population together, in
    chunks no larger than the batcher's background cap (`batching.background()`), so other
    requests keep their place in every batch;
-3. the loss is pixel MSE + λ (1 − multiscale SSIM) (`projection_loss`).
+3. polish (editing spaces of at most `projection_polish.MAX_DIM` coordinates): the last
+   `projection_polish.SHARE` of the steps, after one decode of each search's final mean, are
+   Levenberg–Marquardt steps on a forward-difference Jacobian (dim + 1 decodes per step);
+4. the loss is pixel MSE + λ (1 − multiscale SSIM) (`projection_loss`).
 
 Every `progress_every` steps (and at the end) `run` yields a `Snapshot` with the best latents
 so far, made canonical on circular factors. Example::
@@ -33,10 +36,11 @@ from typing import Any, Literal
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
-from latentserve.service import generation, projection_loss
+from latentserve.service import generation, projection_loss, projection_polish
 from latentserve.service.backends.batching import background, background_cap
 from latentserve.service.canonical import canonical_latents
 from latentserve.service.models.lease import Lease
+from latentserve.service.projection_polish import Polish
 
 Init = Literal["auto", "encoder", "prior"]
 Stop = Literal["", "steps", "timeout", "converged"]
@@ -60,7 +64,7 @@ class Plan:
 
     steps: int = 60
     population: int = 0
-    """Candidates per image and step; 0: CMA-ES's default for the size, at least 16."""
+    """Candidates per image and step; 0: CMA-ES's default for the size, at least 8."""
     timeout_s: float | None = None
     progress_every: int = 1
     include_reconstruction: bool = False
@@ -108,8 +112,9 @@ class _Best:
 
 
 def population_size(dim: int, asked: int) -> int:
-    """Candidates per image and step: the asked number, else CMA-ES's 4 + 3 ln n (≥ 16)."""
-    return asked if asked > 0 else max(16, 4 + int(3 * math.log(dim)))
+    """Candidates per image and step: the asked number, else CMA-ES's 4 + 3 ln n (≥ 8:
+    smaller populations spend the same decodes on more generations, which measured better)."""
+    return asked if asked > 0 else max(8, 4 + int(3 * math.log(dim)))
 
 
 class Projection:
@@ -140,24 +145,27 @@ class Projection:
         sigma0 = SIGMA_PRIOR if self._init == "prior" else SIGMA_ENCODER
         searches = [self._search(best.latents[i], sigma0, spread, i)
                     for i in range(len(self.image_of))]
+        polish_steps = self._polish_steps(best.latents.shape[1])
+        cma_steps = plan.steps - polish_steps
+        polish: Polish | None = None
         stop: Stop = "steps"
         step = 0
-        for step in range(1, plan.steps + 1):
-            active = [i for i, es in enumerate(searches) if not es.stop()]
-            if not active:
-                stop = "converged"
-                step -= 1
-                break
-            asked = [np.asarray(searches[i].ask(), np.float64) for i in active]
-            z = np.concatenate(asked).astype(np.float32)
-            owner = np.repeat(np.asarray(active, np.int64), [len(a) for a in asked])
-            images = await self._decode(z, None if self.labels is None else self.labels[owner])
-            losses = await asyncio.to_thread(self._loss, images, owner)
-            best.update(owner, losses, z, images)
-            offset = 0
-            for i, a in zip(active, asked, strict=True):
-                searches[i].tell(list(a), list(losses[offset:offset + len(a)]))
-                offset += len(a)
+        while step < plan.steps:
+            step += 1
+            if polish is None and step <= cma_steps:
+                if not await self._cma_step(searches, best):  # every search has stopped
+                    step -= 1
+                    if not polish_steps:
+                        stop = "converged"
+                        break
+                    cma_steps = step  # the polish takes the rest
+                    continue
+            else:
+                if polish is None:
+                    await self._try_means(searches, best)
+                    polish = Polish(best.latents, self._unit(best.images),
+                                    self.targets[self.image_of], spread)
+                await self._polish_step(polish, best)
             out_of_time = (plan.timeout_s is not None
                            and time.monotonic() - started >= plan.timeout_s)
             if out_of_time or step == plan.steps:
@@ -165,7 +173,59 @@ class Projection:
                 break
             if step % plan.progress_every == 0:
                 yield self._snapshot(step, best)
+        if polish is None:
+            await self._try_means(searches, best)
         yield self._snapshot(step, best, done=True, stop=stop)
+
+    def _polish_steps(self, dim: int) -> int:
+        """Steps left to the polish: a share of the plan when the space is small enough."""
+        if dim > projection_polish.MAX_DIM or self.plan.steps < 2:
+            return 0
+        return int(self.plan.steps * projection_polish.SHARE)
+
+    async def _cma_step(self, searches: list[Any], best: _Best) -> bool:
+        """One CMA-ES generation of every active search (decoded together); False when
+        every search has stopped."""
+        active = [i for i, es in enumerate(searches) if not es.stop()]
+        if not active:
+            return False
+        asked = [np.asarray(searches[i].ask(), np.float64) for i in active]
+        z = np.concatenate(asked).astype(np.float32)
+        owner = np.repeat(np.asarray(active, np.int64), [len(a) for a in asked])
+        images = await self._decode(z, None if self.labels is None else self.labels[owner])
+        losses = await asyncio.to_thread(self._loss, images, owner)
+        best.update(owner, losses, z, images)
+        offset = 0
+        for i, a in zip(active, asked, strict=True):
+            searches[i].tell(list(a), list(losses[offset:offset + len(a)]))
+            offset += len(a)
+        return True
+
+    async def _polish_step(self, polish: Polish, best: _Best) -> None:
+        """One Levenberg–Marquardt step of every search (`projection_polish`)."""
+        rows, owner = polish.perturbations()
+        labels = self.labels
+        decoded = await self._decode(rows, None if labels is None else labels[owner])
+        candidates = polish.propose(self._unit(decoded))
+        images = await self._decode(candidates, labels)
+        searches = np.arange(len(candidates), dtype=np.int64)
+        losses = await asyncio.to_thread(self._loss, images, searches)
+        better = losses < best.loss
+        best.update(searches, losses, candidates, images)
+        polish.settle(self._unit(images), better)
+
+    def _unit(self, images: F32) -> F32:
+        return projection_loss.unit_range(images, self.spec.output.range)
+
+    async def _try_means(self, searches: list[Any], best: _Best) -> None:
+        """Decode each search's final mean once: a converging CMA-ES's mean is usually
+        closer to the optimum than any sample it drew (one decode per search)."""
+        means = np.stack([np.asarray(es.mean, np.float64) for es in searches]).astype(
+            np.float32)
+        owner = np.arange(len(searches), dtype=np.int64)
+        images = await self._decode(means, self.labels)
+        losses = await asyncio.to_thread(self._loss, images, owner)
+        best.update(owner, losses, means, images)
 
     # ------------------------------------------------------------------ start
     @property

@@ -3,7 +3,7 @@ choice, time per projection and what a running projection costs other requests.
 
 Run from the repository root (CPU; about 20 minutes at the defaults)::
 
-    .venv/bin/python -m bench.scenarios.project --images 100 --steps 60 --population 16
+    .venv/bin/python -m bench.scenarios.project --images 100 --decodes 480
 
 Writes `bench/results/project.json` (flat `project.*` keys plus the tables) and
 `bench/PROJECT.md`. Quality runs `Projection` in-process on the embedded backend (the
@@ -34,9 +34,10 @@ from latentserve.core import seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.registry.bundle.files import load_bundle
 from latentserve.service import projection_loss as pl
+from latentserve.service import projection_polish
 from latentserve.service.backends.embedded import EmbeddedBackend
 from latentserve.service.models.lease import Lease, ServedVersion
-from latentserve.service.projection import Plan, Projection
+from latentserve.service.projection import Plan, Projection, population_size
 from latentserve.service.settings import Settings
 
 MODELS = ("sprites-vae", "shapes3d", "digits-cvae")
@@ -79,10 +80,24 @@ async def _project(lease: Lease, targets: F32, labels: I64, plan: Plan) -> tuple
     return np.concatenate(zs), np.concatenate(ims), decodes // len(targets), seconds
 
 
-async def quality(model: str, n: int, steps: int, population: int) -> dict[str, Any]:
+def steps_for(dim: int, population: int, decodes: int) -> int:
+    """The most steps whose projection of one image (true label) decodes at most `decodes`
+    rows: the start, CMA-ES generations, the final mean and the polish steps (dim + 1 each)."""
+    pop = population_size(dim, population)
+    steps = 1
+    while True:
+        nxt = steps + 1
+        polish = int(nxt * projection_polish.SHARE) if dim <= projection_polish.MAX_DIM else 0
+        if 2 + (nxt - polish) * pop + polish * (dim + 1) > decodes:
+            return steps
+        steps = nxt
+
+
+async def quality(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Rows of the quality table for (a) generated and (b) never-produced targets."""
     lease = await _lease(model)
     spec = lease.bundle.spec
+    steps = steps_for(spec.row_dim, population, decodes)
     decoder = torch_decoder(model)
     rng = np.random.default_rng(2024)
     z_true = seeding.sample_latents(90_001, n, spec.latent_dim)
@@ -96,16 +111,16 @@ async def quality(model: str, n: int, steps: int, population: int) -> dict[str, 
         z_enc = await lease.backend.encode(targets, labels)
         enc_images = await lease.backend.decode(z_enc, labels)
         plan = Plan(steps=steps, population=population)
-        _, proj_images, decodes, seconds = await _project(lease, targets, labels, plan)
+        _, proj_images, spent, seconds = await _project(lease, targets, labels, plan)
         started = time.perf_counter()
         z_ref = await asyncio.to_thread(adam_projection, decoder, targets, labels, z_enc,
-                                        steps=decodes)
+                                        steps=spent)
         ref_seconds = (time.perf_counter() - started) / len(targets)
         ref_images = await lease.backend.decode(z_ref, labels)
         enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images, proj_images,
                                                                 ref_images))
         rows[name] = {
-            "targets": described, "decodes_per_image": decodes,
+            "targets": described, "decodes_per_image": spent, "steps": steps,
             "encoder_psnr": enc_q[0], "encoder_ssim": enc_q[1],
             "project_psnr": proj_q[0], "project_ssim": proj_q[1],
             "reference_psnr": ref_q[0], "reference_ssim": ref_q[1],
@@ -119,9 +134,10 @@ async def quality(model: str, n: int, steps: int, population: int) -> dict[str, 
     return rows
 
 
-async def loss_choice(model: str, n: int, steps: int, population: int) -> dict[str, Any]:
+async def loss_choice(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Project the never-produced set with λ = 0 (MSE only), the default and a larger λ."""
     lease = await _lease(model)
+    steps = steps_for(lease.bundle.spec.row_dim, population, decodes)
     targets, labels, _ = never_produced(model, n, seed=11)
     out: dict[str, Any] = {}
     for weight in (0.0, pl.STRUCTURE_WEIGHT, 0.2):
@@ -301,8 +317,10 @@ def _flat(doc: dict[str, Any]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--decodes", type=int, default=480,
+                        help="decode budget per image (steps follow from it per model)")
+    parser.add_argument("--steps", type=int, default=30, help="steps of the gRPC timing")
+    parser.add_argument("--population", type=int, default=0, help="0: Project's default")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--loss-images", type=int, default=32)
     parser.add_argument("--service-seconds", type=float, default=20.0)
@@ -313,18 +331,19 @@ def main() -> None:
     models = [m for m in args.models.split(",") if m]
     doc: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, shared 2-core VM",
-        "settings": f"{args.images} images per set, {args.steps} steps, population "
-                    f"{args.population}, λ = {pl.STRUCTURE_WEIGHT}",
+        "settings": f"{args.images} images per set, about {args.decodes} decodes per image "
+                    f"(steps per model follow), population "
+                    f"{args.population or 'by latent size'}, λ = {pl.STRUCTURE_WEIGHT}",
         "quality": {}, "loss_choice": {}}
     if "quality" not in skip:
         for model in models:
-            doc["quality"][model] = asyncio.run(quality(model, args.images, args.steps,
+            doc["quality"][model] = asyncio.run(quality(model, args.images, args.decodes,
                                                         args.population))
             _save(doc)
     if "loss" not in skip:
         for model in ("sprites-vae", "digits-cvae"):
             doc["loss_choice"][model] = asyncio.run(loss_choice(
-                model, args.loss_images, args.steps, args.population))
+                model, args.loss_images, args.decodes, args.population))
             _save(doc)
     if "service" not in skip:
         doc["service"] = {"model": "sprites-vae", **service_timing(
