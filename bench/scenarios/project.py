@@ -240,6 +240,9 @@ def _report(doc: dict[str, Any]) -> str:
                 f"{100 * r['project_vs_reference_psnr']:.1f} % | "
                 f"{r['project_minus_encoder_psnr_db']:+.2f} | {r['decodes_per_image']} | "
                 f"{r['project_seconds_per_image']:.2f} |")
+    runs = doc.get("runs", {})
+    if runs:
+        lines += ["", "Runs: " + "; ".join(f"{m}: {r}" for m, r in sorted(runs.items())) + "."]
     if doc.get("loss_choice"):
         lines += ["", "Loss choice (never-produced targets, same budget): PSNR / SSIM", "",
                   "| model | λ = 0 (MSE only) | λ = 0.05 (default) | λ = 0.2 |",
@@ -267,7 +270,9 @@ def _side_reports() -> list[str]:
     if sprites.exists():
         doc = json.loads(sprites.read_text())
         lines += ["", f"Sprites drawn by another routine (PIL polygons, parametric heart; "
-                  f"{doc['per_shape']} per shape; `bench/project_sprites.py`): class = best "
+                  f"{doc['per_shape']} per shape for the encoder, the first "
+                  f"{doc.get('project_per_shape', doc['per_shape'])} of them for Project; "
+                  f"`bench/project_sprites.py`): class = best "
                   f"reconstruction over labels; orientation error within one symmetry period "
                   f"(Project: {doc['project_steps']} steps, label picked by Project).", "",
                   "| shape | encoder class | Project class | encoder orientation error "
@@ -334,11 +339,12 @@ def main() -> None:
         "settings": f"{args.images} images per set, about {args.decodes} decodes per image "
                     f"(steps per model follow), population "
                     f"{args.population or 'by latent size'}, λ = {pl.STRUCTURE_WEIGHT}",
-        "quality": {}, "loss_choice": {}}
+        "quality": {}, "loss_choice": {}, "runs": {}}
     if "quality" not in skip:
         for model in models:
             doc["quality"][model] = asyncio.run(quality(model, args.images, args.decodes,
                                                         args.population))
+            doc["runs"][model] = f"{time.strftime('%Y-%m-%d')}, {doc['settings']}"
             _save(doc)
     if "loss" not in skip:
         for model in ("sprites-vae", "digits-cvae"):
@@ -356,8 +362,8 @@ def _save(doc: dict[str, Any]) -> str:
     report; returns the report."""
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
     merged = {**previous, **{k: v for k, v in doc.items() if k not in ("quality",
-                                                                       "loss_choice")}}
-    for key in ("quality", "loss_choice"):
+                                                                       "loss_choice", "runs")}}
+    for key in ("quality", "loss_choice", "runs"):
         merged[key] = {**previous.get(key, {}), **doc.get(key, {})}
     merged["keys"] = _flat(merged)
     OUT.parent.mkdir(parents=True, exist_ok=True)
