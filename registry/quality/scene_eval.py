@@ -84,10 +84,13 @@ def quality_of(edit: Edit, bases: F32, labels: I64, measures: ImageMeasures, *,
 
 def roundtrip_errors(images: F32, back: F32, labels: I64, measures: ImageMeasures,
                      ) -> dict[str, float]:  # fmt: skip
-    """Encode → Decode of real renders: class kept (`roundtrip_class_accuracy`) and the mean
-    error of each roundtrip measure (`roundtrip_<measure>_error_<unit>`, circular-aware)."""
+    """Encode → Decode of real renders: class kept (`roundtrip_class_accuracy`, and
+    `roundtrip_class_accuracy_worst` for the class kept least often) and the mean error of each roundtrip measure (`roundtrip_<measure>_error_<unit>`, circular-aware)."""
     before, after = measures.measure(images, labels), measures.measure(back, labels)
-    out = {"roundtrip_class_accuracy": float(np.mean(measures.classify(back) == labels))}
+    kept = measures.classify(back) == labels
+    out = {"roundtrip_class_accuracy": float(np.mean(kept)),
+           "roundtrip_class_accuracy_worst": min(float(np.mean(kept[labels == c]))
+                                                 for c in np.unique(labels))}  # fmt: skip
     for name, (unit, factor) in measures.roundtrip.items():
         diff = np.abs(after.values[name] - before.values[name])
         if name in before.periods:
@@ -121,6 +124,7 @@ def evaluate_generator(gen: OnnxGenerator, measures: ImageMeasures,
         "roundtrip_class_accuracy": f"Encode → Decode of {sizes.roundtrip_renders} real grid "
         "renders (true class "
         "given): share whose decoded class the render-trained classifier names correctly",
+        "roundtrip_class_accuracy_worst": "the same share for the class kept least often",
         "prior_holes": f"share of {sizes.prior_samples:,} prior samples (ψ = 1, Sample(seed 0), "
         f"labels cycling) whose {measures.presence} is below {HOLE_TOLERANCE:g} × that of the "
         f"smallest real render ({floor:.4g})",

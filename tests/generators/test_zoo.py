@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from scipy.stats import spearmanr
 
 from latentserve.client import Client
 from latentserve.core.arrays import F32, F64, I64
@@ -20,7 +21,11 @@ from latentserve.generators.digits_measures import digit_image_measures
 from latentserve.generators.digits_measures import smallest_real_ink as faintest_real_digit
 from latentserve.generators.latent_report import ENTANGLED
 from latentserve.generators.shapes3d_generator import real_renders as scene_renders
-from latentserve.generators.shapes3d_measures import SCENE_MEASURES, smallest_real_size
+from latentserve.generators.shapes3d_measures import (
+    SCENE_MEASURES,
+    measure_scenes,
+    smallest_real_size,
+)
 from latentserve.generators.sprite_measures import SPRITE_MEASURES, smallest_real_ink
 from latentserve.generators.sprites_vae import real_renders as sprite_renders
 from latentserve.registry.bundle.files import load_bundle
@@ -57,9 +62,10 @@ REQUIRED = {
     "digits-cvae": ("thickness", "slant", "pos_x", "width"),
 }
 """Directions that must meet within-seed ρ ≥ 0.95 and pooled ρ ≥ 0.9 through the service."""
-CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.85, "digits-cvae": 0.9}
-"""Encode → Decode keeps the class at least this often: the shipped shapes3d decoder predates
-the flat-faced cube and draws soft shapes; on current renders it keeps 0.93 (cylinders 0.84)."""
+CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.8, "digits-cvae": 0.9}
+"""Encode → Decode keeps the class at least this often, in every class. The shipped shapes3d
+decoder predates the flat-faced cube: on current renders it keeps cylinders 0.84 (the 0.9
+target is `test_shapes3d_keeps_every_class`, expected to fail until it is retrained)."""
 
 
 @pytest.mark.parametrize("name", ["sprites-vae", "shapes3d", "digits-cvae"])
@@ -188,7 +194,7 @@ def test_encode_decode_keeps_class_and_factors(zoo_client: Client, model: str) -
     back = zoo_client.decode(model, z, class_labels=[int(v) for v in labels]).images
     assert back is not None
     errors = roundtrip_errors(images, back, labels, MEASURED[model])
-    assert errors["roundtrip_class_accuracy"] >= CLASS_KEPT[model], errors
+    assert errors["roundtrip_class_accuracy_worst"] >= CLASS_KEPT[model], errors
     if model == "sprites-vae":
         assert errors["roundtrip_orientation_error_deg"] <= 10.0, errors
 
@@ -209,3 +215,32 @@ def test_prior_has_no_holes(zoo_client: Client, model: str) -> None:
         assert out.images is not None
         presence.append(measures.measure(out.images, labels).values[measures.presence])
     assert np.mean(np.concatenate(presence) < 0.9 * floor) < 0.01
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped shapes3d predates the thicker capsule: "
+                   "its capsules stop shrinking below scale ≈ −1")
+def test_shapes3d_scale_moves_every_objects_height(zoo_client: Client) -> None:
+    """The scale edit grows and shrinks every object's height, the capsule's included: in
+    each class, the height rises with the strength for at least 95 % of the seeds."""
+    strengths = [float(s) for s in np.linspace(-3.0, 3.0, 13)]
+    info = zoo_client.get_model("shapes3d")
+    labels = edit_labels(info.num_classes, EDIT_SEEDS)
+    out = zoo_client.edit("shapes3d", seeds=list(EDIT_SEEDS), direction="scale",
+                          strengths=strengths, class_labels=[int(v) for v in labels])
+    assert out.images is not None
+    height = measure_scenes(out.images)["height"].reshape(len(EDIT_SEEDS), len(strengths))
+    rho = np.array([spearmanr(strengths, row).statistic for row in height])
+    for label in range(info.num_classes):
+        rising = np.mean(rho[labels == label] >= WITHIN_MIN)
+        assert rising >= 0.95, (info.class_names[label], rho[labels == label])
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped shapes3d predates the flat-faced cube: "
+                   "it keeps cylinders 0.84 through Encode → Decode")
+def test_shapes3d_keeps_every_class(zoo_client: Client) -> None:
+    images, labels, _ = scene_renders(300, 4)
+    z = zoo_client.encode("shapes3d", images, class_labels=[int(v) for v in labels]).latents
+    back = zoo_client.decode("shapes3d", z, class_labels=[int(v) for v in labels]).images
+    assert back is not None
+    errors = roundtrip_errors(images, back, labels, SCENE_MEASURES)
+    assert errors["roundtrip_class_accuracy_worst"] >= 0.9, errors
