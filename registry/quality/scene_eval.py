@@ -85,7 +85,8 @@ def quality_of(edit: Edit, bases: F32, labels: I64, measures: ImageMeasures, *,
 def roundtrip_errors(images: F32, back: F32, labels: I64, measures: ImageMeasures,
                      ) -> dict[str, float]:  # fmt: skip
     """Encode → Decode of real renders: class kept (`roundtrip_class_accuracy`, and
-    `roundtrip_class_accuracy_worst` for the class kept least often) and the mean error of each roundtrip measure (`roundtrip_<measure>_error_<unit>`, circular-aware)."""
+    `roundtrip_class_accuracy_worst` for the class kept least often) and the mean error of each
+    roundtrip measure (`roundtrip_<measure>_error_<unit>`, circular-aware)."""
     before, after = measures.measure(images, labels), measures.measure(back, labels)
     kept = measures.classify(back) == labels
     out = {"roundtrip_class_accuracy": float(np.mean(kept)),
