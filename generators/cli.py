@@ -5,6 +5,7 @@ implementation, `train`)::
 
     latentserve train sprites-vae --out generators/zoo/sprites-vae --seed 0
     latentserve train digits-cvae --epochs 20 --out /tmp/digits
+    latentserve train sprites-vae-encoder         # refit the shipped encoder alone
 """
 
 from __future__ import annotations
@@ -135,6 +136,29 @@ def _train_command(model: Model) -> Callable[..., None]:
 
 for _model in Model:
     app.command(_model.value, help=SUMMARIES[_model])(_train_command(_model))
+
+
+@app.command("sprites-vae-encoder")
+def sprites_vae_encoder(
+    bundle: Annotated[Path, typer.Option("--bundle", help="The sprites-vae bundle to refit")]
+    = Path("generators/zoo/sprites-vae"),
+    seed: _Seed = 0,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads")] = 1,
+    quiet: _Quiet = False,
+) -> None:
+    """Refit the sprites-vae encoder alone on data-spec renders and sprites drawn by other
+    routines (decoder and directions kept); the same seed and threads give the same file."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from latentserve.generators.sprites_encoder import RefitConfig, refit_sprites_encoder
+
+    try:
+        written = refit_sprites_encoder(bundle, RefitConfig(threads=threads), seed,
+                                        progress=not quiet)
+    except (ValueError, BundleError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _report(written)
 
 
 @app.command("report")
