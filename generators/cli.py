@@ -142,19 +142,23 @@ for _model in Model:
 def sprites_vae_encoder(
     bundle: Annotated[Path, typer.Option("--bundle", help="The sprites-vae bundle to refit")]
     = Path("generators/zoo/sprites-vae"),
+    start: Annotated[Path | None, typer.Option(
+        "--start", help="encoder.onnx to fine-tune (default: the bundle's own); the shipped "
+        "one started from the encoder `train sprites-vae` trains with the decoder")] = None,
     seed: _Seed = 0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads")] = 1,
     quiet: _Quiet = False,
 ) -> None:
-    """Refit the sprites-vae encoder alone on data-spec renders and sprites drawn by other
-    routines (decoder and directions kept); the same seed and threads give the same file."""
+    """Fine-tune the sprites-vae encoder alone on data-spec renders and sprites drawn by other
+    routines (decoder and directions kept); the same start, seed and threads give the same
+    file."""
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from latentserve.generators.sprites_encoder import RefitConfig, refit_sprites_encoder
 
     try:
         written = refit_sprites_encoder(bundle, RefitConfig(threads=threads), seed,
-                                        progress=not quiet)
+                                        start=start, progress=not quiet)
     except (ValueError, BundleError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
