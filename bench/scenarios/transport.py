@@ -2,13 +2,14 @@
 service's own per-request CPU.
 
 Bare servers (`bench/transport_server.py`: one method answering fixed bytes, no protobuf, no
-handler work) run as separate processes in three setups — grpc.aio on asyncio, grpc.aio on
-uvloop, and grpc's thread-pool (sync) server — and get the `batching` scenario's small-request
-loads from the harness (64 concurrent clients, and one client back to back), interleaved round by
-round. For each: requests/s, p50, and the server process's CPU ms per request (`/proc`). The
-reply is 16 KiB, the size of one 64×64 float32 image. `floor_cpu_ms_per_request` is the lowest
-64-client CPU per request: the part of `batching.service_cpu_ms_per_request` no handler change
-can remove on this stack.
+handler work) run as separate processes in four setups — grpc.aio on asyncio, grpc.aio on
+uvloop, grpc's thread-pool (sync) server, and that server handing each call to a coroutine on
+one event-loop thread (`sync-loop`: the service's handlers on the thread-pool server) — and
+get the `batching` scenario's small-request loads from the harness (64 concurrent clients, and
+one client back to back), interleaved round by round. For each: requests/s, p50, and the
+server process's CPU ms per request (`/proc`). The reply is 16 KiB, the size of one 64×64
+float32 image. `floor_cpu_ms_per_request` is the lowest 64-client CPU per request: the part of
+`batching.service_cpu_ms_per_request` no handler change can remove on this stack.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bench.stack import Stack
 from bench.transport_server import METHOD
 from latentserve.service.devtools.processes import ChildProcess, free_port
 
-VARIANTS = ("aio", "aio-uvloop", "sync")
+VARIANTS = ("aio", "aio-uvloop", "sync", "sync-loop")
 REPLY_BYTES = 16384
 CONCURRENCY = 64
 REQUEST = bytes(64)

@@ -76,7 +76,7 @@ def test_quick_cache_workers_and_transport_scenarios_on_the_zoo_model(tmp_path: 
     assert "## cache" in report and "## workers" in report
     assert (out / "cache.png").stat().st_size > 0 and (out / "workers.png").stat().st_size > 0
     transport = doc["transport"]
-    assert set(transport["variants"]) == {"aio", "aio-uvloop", "sync"}
+    assert set(transport["variants"]) == {"aio", "aio-uvloop", "sync", "sync-loop"}
     assert transport["floor_cpu_ms_per_request"] > 0 and "## transport" in report
 
 
