@@ -187,7 +187,8 @@ class TritonBackend(Backend):
             tuner.close()
         self._inflight = {
             c: InflightTuner(lambda: self.client, name,
-                             max_inflight=self.settings.triton_max_inflight)
+                             max_inflight=self.settings.triton_max_inflight,
+                             max_batch_size=self.spec.max_batch_size)
             for c, name in self.model_names.items()}
         return self._inflight
 

@@ -82,34 +82,40 @@ def _tuner(max_inflight: int = 4) -> InflightTuner:
     def no_client() -> InferenceServerClient:
         raise AssertionError("statistics are given by the test")
 
-    return InflightTuner(no_client, "m__v1", max_inflight=max_inflight)
+    return InflightTuner(no_client, "m__v1", max_inflight=max_inflight, max_batch_size=16)
 
 
-def test_tuner_starts_at_one_and_steps_up_while_triton_neither_queues_nor_is_busy() -> None:
+def test_tuner_starts_at_one_and_steps_up_only_while_one_batch_no_longer_holds_the_queue(
+) -> None:
     tuner = _tuner()
-    assert tuner.limit == 1
-    tuner.update(0, 0, 0, now_s=0.0)  # first reading: a baseline only
-    # 1 s: 0.1 s of compute over requests, no queueing, the model busy 5 % of the time
-    tuner.update(0, 100e6, 50e6, now_s=1.0)
-    assert tuner.limit == 2 and tuner.queue_share == 0.0 and tuner.busy == 0.05
-    for k in range(2, 8):
-        tuner.update(0, 100e6 * k, 50e6 * k, now_s=float(k))
+    assert tuner.limit == 1 and tuner.full_rows == 8
+    tuner.update(0, 0, 0, 0, 0, now_s=0.0)  # first reading: a baseline only
+    # 1 s: no queueing, the model busy 5 % of the time, but batches of 4 rows: one suffices
+    tuner.update(0, 100e6, 50e6, 40, 10, now_s=1.0)
+    assert tuner.limit == 1 and tuner.queue_share == 0.0 and tuner.busy == 0.05
+    assert tuner.batch == 4.0
+    # batches of 12 rows (≥ half of 16): another batch in flight
+    tuner.update(0, 200e6, 100e6, 160, 20, now_s=2.0)
+    assert tuner.limit == 2
+    for k in range(3, 9):
+        tuner.update(0, 100e6 * k, 50e6 * k, 160 + 120 * (k - 2), 10 * k, now_s=float(k))
     assert tuner.limit == 4               # never above triton_max_inflight
-    tuner.update(0, 800e6, 350e6, now_s=8.0)  # no traffic: unchanged
+    tuner.update(0, 800e6, 400e6, 880, 80, now_s=9.0)  # no traffic: unchanged
     assert tuner.limit == 4
 
 
 def test_tuner_steps_down_while_requests_queue_and_holds_while_triton_is_busy() -> None:
     tuner = _tuner()
     tuner.limit = 4
-    tuner.update(0, 0, 0, now_s=0.0)
+    tuner.update(0, 0, 0, 0, 0, now_s=0.0)
     # queue time 0.3 s against compute 0.2 s: a queue inside Triton
-    tuner.update(300e6, 200e6, 100e6, now_s=1.0)
-    tuner.update(600e6, 400e6, 200e6, now_s=2.0)
+    tuner.update(300e6, 200e6, 100e6, 120, 10, now_s=1.0)
+    tuner.update(600e6, 400e6, 200e6, 240, 20, now_s=2.0)
     assert tuner.limit == 2
     for k in range(3, 12):
-        tuner.update(300e6 * k, 200e6 * k, 100e6 * k, now_s=float(k))
+        tuner.update(300e6 * k, 200e6 * k, 100e6 * k, 120 * k, 10 * k, now_s=float(k))
     assert tuner.limit == 1               # never below one
-    # no queue, but the model computed 90 % of the time: no room for another batch
-    tuner.update(300e6 * 11, 200e6 * 11 + 900e6, 100e6 * 11 + 900e6, now_s=12.0)
+    # full batches, no queue, but the model computed 90 % of the time: no room for another
+    tuner.update(300e6 * 11, 200e6 * 11 + 900e6, 100e6 * 11 + 900e6, 120 * 12, 120,
+                 now_s=12.0)
     assert tuner.limit == 1
