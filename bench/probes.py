@@ -129,6 +129,16 @@ class Probe:
         after = self.read()
         return result, {k: after[k] - before[k] for k in before}
 
+    def summed(self, name: str, run: Callable[[], Awaitable[T]], into: dict[str, dict[str, float]],
+               ) -> Callable[[], Awaitable[T]]:  # fmt: skip
+        """`run` measured each time it is awaited, its deltas added up in `into[name]`."""
+        async def measured() -> T:
+            result, delta = await self.measure(run())
+            into[name] = add(into.get(name, {}), delta)
+            return result
+
+        return measured
+
 
 def derived(raw: dict[str, float]) -> dict[str, object]:
     """Cores used per process set, average backend batch, share of wall time in the backend."""

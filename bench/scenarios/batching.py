@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from pydantic import TypeAdapter
 
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, ratio
-from bench.probes import Probe, add, derived
+from bench.probes import Probe, derived
 from bench.stack import Stack
 from latentserve.client import AsyncClient
 from latentserve.core.seeding import sample_latents
@@ -95,17 +94,9 @@ async def run(stack: Stack, cfg: RunConfig, *, policies: bool = True) -> dict[st
                       service_metrics=svc.metrics_url)
         raw: dict[str, dict[str, float]] = {}
 
-        def probed(name: str, run: Callable[[], Awaitable[LoadResult]]
-                   ) -> Callable[[], Awaitable[LoadResult]]:
-            async def measured() -> LoadResult:
-                result, delta = await probe.measure(run())
-                raw[name] = add(raw.get(name, {}), delta)
-                return result
-            return measured
-
         modes = {"batched": batched, "concurrent": concurrent, "sequential": sequential,
                  "inprocess": inprocess}
-        results = await interleaved({k: probed(k, v) for k, v in modes.items()}, rounds)
+        results = await interleaved({k: probe.summed(k, v, raw) for k, v in modes.items()}, rounds)
 
     ips = {name: r.items_per_s for name, r in results.items()}
     policy = await compare_policies(stack, model, seconds, warmup) if policies else {}

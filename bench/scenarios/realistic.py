@@ -35,7 +35,7 @@ from pydantic import TypeAdapter
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, ratio, rounded
 from bench.models import Registries
-from bench.probes import Probe, add, derived
+from bench.probes import Probe, derived
 from bench.realistic import realistic_model
 from bench.scenarios import batching, peers, triton
 from bench.stack import Stack
@@ -87,16 +87,9 @@ async def reference(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         async def inprocess_n1() -> LoadResult:
             return batching.inprocess_runner(stack, seconds, threads, spinning, n=1)
 
-        def probed(name: str, run: Callable[[], Awaitable[LoadResult]]
-                   ) -> Callable[[], Awaitable[LoadResult]]:
-            async def measured() -> LoadResult:
-                result, delta = await probe.measure(run())
-                raw[name] = add(raw.get(name, {}), delta)
-                return result
-            return measured
-
-        results = await interleaved({"inprocess_n1": probed("inprocess_n1", inprocess_n1),
-                                     "service_n1": probed("service_n1", service_n1)}, rounds)
+        results = await interleaved(
+            {"inprocess_n1": probe.summed("inprocess_n1", inprocess_n1, raw),
+             "service_n1": probe.summed("service_n1", service_n1, raw)}, rounds)
     inproc, service = results["inprocess_n1"].p(50), results["service_n1"].p(50)
     return {
         "inprocess_n1_p50_ms": rounded(inproc),
