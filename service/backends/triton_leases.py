@@ -169,17 +169,27 @@ class TritonLeases:
         period = min(self.settings.registry_poll_s, self.settings.triton_lease_ttl_s / 3)
         while True:
             await asyncio.sleep(period)
-            for name, version in list(self._held):
-                try:
-                    await self._write(name, version, self.lease_key,
-                                      self.settings.triton_lease_ttl_s)
-                except LatentServeError as exc:
-                    log.warning("triton lease renewal failed", model=name, version=version,
-                                error=str(exc))
+            for key in list(self._held):
+                lock = self._lock(key)
+                if lock.locked():  # an acquire may wait long on another replica's unloading
+                    if key in self._held:
+                        await self._renew(key)
+                    continue
+                async with lock:  # a release deletes the tag for good: never write it back
+                    if key in self._held:
+                        await self._renew(key)
             try:
                 await self._check_pending()
             except Exception as exc:  # keep renewing whatever a check does
                 log.exception("triton pending unload check failed", error=str(exc))
+
+    async def _renew(self, key: Key) -> None:
+        name, version = key
+        try:
+            await self._write(name, version, self.lease_key, self.settings.triton_lease_ttl_s)
+        except LatentServeError as exc:
+            log.warning("triton lease renewal failed", model=name, version=version,
+                        error=str(exc))
 
     async def _check_pending(self) -> None:
         for key in list(self._pending):
