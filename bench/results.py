@@ -92,6 +92,13 @@ TARGETS: tuple[tuple[str, str, Any], ...] = (
 )
 """(dotted key, comparison, target); evaluated into `results["targets"]`."""
 
+def scenario_targets(scenario: str) -> dict[str, Any]:
+    """The `TARGETS` of one scenario, keyed inside its section (what its results carry)."""
+    prefix = f"{scenario}."
+    return {key.removeprefix(prefix): target for key, _op, target in TARGETS
+            if key.startswith(prefix)}  # fmt: skip
+
+
 DERIVED: dict[str, tuple[str, str]] = {
     "batching.concurrent_vs_triton_direct": ("batching.concurrent_ips", "triton.direct_ips"),
 }

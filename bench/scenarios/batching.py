@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, ratio
 from bench.probes import Probe, derived
+from bench.results import scenario_targets
 from bench.stack import Stack
 from latentserve.client import AsyncClient
 from latentserve.core.seeding import sample_latents
@@ -30,8 +31,6 @@ CONCURRENCY = 64
 OUTPUT = "float32"
 FIXED_DELAY_MS = 2.0
 """The opt-in fixed-delay policy compared against the adaptive one (Triton-like window)."""
-TARGETS = {"concurrent_vs_batched_ratio": 0.8, "concurrent_vs_sequential_ratio": 5.0,
-           "service_vs_inprocess_ratio": 0.9, "service_cpu_ms_per_request": 0.5}
 
 
 def inprocess_runner(stack: Stack, seconds: float, intra_op_threads: int,
@@ -110,7 +109,7 @@ async def run(stack: Stack, cfg: RunConfig, *, policies: bool = True) -> dict[st
         "service_vs_inprocess_ratio": ratio(ips["batched"], ips["inprocess"]),
         "service_cpu_ms_per_request": cpu_ms_per_request(results["concurrent"],
                                                          raw["concurrent"]),
-        "targets": TARGETS,
+        "targets": scenario_targets("batching"),
         "settings": {"batch": BATCH, "concurrency": CONCURRENCY, "output": OUTPUT,
                      "seconds_per_round": seconds, "rounds": rounds, "warmup_s": warmup,
                      "inprocess": "decoder session.run on the same 64-row latents, "

@@ -19,6 +19,7 @@ from bench.config import RunConfig
 from bench.load import LoadResult, closed_loop, interleaved, rounded
 from bench.probes import metrics_text
 from bench.processes import known_setting
+from bench.results import scenario_targets
 from bench.stack import Stack
 from latentserve.client import AsyncClient, GenerateResult
 
@@ -28,7 +29,6 @@ CACHE_BYTES = 256 * 2**20
 SETTING = "RESPONSE_CACHE_BYTES"
 HIT_SEED = 7
 MISS_SEED_BASE = 10_000_000
-TARGETS = {"hit_speedup": 10.0, "bit_identical": True}
 
 
 def same_bits(a: GenerateResult, b: GenerateResult) -> bool:
@@ -99,7 +99,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         "hit_ips": round(results["hit"].items_per_s, 1),
         "miss_ips": round(results["miss"].items_per_s, 1),
         "cache_metrics": {k: rounded(after[k] - before.get(k, 0.0)) for k in sorted(after)},
-        "targets": TARGETS,
+        "targets": scenario_targets("cache"),
         "note": None if known else (f"the service under test has no {SETTING} setting: it "
                                     "ignores it, so a repeated request is computed again"),
         "settings": {"n": N, "output": OUTPUT, SETTING.lower(): CACHE_BYTES,

@@ -37,6 +37,7 @@ from bench.mlserver_peer import (
 from bench.mlserver_venv import MLSERVER_PINS, TORCH_PIN, ensure_mlserver_venv
 from bench.models import ChosenModel
 from bench.probes import Probe, add, derived, group_pids
+from bench.results import scenario_targets
 from bench.stack import Stack
 from latentserve.client import AsyncClient
 from latentserve.core.seeding import sample_latents
@@ -54,7 +55,6 @@ CONFIGS = (
 )
 QUICK_CONFIGS = ("defaults", "workers0-nobatching")
 """Quick mode (a harness check) starts only these two: each MLServer start takes seconds."""
-TARGETS = {"concurrent_ratio": 3.0, "sequential_p50_below": True, "sequential_p50_ratio": 0.8}
 CHANNEL_ARGS = [("grpc.max_send_message_length", 64 * 2**20),
                 ("grpc.max_receive_message_length", 64 * 2**20)]
 
@@ -177,7 +177,7 @@ async def run(stack: Stack, cfg: RunConfig, *,
         "sequential_p50_below": (None if latent.get("sequential_p50_ms") is None
                                  or theirs.get("sequential_p50_ms") is None
                                  else latent["sequential_p50_ms"] < theirs["sequential_p50_ms"]),
-        "targets": TARGETS,
+        "targets": scenario_targets("peers"),
         "settings": {"loads": {k: {"concurrency": c, "n": n} for k, (c, n) in LOADS.items()},
                      "seconds_per_round": seconds, "rounds": rounds, "warmup_s": warmup,
                      "mlserver_venv": [TORCH_PIN, *MLSERVER_PINS],

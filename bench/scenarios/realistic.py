@@ -37,6 +37,7 @@ from bench.load import LoadResult, closed_loop, interleaved, ratio, rounded
 from bench.models import Registries
 from bench.probes import Probe, derived
 from bench.realistic import realistic_model
+from bench.results import scenario_targets
 from bench.scenarios import batching, peers, triton
 from bench.stack import Stack
 from latentserve.client import AsyncClient
@@ -45,8 +46,6 @@ MLSERVER_CONFIGS = ("workers0-nobatching", "workers0-batching")
 """MLServer's best settings: inference in the server process, adaptive batching off (best for
 small requests on the zoo decoders) and on (it may win at 64 × n=1 on a decoder this costly).
 Quick mode runs the first only."""
-TARGETS = {"batched_vs_inprocess_ratio": 0.95, "concurrent_vs_inprocess_ratio": 0.85,
-           "sequential_p50_overhead_ms": 0.5, "concurrent_vs_mlserver_ratio": 1.5}
 Part = Callable[[Stack, RunConfig], Awaitable[dict[str, Any]]]
 
 
@@ -138,5 +137,5 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
                 sections[name] = {"error": traceback.format_exc()[-6000:]}
             sections[name]["seconds"] = round(time.perf_counter() - t0, 1)
         services = sub.facts()["services"]
-    return {**headline(sections), "targets": TARGETS, "model": chosen.facts(),
+    return {**headline(sections), "targets": scenario_targets("realistic"), "model": chosen.facts(),
             "services": services, **sections}

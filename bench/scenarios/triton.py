@@ -24,13 +24,13 @@ from bench.config import RunConfig
 from bench.load import LoadResult, Request, closed_loop, ratio, rounded
 from bench.models import ChosenModel
 from bench.probes import Probe, add, derived, group_pids
+from bench.results import scenario_targets
 from bench.stack import Stack
 from latentserve.client import AsyncClient
 from latentserve.core.seeding import sample_latents
 from latentserve.service.backends.triton import CHANNEL_ARGS
 
 OUTPUT = "float32"
-TARGETS = {"service_vs_direct_ratio": 0.7, "p50_overhead_ms": 1.0, "avg_batch_ratio": 0.6}
 LOADS = {"concurrent": (64, 1), "batched": (1, 64), "sequential": (1, 1)}
 """load name → (concurrency, items per request)."""
 COUNTERS = ("inference_count", "execution_count")
@@ -144,7 +144,7 @@ async def run(stack: Stack, cfg: RunConfig) -> dict[str, Any]:
         "batched_service_vs_direct_ratio": ratio(ips("batched", "service"),
                                                  ips("batched", "direct")),
         "triton_version": str(meta.version),
-        "targets": TARGETS,
+        "targets": scenario_targets("triton"),
         "settings": {"loads": {k: {"concurrency": c, "n": n} for k, (c, n) in LOADS.items()},
                      "headline_load": "concurrent", "output": OUTPUT, "flavor": "python",
                      "seconds_per_round": seconds, "rounds": rounds, "warmup_s": warmup},
