@@ -38,8 +38,12 @@ def torch_decoder(model: str) -> nn.Module:
         module: nn.Module = SpritesDecoder(LAYOUT)
     elif model == "shapes3d":
         from latentserve.generators.factor_models import SceneDecoder
+        from latentserve.generators.shapes3d_decoder import ResizeConvDecoder
         from latentserve.generators.shapes3d_generator import LAYOUT as SCENE
-        module = SceneDecoder(SCENE, num_classes=4)
+        # the bundle's decoder is whichever architecture its initializers fill completely
+        module = next(m for m in (ResizeConvDecoder(SCENE, num_classes=4),
+                                  SceneDecoder(SCENE, num_classes=4))
+                      if _fills(m, ZOO / model / "decoder.onnx"))  # fmt: skip
     elif model == "digits-cvae":
         from latentserve.generators.models import DigitsCVAE, DigitsDecoder
         module = DigitsDecoder(DigitsCVAE())
@@ -56,6 +60,12 @@ def torch_decoder(model: str) -> nn.Module:
     module.eval()
     _check_parity(module, path)
     return module
+
+
+def _fills(module: nn.Module, path: Path) -> bool:
+    """Whether the ONNX file's initializers hold every tensor of `module`, shapes included."""
+    shapes = {i.name: tuple(i.dims) for i in onnx.load(str(path)).graph.initializer}
+    return all(shapes.get(k) == tuple(v.shape) for k, v in module.state_dict().items())
 
 
 def _check_parity(module: nn.Module, path: Path) -> None:
