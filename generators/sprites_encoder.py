@@ -54,11 +54,14 @@ DRAWN_CHECK_SEED = 0xD4A
 class RefitConfig:
     """How the encoder is refitted."""
 
-    samples: int = 64_000
+    samples: int = 960_000
     """Training pairs, each seen once (fresh chunks of `chunk` pairs)."""
     chunk: int = 16_000
     drawn_fraction: float = 0.65
     """Share of pairs drawn by `drawn_sprites`; the rest are the data spec's renders."""
+    drawn_shapes: tuple[float, ...] = (0.25, 0.25, 0.5)
+    """Share of each shape (SHAPES order) among the drawn pairs: the heart, whose drawings vary
+    most and whose angle is read worst, gets half (renders keep the three equally likely)."""
     independent_fraction: float = 0.25
     """Share of factor draws uniform over the grid rather than from the prior (as training)."""
     batch_size: int = 64
@@ -77,8 +80,9 @@ def training_chunk(cfg: RefitConfig, seed: int, index: int) -> tuple[np.ndarray,
     n_uniform = round(n * cfg.independent_fraction)
     z = np.concatenate([rng.standard_normal((n - n_uniform, LAYOUT.dim)),
                         LAYOUT.latents(rng.random((n_uniform, LAYOUT.dim)))])  # fmt: skip
-    labels = rng.integers(0, len(SHAPES), n).astype(np.int64)
     drawn = rng.random(n) < cfg.drawn_fraction
+    labels = np.where(drawn, rng.choice(len(SHAPES), n, p=cfg.drawn_shapes),
+                      rng.integers(0, len(SHAPES), n)).astype(np.int64)
     u = LAYOUT.quantiles(z)
     images = np.empty((n, 1, 64, 64), np.uint8)
     rendered = ~drawn
@@ -222,11 +226,13 @@ def refit_sprites_encoder(root: Path, cfg: RefitConfig = RefitConfig(), seed: in
            for s in SHAPES},
     }
     provenance = dict(spec.provenance)
+    shares = " / ".join(f"{w:.0%}" for w in cfg.drawn_shapes)
     provenance["encoder"] = (
         f"fine-tuned alone from the encoder.onnx of SHA-256 "
         f"{hashlib.sha256(start_bytes).hexdigest()[:16]}… (seed {seed}, {cfg.threads} torch "
         f"thread(s), {cfg.samples:,} fresh pairs, {cfg.drawn_fraction:.0%} drawn by "
-        f"latentserve.generators.drawn_sprites, the rest data-spec renders; "
+        f"latentserve.generators.drawn_sprites ({shares} {' / '.join(SHAPES)}), the rest "
+        f"data-spec renders; "
         f"{train_seconds:.0f} s): `latentserve train sprites-vae-encoder`"
     )
     new = spec.model_copy(update={
