@@ -92,6 +92,7 @@ TARGETS: tuple[tuple[str, str, Any], ...] = (
 )
 """(dotted key, comparison, target); evaluated into `results["targets"]`."""
 
+
 def scenario_targets(scenario: str) -> dict[str, Any]:
     """The `TARGETS` of one scenario, keyed inside its section (what its results carry)."""
     prefix = f"{scenario}."
