@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -97,6 +98,8 @@ class TritonLeases:
         self._held: set[Key] = set()
         self._pending: dict[Key, _Pending] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._renewing: dict[Key, asyncio.Task[None]] = {}
+        """The lease write the renewer has in flight for a version."""
         self._renewer: asyncio.Task[None] | None = None
 
     @property
@@ -137,6 +140,9 @@ class TritonLeases:
         key = (name, version)
         async with self._lock(key):
             self._held.discard(key)
+            renewing = self._renewing.get(key)
+            if renewing is not None:  # let a renewal already writing the lease land first
+                await asyncio.wait([renewing])
             self._pending[key] = _Pending(models, None)
             released_ms = int(time.time() * 1000)
             try:
@@ -169,19 +175,27 @@ class TritonLeases:
         period = min(self.settings.registry_poll_s, self.settings.triton_lease_ttl_s / 3)
         while True:
             await asyncio.sleep(period)
-            for key in list(self._held):
-                lock = self._lock(key)
-                if lock.locked():  # an acquire may wait long on another replica's unloading
-                    if key in self._held:
-                        await self._renew(key)
-                    continue
-                async with lock:  # a release deletes the tag for good: never write it back
-                    if key in self._held:
-                        await self._renew(key)
+            await self.renew_held()
             try:
                 await self._check_pending()
             except Exception as exc:  # keep renewing whatever a check does
                 log.exception("triton pending unload check failed", error=str(exc))
+
+    async def renew_held(self) -> None:
+        """Renew the lease of every version still held, one write at a time. Without the
+        version's lock (an acquire may wait long on another replica's unloading mark): a
+        release awaits the write in flight before it deletes the tag for good."""
+        for key in list(self._held):
+            if key not in self._held:  # released meanwhile: never write the tag back
+                continue
+            write = asyncio.get_running_loop().create_task(self._renew(key))
+            self._renewing[key] = write
+            write.add_done_callback(functools.partial(self._forget_renewal, key))
+            await asyncio.wait([write])
+
+    def _forget_renewal(self, key: Key, done: asyncio.Task[None]) -> None:
+        if self._renewing.get(key) is done:
+            del self._renewing[key]
 
     async def _renew(self, key: Key) -> None:
         name, version = key
