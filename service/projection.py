@@ -9,7 +9,9 @@ so each step is one population of candidates decoded as a batch instead of a bac
    conditional model's label is not given), else the best of a batch of prior samples;
 2. refine: one CMA-ES per image; each step decodes every image's population together, in
    chunks no larger than the batcher's background cap (`batching.background()`), so other
-   requests keep their place in every batch;
+   requests keep their place in every batch. A W+ generator whose mapping gives one w is
+   searched in W, each candidate broadcast to every layer (`search_dim`), as StyleGAN2-ADA's
+   projector does: in L·w_dim coordinates a decode budget buys too few generations;
 3. polish (editing spaces of at most `projection_polish.MAX_DIM` coordinates): the last
    `projection_polish.SHARE` of the steps, after one decode of each search's final mean, are
    Levenberg–Marquardt steps on a forward-difference Jacobian (dim + 1 decodes per step);
@@ -36,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from latentserve.core.arrays import F32, F64, I64
+from latentserve.registry.bundle.spec import BundleSpec
 from latentserve.service import generation, projection_loss, projection_polish
 from latentserve.service.backends.batching import background, background_cap
 from latentserve.service.canonical import canonical_latents
@@ -111,6 +114,14 @@ class _Best:
                 self.loss[i], self.latents[i], self.images[i] = losses[j], z[j], images[j]
 
 
+def search_dim(spec: BundleSpec) -> int:
+    """Coordinates a projection searches: w_dim for a W+ generator whose mapping gives one w
+    (candidates are broadcast to its layers), else the editing space's row size."""
+    if spec.num_ws and spec.mapping is not None and not spec.mapping.output_per_layer:
+        return spec.editing_dim
+    return spec.row_dim
+
+
 def population_size(dim: int, asked: int) -> int:
     """Candidates per image and step: the asked number, else CMA-ES's 4 + 3 ln n (≥ 8:
     smaller populations spend the same decodes on more generations, which measured better)."""
@@ -132,6 +143,8 @@ class Projection:
         """The image each search projects."""
         self.decodes = 0
         self._cap = background_cap(self.spec.max_batch_size)
+        self._layers = self.spec.row_dim // search_dim(self.spec)
+        """Editing-space rows hold this many copies of a searched point (W+ searched in W)."""
 
     async def run(self) -> AsyncIterator[Snapshot]:
         """Start, then refine; yields progress snapshots and finally the result (done)."""
@@ -242,13 +255,13 @@ class Projection:
         return await self._from_prior(), spread
 
     async def _spread(self) -> F64:
-        """Per-coordinate std of the prior in the editing space (the prior's scale for Z)."""
+        """Per-coordinate std of the prior in the searched space (the prior's scale for Z)."""
         if self.spec.mapping is None:
             return np.full(self.spec.row_dim, self.spec.prior.scale, np.float64)
         with background():
             w = await generation.sample(self.lease, self.plan.seed ^ 0x5D, _SPREAD_SAMPLES, None)
         spread: F64 = np.maximum(np.asarray(w, np.float64).std(axis=0), 1e-3)
-        return spread
+        return np.asarray(spread.reshape(self._layers, -1).mean(axis=0), np.float64)  # W+ in W
 
     def _label_options(self) -> I64 | None:
         """Labels to try per image: the given one, or every class when choosing."""
@@ -263,7 +276,7 @@ class Projection:
         if self.labels is not None or self.spec.condition is None:
             enc_labels = self.labels if self._encoder_conditional else None
             z = await self._encode(images, enc_labels)
-            decoded = await self._decode(z, self.labels)
+            decoded = await self._decode_rows(z, self.labels)
             owner = np.arange(n, dtype=np.int64)
             return self._pick(owner, z, decoded, self.labels)
         classes = self._label_options()
@@ -272,7 +285,7 @@ class Projection:
         tiled = np.repeat(images, k, axis=0)
         labels = np.tile(classes, n)
         z = await self._encode(tiled, labels if self._encoder_conditional else None)
-        decoded = await self._decode(z, labels)
+        decoded = await self._decode_rows(z, labels)
         return self._pick(np.repeat(np.arange(n, dtype=np.int64), k), z, decoded, labels)
 
     @property
@@ -294,7 +307,7 @@ class Projection:
             zs, labels = np.concatenate([z] * len(classes)), np.repeat(classes, len(z))
         else:
             zs, labels = z, None
-        decoded = await self._decode(zs, labels)
+        decoded = await self._decode_rows(zs, labels)
         # every image may take any candidate whose label fits it
         owner = np.repeat(np.arange(n, dtype=np.int64), len(zs))
         cand = np.tile(np.arange(len(zs)), n)
@@ -330,7 +343,7 @@ class Projection:
         self.image_of = owner[pick]
         if labels is not None:
             self.labels = labels[pick].astype(np.int64)
-        return _Best(losses[pick].copy(), z[pick].copy(), images[pick].copy())
+        return _Best(losses[pick].copy(), self._point(z[pick]), images[pick].copy())
 
     # ------------------------------------------------------------------ search
     def _search(self, x0: F32, sigma0: float, spread: F64, index: int) -> Any:
@@ -361,7 +374,22 @@ class Projection:
                                                structure_weight=self.plan.structure_weight))
 
     # ------------------------------------------------------------------ backend
-    async def _decode(self, z: F32, labels: I64 | None) -> F32:
+    def _rows(self, points: F32) -> F32:
+        """Editing-space rows of searched points: each W point on every W+ layer."""
+        return points if self._layers == 1 else np.tile(points, (1, self._layers))
+
+    def _point(self, rows: F32) -> F32:
+        """Searched points of editing-space rows (a W+ row's mean over its layers)."""
+        if self._layers == 1:
+            return rows.copy()
+        mean = rows.reshape(len(rows), self._layers, -1).mean(axis=1)
+        return np.asarray(mean, rows.dtype)
+
+    async def _decode(self, points: F32, labels: I64 | None) -> F32:
+        """Decode searched points (`_decode_rows` of their rows)."""
+        return await self._decode_rows(self._rows(points), labels)
+
+    async def _decode_rows(self, z: F32, labels: I64 | None) -> F32:
         """Decode rows in background chunks (≤ the batcher's background cap), in order."""
         self.decodes += len(z)
         backend, step = self.lease.backend, self._cap
@@ -390,7 +418,7 @@ class Projection:
                   else None)
         return Snapshot(step=step, steps=self.plan.steps, decodes=self.decodes,
                         loss=best.loss[winner].copy(), initial_loss=initial,
-                        latents=canonical_latents(self.spec, best.latents[winner].copy()),
+                        latents=canonical_latents(self.spec, self._rows(best.latents[winner])),
                         labels=None if self.labels is None else self.labels[winner].copy(),
                         images=images, done=done, stop=stop)
 
