@@ -1,6 +1,7 @@
 """Targets for the projection benchmark: (a) generated images, (b) pictures the model never
 produced — renders of the data spec, sprites drawn by a routine of our own (PIL polygons:
 a rotated square, an ellipse, the standard parametric heart curve), real sklearn digits.
+Images are in [0, 1] whatever the model's output range.
 
 Example::
 
@@ -16,6 +17,9 @@ from latentserve.core.arrays import F32, I64
 
 _SIZE = 64
 _SUPER = 4
+STYLISH_EVAL_TAG = 0xE7A1
+"""Stylish-shapes evaluation latents come from SeedSequence([stream, STYLISH_EVAL_TAG]);
+training draws its own from SeedSequence([seed, 0x57]) (`stylish_training.fit_stylish`)."""
 
 
 def _heart(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +63,8 @@ def other_sprites(n: int, seed: int) -> tuple[F32, I64]:
 
 def data_spec_renders(model: str, n: int, stream: int) -> tuple[F32, I64]:
     """Renders of the model's data spec (the training renderer, an evaluation stream)."""
+    if model == "stylish-shapes":
+        return stylish_renders(n, stream)
     if model == "sprites-vae":
         from latentserve.generators.sprites_vae import real_renders
     elif model == "shapes3d":
@@ -67,6 +73,17 @@ def data_spec_renders(model: str, n: int, stream: int) -> tuple[F32, I64]:
         raise ValueError(model)
     images, labels, _ = real_renders(n, stream)
     return images.astype(np.float32), labels.astype(np.int64)
+
+
+def stylish_renders(n: int, stream: int) -> tuple[F32, I64]:
+    """`n` stylish-shapes renders (unmixed: every factor from one latent) of prior latents
+    from an evaluation stream training never drew; images [n, 3, 64, 64], labels 0 (the
+    model is unconditional)."""
+    from latentserve.generators.stylish_data import LATENT_DIM, render_latents
+
+    rng = np.random.default_rng(np.random.SeedSequence([stream, STYLISH_EVAL_TAG]))
+    images = render_latents(rng.standard_normal((n, LATENT_DIM)))
+    return images.astype(np.float32), np.zeros(n, np.int64)
 
 
 def real_digits(n: int, seed: int) -> tuple[F32, I64]:

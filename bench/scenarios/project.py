@@ -8,7 +8,11 @@ Run from the repository root (CPU; about 20 minutes at the defaults)::
 Writes `bench/results/project.json` (flat `project.*` keys plus the tables) and
 `bench/PROJECT.md`. Quality runs `Projection` in-process on the embedded backend (the
 service's code path without gRPC); timing and the concurrent Sample p99 go through a real
-gRPC server.
+gRPC server. Images are compared in [0, 1] (decodes mapped from the bundle's output range).
+For a model without encoder (stylish-shapes) the "encoder" column is Project's own start, the
+best of PRIOR_SAMPLES mapped prior samples per target by the projection loss, and the
+reference starts, like the StyleGAN2-ADA projector, from w̄ on every layer with its noise
+scaled by the per-coordinate std of W.
 """
 
 from __future__ import annotations
@@ -27,20 +31,32 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from bench.project_data import never_produced
-from bench.project_reference import ZOO, adam_projection, torch_decoder
+from bench.project_reference import ZOO, BroadcastW, adam_projection, torch_decoder
 from latentserve.core import seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.registry.bundle.files import load_bundle
+from latentserve.registry.bundle.spec import BundleSpec
 from latentserve.service import projection_loss as pl
 from latentserve.service import projection_polish
 from latentserve.service.backends.embedded import EmbeddedBackend
 from latentserve.service.models.lease import Lease, ServedVersion
-from latentserve.service.projection import Plan, Projection, population_size
+from latentserve.service.projection import (
+    PRIOR_SAMPLES,
+    Plan,
+    Projection,
+    population_size,
+    search_dim,
+)
 from latentserve.service.settings import Settings
 
-MODELS = ("sprites-vae", "shapes3d", "digits-cvae")
+MODELS = ("sprites-vae", "shapes3d", "digits-cvae", "stylish-shapes")
+W_SAMPLES = 10_000
+"""Mapped prior samples (seed W_SEED) whose mean w̄ starts the reference of a model without
+encoder and whose per-coordinate std scales its latent noise."""
+W_SEED = 90_002
 CHUNK = 16
 OUT = Path(__file__).resolve().parents[1] / "results" / "project.json"
 REPORT = Path(__file__).resolve().parents[1] / "PROJECT.md"
@@ -63,13 +79,15 @@ async def _lease(model: str) -> Lease:
     return Lease(ServedVersion(model, 1, bundle, backend), "production")
 
 
-async def _project(lease: Lease, targets: F32, labels: I64, plan: Plan) -> tuple[F32, F32, int,
-                                                                                   float]:
-    """Projection of every target in chunks of CHUNK: latents, images, decodes/image, s/image."""
+async def _project(lease: Lease, targets: F32, labels: I64 | None,
+                   plan: Plan) -> tuple[F32, F32, int, float]:
+    """Projection of every target (model range) in chunks of CHUNK: latents, images (model
+    range), decodes/image, s/image."""
     zs, ims, decodes = [], [], 0
     started = time.perf_counter()
     for lo in range(0, len(targets), CHUNK):
-        run = Projection(lease, targets[lo:lo + CHUNK], labels[lo:lo + CHUNK], plan)
+        chunk = None if labels is None else labels[lo:lo + CHUNK]
+        run = Projection(lease, targets[lo:lo + CHUNK], chunk, plan)
         async for snap in run.run():
             if snap.done:
                 assert snap.images is not None
@@ -93,34 +111,117 @@ def steps_for(dim: int, population: int, decodes: int) -> int:
         steps = nxt
 
 
+def _unit(spec: BundleSpec, images: F32) -> F32:
+    """Decoded images (the bundle's output range) in [0, 1]: unchanged for [0, 1] models."""
+    return pl.unit_range(images, spec.output.range)
+
+
+def _model_range(spec: BundleSpec, images: F32) -> F32:
+    """Images in [0, 1] mapped to the bundle's output range, as Project takes targets."""
+    lo, hi = spec.output.range
+    return (images * np.float32(hi - lo) + np.float32(lo)).astype(np.float32, copy=False)
+
+
+def _given(spec: BundleSpec, labels: I64) -> I64 | None:
+    """The labels the service gets: none for an unconditional model."""
+    return labels if spec.condition is not None else None
+
+
+def _start_text(spec: BundleSpec) -> str:
+    """What the "encoder" column of `spec`'s rows holds."""
+    if spec.encoder is not None:
+        return "encoder's latent"
+    return (f"no encoder: Project's start (best of {PRIOR_SAMPLES} mapped prior samples per "
+            "target by the projection loss)")
+
+
+async def _w_prior(lease: Lease) -> tuple[F32, F32]:
+    """w̄ (the mean of W_SAMPLES mapped prior samples) and W's per-coordinate std: the
+    StyleGAN2-ADA projector's start and latent-noise scale, for a model without encoder."""
+    spec = lease.bundle.spec
+    z = seeding.sample_latents(W_SEED, W_SAMPLES, spec.latent_dim)
+    step = 4 * spec.max_batch_size  # in turn: the batcher's queue holds a few batches
+    rows = np.concatenate([await lease.backend.to_editing_space(z[lo:lo + step])
+                           for lo in range(0, len(z), step)]).astype(np.float64)
+    w = rows.reshape(len(rows), -1, spec.editing_dim)[:, 0]  # one w on every W+ layer
+    return w.mean(axis=0).astype(np.float32), w.std(axis=0).astype(np.float32)
+
+
+async def _starts(lease: Lease, targets: F32, labels: I64, population: int,
+                  w_prior: tuple[F32, F32] | None) -> tuple[F32, F32, float | F32]:
+    """The "encoder" column's images ([0, 1]), the reference's start (searched points) and the
+    spread its noise is measured in: the encoder's latent and the prior's scale 1 when the
+    bundle has an encoder; else Project's own start and w̄ with W's per-coordinate std."""
+    spec, backend = lease.bundle.spec, lease.backend
+    given = _given(spec, labels)
+    if w_prior is None:
+        z_enc = await backend.encode(targets, given)
+        start = _points(z_enc, spec.row_dim // search_dim(spec))
+        return _unit(spec, await backend.decode(z_enc, given)), start, 1.0
+    first = Plan(steps=0, population=population)
+    _, images, _, _ = await _project(lease, _model_range(spec, targets), given, first)
+    w_avg, w_std = w_prior
+    return _unit(spec, images), np.repeat(w_avg[None], len(targets), axis=0), w_std
+
+
+def _reference_decoder(model: str, spec: BundleSpec) -> tuple[nn.Module, int]:
+    """The torch decoder the reference optimises, and the W+ layers each of its latents fills:
+    a W+ model searched in W (`search_dim`) takes one w per image, like Project's search and
+    the StyleGAN2-ADA projector."""
+    decoder = torch_decoder(model)
+    layers = spec.row_dim // search_dim(spec)
+    return (BroadcastW(decoder, layers) if layers > 1 else decoder), layers
+
+
+def _points(rows: F32, layers: int) -> F32:
+    """Searched points of editing-space rows (a W+ row's mean over its layers)."""
+    if layers == 1:
+        return rows
+    return np.asarray(rows.reshape(len(rows), layers, -1).mean(axis=1), np.float32)
+
+
+def _labels(rng: np.random.Generator, spec: BundleSpec, n: int) -> I64:
+    """Labels of the generated targets: uniform classes, zeros for an unconditional model."""
+    if spec.condition is None:
+        return np.zeros(n, np.int64)
+    return rng.integers(0, spec.num_classes, n).astype(np.int64)
+
+
 async def quality(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Rows of the quality table for (a) generated and (b) never-produced targets."""
     lease = await _lease(model)
-    spec = lease.bundle.spec
-    steps = steps_for(spec.row_dim, population, decodes)
-    decoder = torch_decoder(model)
+    spec, backend = lease.bundle.spec, lease.backend
+    steps = steps_for(search_dim(spec), population, decodes)
+    decoder, layers = _reference_decoder(model, spec)
+    w_prior = None if spec.encoder is not None else await _w_prior(lease)
     rng = np.random.default_rng(2024)
     z_true = seeding.sample_latents(90_001, n, spec.latent_dim)
-    gen_labels = rng.integers(0, spec.num_classes, n).astype(np.int64)
-    generated = await lease.backend.decode(z_true, gen_labels)
+    gen_labels = _labels(rng, spec, n)
+    generated = _unit(spec, await backend.decode(await backend.to_editing_space(z_true),
+                                                 _given(spec, gen_labels)))
     other, other_labels, what = never_produced(model, n, seed=5)
     sets = {"generated": (generated, gen_labels, f"{n} decodes of held-out prior samples"),
             "never_produced": (other.astype(np.float32), other_labels, what)}
     rows: dict[str, Any] = {}
     for name, (targets, labels, described) in sets.items():
-        z_enc = await lease.backend.encode(targets, labels)
-        enc_images = await lease.backend.decode(z_enc, labels)
+        given = _given(spec, labels)
+        enc_images, z0, spread = await _starts(lease, targets, labels, population, w_prior)
         plan = Plan(steps=steps, population=population)
-        _, proj_images, spent, seconds = await _project(lease, targets, labels, plan)
+        _, proj_images, spent, seconds = await _project(lease, _model_range(spec, targets),
+                                                        given, plan)
         started = time.perf_counter()
-        z_ref = await asyncio.to_thread(adam_projection, decoder, targets, labels, z_enc,
-                                        steps=spent)
+        w_ref = await asyncio.to_thread(adam_projection, decoder, targets, labels,
+                                        z0, steps=spent, spread=spread,
+                                        value_range=spec.output.range)
         ref_seconds = (time.perf_counter() - started) / len(targets)
-        ref_images = await lease.backend.decode(z_ref, labels)
-        enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images, proj_images,
+        z_ref = np.tile(w_ref, (1, layers))
+        ref_images = _unit(spec, await backend.decode(z_ref, given))
+        enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images,
+                                                                _unit(spec, proj_images),
                                                                 ref_images))
         rows[name] = {
-            "targets": described, "decodes_per_image": spent, "steps": steps,
+            "targets": described, "start": _start_text(spec),
+            "decodes_per_image": spent, "steps": steps,
             "encoder_psnr": enc_q[0], "encoder_ssim": enc_q[1],
             "project_psnr": proj_q[0], "project_ssim": proj_q[1],
             "reference_psnr": ref_q[0], "reference_ssim": ref_q[1],
@@ -137,7 +238,7 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
 async def loss_choice(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Project the never-produced set with λ = 0 (MSE only), the default and a larger λ."""
     lease = await _lease(model)
-    steps = steps_for(lease.bundle.spec.row_dim, population, decodes)
+    steps = steps_for(search_dim(lease.bundle.spec), population, decodes)
     targets, labels, _ = never_produced(model, n, seed=11)
     out: dict[str, Any] = {}
     for weight in (0.0, pl.STRUCTURE_WEIGHT, 0.2):
@@ -220,21 +321,32 @@ async def _sample_loop(address: str, model: str, samplers: int, seconds: float,
             "p99_ms": float(np.percentile(ms, 99))}
 
 
+START_MARK = "†"
+"""Marks an "encoder" cell that holds Project's start (a model without encoder)."""
+
+
 def _report(doc: dict[str, Any]) -> str:
     lines = ["# Project benchmark", "",
              f"Machine: {doc['machine']}. Settings: {doc['settings']}.", "",
-             "PSNR (dB, capped at 60 per image) / SSIM of reconstructions, mean over the "
-             "targets; reference = torch "
+             "PSNR (dB, capped at 60 per image) / SSIM of reconstructions in [0, 1], mean "
+             "over the targets; reference = torch "
              "Adam on the latent (StyleGAN2-ADA projector schedule) from the encoder's latent, "
              "one decoder evaluation per step, as many steps as Project spent decodes per "
-             "image. Labels are the true ones for every method.", "",
+             "image. Labels are the true ones for every method (none for an unconditional "
+             "model).", "",
+             f"{START_MARK} No encoder (W+ models): the encoder column is Project's own start, "
+             f"the best of {PRIOR_SAMPLES} mapped prior samples per target by the projection "
+             "loss; the reference starts, as the StyleGAN2-ADA projector does, from w̄ (mean "
+             f"of {W_SAMPLES:,} mapped prior samples) on every layer, its latent noise scaled "
+             "by W's per-coordinate std; both decode with the bundle's default noise.", "",
              "| model | targets | encoder | Project | reference | Project / ref PSNR | "
              "Project − encoder (dB) | decodes/image | s/image (Project, batched 16) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for model, sets in doc["quality"].items():
         for name, r in sets.items():
+            mark = "" if r.get("start", "encoder").startswith("encoder") else f"{START_MARK} "
             lines.append(
-                f"| {model} | {name}: {r['targets']} | {r['encoder_psnr']:.2f} / "
+                f"| {model} | {name}: {r['targets']} | {mark}{r['encoder_psnr']:.2f} / "
                 f"{r['encoder_ssim']:.3f} | {r['project_psnr']:.2f} / {r['project_ssim']:.3f} "
                 f"| {r['reference_psnr']:.2f} / {r['reference_ssim']:.3f} | "
                 f"{100 * r['project_vs_reference_psnr']:.1f} % | "
