@@ -334,10 +334,11 @@ def _report(doc: dict[str, Any]) -> str:
              "one decoder evaluation per step, as many steps as Project spent decodes per "
              "image. Labels are the true ones for every method (none for an unconditional "
              "model).", "",
-             f"{START_MARK} No encoder (W+ models): the encoder column is Project's own start, "
+             f"{START_MARK} No encoder: the encoder column is Project's own start, "
              f"the best of {PRIOR_SAMPLES} mapped prior samples per target by the projection "
-             "loss; the reference starts, as the StyleGAN2-ADA projector does, from w̄ (mean "
-             f"of {W_SAMPLES:,} mapped prior samples) on every layer, its latent noise scaled "
+             "loss. A W+ model whose mapping gives one w is searched in W by both methods, "
+             "one w on every layer; the reference starts, as the StyleGAN2-ADA projector does, "
+             f"from w̄ (mean of {W_SAMPLES:,} mapped prior samples), its latent noise scaled "
              "by W's per-coordinate std; both decode with the bundle's default noise.", "",
              "| model | targets | encoder | Project | reference | Project / ref PSNR | "
              "Project − encoder (dB) | decodes/image | s/image (Project, batched 16) |",
