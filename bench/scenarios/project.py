@@ -238,13 +238,15 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
 async def loss_choice(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Project the never-produced set with λ = 0 (MSE only), the default and a larger λ."""
     lease = await _lease(model)
-    steps = steps_for(search_dim(lease.bundle.spec), population, decodes)
+    spec = lease.bundle.spec
+    steps = steps_for(search_dim(spec), population, decodes)
     targets, labels, _ = never_produced(model, n, seed=11)
     out: dict[str, Any] = {}
     for weight in (0.0, pl.STRUCTURE_WEIGHT, 0.2):
         plan = Plan(steps=steps, population=population, structure_weight=weight)
-        _, images, _, _ = await _project(lease, targets.astype(np.float32), labels, plan)
-        psnr, ssim = _quality(images, targets)
+        _, images, _, _ = await _project(lease, _model_range(spec, targets.astype(np.float32)),
+                                         _given(spec, labels), plan)
+        psnr, ssim = _quality(_unit(spec, images), targets)
         out[f"{weight:g}"] = {"psnr": psnr, "ssim": ssim}
         print(model, "loss λ", weight, round(psnr, 2), round(ssim, 4), flush=True)
     await lease.backend.unload()
