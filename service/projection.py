@@ -122,6 +122,20 @@ def search_dim(spec: BundleSpec) -> int:
     return spec.row_dim
 
 
+def rows_of(points: F32, layers: int) -> F32:
+    """Editing-space rows of searched points: each W point on every one of `layers` W+ layers
+    (the points themselves when `layers` is 1)."""
+    return points if layers == 1 else np.tile(points, (1, layers))
+
+
+def points_of(rows: F32, layers: int) -> F32:
+    """Searched points of editing-space rows: a W+ row's mean over its `layers` layers (the
+    rows themselves when `layers` is 1)."""
+    if layers == 1:
+        return rows
+    return np.asarray(rows.reshape(len(rows), layers, -1).mean(axis=1), rows.dtype)
+
+
 def population_size(dim: int, asked: int) -> int:
     """Candidates per image and step: the asked number, else CMA-ES's 4 + 3 ln n (≥ 8:
     smaller populations spend the same decodes on more generations, which measured better)."""
@@ -375,15 +389,10 @@ class Projection:
 
     # ------------------------------------------------------------------ backend
     def _rows(self, points: F32) -> F32:
-        """Editing-space rows of searched points: each W point on every W+ layer."""
-        return points if self._layers == 1 else np.tile(points, (1, self._layers))
+        return rows_of(points, self._layers)
 
     def _point(self, rows: F32) -> F32:
-        """Searched points of editing-space rows (a W+ row's mean over its layers)."""
-        if self._layers == 1:
-            return rows.copy()
-        mean = rows.reshape(len(rows), self._layers, -1).mean(axis=1)
-        return np.asarray(mean, rows.dtype)
+        return points_of(rows, self._layers).copy()
 
     async def _decode(self, points: F32, labels: I64 | None) -> F32:
         """Decode searched points (`_decode_rows` of their rows)."""

@@ -47,7 +47,9 @@ from latentserve.service.projection import (
     PRIOR_SAMPLES,
     Plan,
     Projection,
+    points_of,
     population_size,
+    rows_of,
     search_dim,
 )
 from latentserve.service.settings import Settings
@@ -156,7 +158,7 @@ async def _starts(lease: Lease, targets: F32, labels: I64, population: int,
     given = _given(spec, labels)
     if w_prior is None:
         z_enc = await backend.encode(targets, given)
-        start = _points(z_enc, spec.row_dim // search_dim(spec))
+        start = points_of(z_enc, spec.row_dim // search_dim(spec))
         return _unit(spec, await backend.decode(z_enc, given)), start, 1.0
     first = Plan(steps=0, population=population)
     _, images, _, _ = await _project(lease, _model_range(spec, targets), given, first)
@@ -171,13 +173,6 @@ def _reference_decoder(model: str, spec: BundleSpec) -> tuple[nn.Module, int]:
     decoder = torch_decoder(model)
     layers = spec.row_dim // search_dim(spec)
     return (BroadcastW(decoder, layers) if layers > 1 else decoder), layers
-
-
-def _points(rows: F32, layers: int) -> F32:
-    """Searched points of editing-space rows (a W+ row's mean over its layers)."""
-    if layers == 1:
-        return rows
-    return np.asarray(rows.reshape(len(rows), layers, -1).mean(axis=1), np.float32)
 
 
 def _labels(rng: np.random.Generator, spec: BundleSpec, n: int) -> I64:
@@ -214,7 +209,7 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
                                         z0, steps=spent, spread=spread,
                                         value_range=spec.output.range)
         ref_seconds = (time.perf_counter() - started) / len(targets)
-        z_ref = np.tile(w_ref, (1, layers))
+        z_ref = rows_of(w_ref, layers)
         ref_images = _unit(spec, await backend.decode(z_ref, given))
         enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images,
                                                                 _unit(spec, proj_images),
