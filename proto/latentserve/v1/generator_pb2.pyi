@@ -1435,7 +1435,9 @@ class ProjectRequest(_message.Message):
     steps: _builtins.int
     """Refinement steps (search generations); 0 = the default (ProjectRequest docs: 60)."""
     population: _builtins.int
-    """Candidates decoded per image and step; 0 = the default (from the latent size)."""
+    """Candidates decoded per image and step; 0 = the default, 4 + 3 ln d and at least 8, d the
+    size of the searched space: the latent, or one w for a W+ generator whose mapping gives one.
+    """
     timeout_s: _builtins.float
     """Stop refining after this many seconds and return the best so far (0 = no limit; the
     RPC deadline still applies and ends the call with DEADLINE_EXCEEDED).

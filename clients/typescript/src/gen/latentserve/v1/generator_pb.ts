@@ -1346,7 +1346,8 @@ export type ProjectRequest = Message<"latentserve.v1.ProjectRequest"> & {
   steps: number;
 
   /**
-   * Candidates decoded per image and step; 0 = the default (from the latent size).
+   * Candidates decoded per image and step; 0 = the default, 4 + 3 ln d and at least 8, d the
+   * size of the searched space: the latent, or one w for a W+ generator whose mapping gives one.
    *
    * @generated from field: uint32 population = 6;
    */
