@@ -1,6 +1,7 @@
 """Targets for the projection benchmark: (a) generated images, (b) pictures the model never
-produced — renders of the data spec, sprites drawn by a routine of our own (PIL polygons:
-a rotated square, an ellipse, the standard parametric heart curve), real sklearn digits.
+produced — renders of the data spec, sprites and Shapes3D-spec scenes drawn by routines of
+our own (PIL polygons: a rotated square, an ellipse, the standard parametric heart curve;
+banded walls, floors and objects), real sklearn digits.
 Images are in [0, 1] whatever the model's output range.
 
 Example::
@@ -9,6 +10,8 @@ Example::
 """
 
 from __future__ import annotations
+
+import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -61,6 +64,85 @@ def other_sprites(n: int, seed: int) -> tuple[F32, I64]:
     return images, labels.astype(np.int64)
 
 
+def other_scenes(n: int, seed: int) -> tuple[F32, I64]:
+    """`n` Shapes3D-spec scenes drawn with PIL (4× supersampled), not by the training
+    renderer: flat bands of colour for the walls and the floor's gradient, the object as
+    polygons and ellipses shaded by a light of its own (cube faces 1.0 / 0.78 / 0.56,
+    banded cylinders and capsules, a sphere of concentric discs). Factors uniform in the
+    spec's ranges; images [n, 3, 64, 64] in [0, 1], labels = shapes3d.SHAPES index."""
+    from latentserve.generators.shapes3d import (
+        CUBE_SIDE,
+        GROUND,
+        HORIZON,
+        ORIENTATION_RANGE,
+        SCALE_RANGE,
+        corner_column,
+        cube_corners,
+    )
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5CE]))
+    labels = rng.integers(0, 4, n)
+    images = np.zeros((n, 3, _SIZE, _SIZE), np.float32)
+    k = float(_SUPER)
+    for i in range(n):
+        floor_hue, wall_hue, hue = rng.uniform(0, 1, 3)
+        size = 16.0 * rng.uniform(*SCALE_RANGE)
+        turn = rng.uniform(*ORIENTATION_RANGE)
+
+        def rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
+            r, g, b = colorsys.hsv_to_rgb(h, s, v)
+            return round(r * 255), round(g * 255), round(b * 255)
+
+        canvas = Image.new("RGB", (_SIZE * _SUPER, _SIZE * _SUPER))
+        draw = ImageDraw.Draw(canvas)
+        corner = float(corner_column(np.array([turn]))[0]) * k
+        draw.rectangle([0, 0, corner, HORIZON * k], fill=rgb(wall_hue, 0.55, 0.92))
+        draw.rectangle([corner, 0, _SIZE * k, HORIZON * k], fill=rgb(wall_hue, 0.55, 0.7))
+        for row in range(int(HORIZON * k), _SIZE * _SUPER):
+            depth = (row / k - HORIZON) / (_SIZE - HORIZON)
+            draw.line([(0, row), (_SIZE * k, row)], fill=rgb(floor_hue, 0.55, 0.6 + 0.3 * depth))
+        cx = _SIZE / 2 * k
+        draw.ellipse([cx - 0.7 * size * k, (GROUND - 2.5) * k, cx + 0.7 * size * k,
+                      (GROUND + 2.5) * k], fill=rgb(floor_hue, 0.55, 0.62))  # fmt: skip
+        shape = int(labels[i])
+        if shape == 0:
+            c = cube_corners(np.array([turn]), np.array([CUBE_SIDE * size]))[0] * k
+            for face, v in (([4, 5, 6, 7], 1.0), ([0, 3, 7, 4], 0.78), ([3, 2, 6, 7], 0.56)):
+                draw.polygon([tuple(c[j]) for j in face], fill=rgb(hue, 0.95, v))
+        elif shape in (1, 3):  # upright cylinder, or a capsule lying along the view
+            half = size / 2 if shape == 1 else size * (0.3 + 0.5 * np.cos(np.radians(turn + 25)))
+            top = GROUND - (size if shape == 1 else 0.72 * size)
+            bands = 12
+            for b in range(bands):
+                x0 = cx + (-half + 2 * half * b / bands) * k
+                x1 = cx + (-half + 2 * half * (b + 1) / bands) * k
+                if shape == 1:
+                    draw.rectangle([x0, top * k, x1, GROUND * k],
+                                   fill=rgb(hue, 0.95, 0.95 - 0.4 * b / bands))  # fmt: skip
+            if shape == 1:
+                draw.ellipse([cx - half * k, (top - 0.25 * size) * k, cx + half * k,
+                              (top + 0.25 * size) * k], fill=rgb(hue, 0.95, 1.0))  # fmt: skip
+            else:
+                height = GROUND - top
+                for b in range(bands):  # lit from above: darker bands inwards from the top
+                    inset = height * b / (2 * bands)
+                    draw.rounded_rectangle(
+                        [cx - half * k, (top + inset) * k, cx + half * k, GROUND * k],
+                        radius=height / 2 * k, fill=rgb(hue, 0.95, 1.0 - 0.45 * b / bands))
+        else:
+            r = size / 2
+            cy = GROUND - r
+            for b in range(10):  # discs shrinking towards the highlight, up and to the left
+                f = 1.0 - b / 10
+                ox, oy = -0.35 * r * (1 - f), -0.35 * r * (1 - f)
+                draw.ellipse([cx + (ox - f * r) * k, (cy + oy - f * r) * k,
+                              cx + (ox + f * r) * k, (cy + oy + f * r) * k],
+                             fill=rgb(hue, 0.95, 0.5 + 0.5 * (1 - f)))  # fmt: skip
+        small = canvas.resize((_SIZE, _SIZE), Image.Resampling.BOX)
+        images[i] = np.asarray(small, np.float32).transpose(2, 0, 1) / 255.0
+    return images, labels.astype(np.int64)
+
+
 def data_spec_renders(model: str, n: int, stream: int) -> tuple[F32, I64]:
     """Renders of the model's data spec (the training renderer, an evaluation stream)."""
     if model == "stylish-shapes":
@@ -100,11 +182,25 @@ def never_produced(model: str, n: int, seed: int) -> tuple[F32, I64, str]:
     if model == "digits-cvae":
         images, labels = real_digits(n, seed)
         return images, labels, f"{n} real sklearn digits (test split)"
-    if model == "sprites-vae":
+    if model in DRAWN_BY_US:
+        draw, what = DRAWN_BY_US[model]
         half = n // 2
         a, la = data_spec_renders(model, half, stream=seed)
-        b, lb = other_sprites(n - half, seed)
+        b, lb = draw(n - half, seed)
         return (np.concatenate([a, b]), np.concatenate([la, lb]),
-                f"{half} data-spec renders + {n - half} PIL-polygon sprites (parametric heart)")
+                f"{half} data-spec renders + {n - half} {what}")  # fmt: skip
     images, labels = data_spec_renders(model, n, stream=seed)
     return images, labels, f"{n} data-spec renders"
+
+
+def never_produced_parts(model: str, n: int) -> dict[str, slice]:
+    """Where each kind of picture sits in `never_produced(model, n, …)`, for a model whose
+    set mixes two (else {})."""
+    if model not in DRAWN_BY_US:
+        return {}
+    return {"data-spec renders": slice(0, n // 2), DRAWN_BY_US[model][1]: slice(n // 2, n)}
+
+
+DRAWN_BY_US = {"sprites-vae": (other_sprites, "PIL-polygon sprites (parametric heart)"),
+               "shapes3d": (other_scenes, "PIL-drawn scenes")}  # fmt: skip
+"""Models whose set (b) is half data-spec renders, half pictures drawn by a routine of ours."""

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.project_data import never_produced
+from bench.project_data import never_produced, never_produced_parts
 from bench.project_reference import ZOO, BroadcastW, adam_projection, torch_decoder
 from latentserve.core import seeding
 from latentserve.core.arrays import F32, I64
@@ -72,6 +72,14 @@ generated targets otherwise reach float32 noise (≈ 110 dB) and swamp the mean.
 def _quality(images: F32, targets: F32) -> tuple[float, float]:
     psnr = np.minimum(pl.psnr(images, targets), PSNR_CAP)
     return float(np.mean(psnr)), float(np.mean(pl.ssim(images, targets)))
+
+
+def _psnr_by_part(methods: dict[str, F32], targets: F32,
+                  parts: dict[str, slice]) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Mean PSNR of each method's reconstructions over each part of a mixed target set."""
+    return {part: {method: _quality(images[at], targets[at])[0]
+                   for method, images in methods.items()}
+            for part, at in parts.items()}  # fmt: skip
 
 
 async def _lease(model: str) -> Lease:
@@ -211,9 +219,9 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
         ref_seconds = (time.perf_counter() - started) / len(targets)
         z_ref = rows_of(w_ref, layers)
         ref_images = _unit(spec, await backend.decode(z_ref, given))
-        enc_q, proj_q, ref_q = (_quality(x, targets) for x in (enc_images,
-                                                                _unit(spec, proj_images),
-                                                                ref_images))
+        methods = {"encoder": enc_images, "project": _unit(spec, proj_images),
+                   "reference": ref_images}
+        enc_q, proj_q, ref_q = (_quality(x, targets) for x in methods.values())
         rows[name] = {
             "targets": described, "start": _start_text(spec),
             "decodes_per_image": spent, "steps": steps,
@@ -224,6 +232,9 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
             "project_minus_encoder_psnr_db": proj_q[0] - enc_q[0],
             "project_seconds_per_image": seconds, "reference_seconds_per_image": ref_seconds,
         }
+        if name == "never_produced" and never_produced_parts(model, n):
+            rows[name]["psnr_by_part"] = _psnr_by_part(methods, targets,
+                                                       never_produced_parts(model, n))
         print(model, name, json.dumps({k: round(v, 3) if isinstance(v, float) else v
                                        for k, v in rows[name].items()}), flush=True)
     await lease.backend.unload()
@@ -350,6 +361,13 @@ def _report(doc: dict[str, Any]) -> str:
                 f"{100 * r['project_vs_reference_psnr']:.1f} % | "
                 f"{r['project_minus_encoder_psnr_db']:+.2f} | {r['decodes_per_image']} | "
                 f"{r['project_seconds_per_image']:.2f} |")
+    parts = [f"- {model}, never_produced, {part} only: encoder {r['encoder']:.2f}, Project "
+             f"{r['project']:.2f} ({r['project'] - r['encoder']:+.2f} dB), reference "
+             f"{r['reference']:.2f} dB PSNR"
+             for model, sets in doc["quality"].items()
+             for part, r in sets.get("never_produced", {}).get("psnr_by_part", {}).items()]
+    if parts:
+        lines += ["", "Mixed sets by part:", "", *parts]
     runs = doc.get("runs", {})
     if runs:
         lines += ["", "Runs: " + "; ".join(f"{m}: {r}" for m, r in sorted(runs.items())) + "."]
