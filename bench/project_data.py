@@ -70,77 +70,101 @@ def other_scenes(n: int, seed: int) -> tuple[F32, I64]:
     polygons and ellipses shaded by a light of its own (cube faces 1.0 / 0.78 / 0.56,
     banded cylinders and capsules, a sphere of concentric discs). Factors uniform in the
     spec's ranges; images [n, 3, 64, 64] in [0, 1], labels = shapes3d.SHAPES index."""
-    from latentserve.generators.shapes3d import (
-        CUBE_SIDE,
-        GROUND,
-        HORIZON,
-        ORIENTATION_RANGE,
-        SCALE_RANGE,
-        corner_column,
-        cube_corners,
-    )
+    from latentserve.generators.shapes3d import ORIENTATION_RANGE, SCALE_RANGE
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5CE]))
     labels = rng.integers(0, 4, n)
     images = np.zeros((n, 3, _SIZE, _SIZE), np.float32)
-    k = float(_SUPER)
+    draw_object = (_cube, _cylinder, _sphere, _capsule)
     for i in range(n):
         floor_hue, wall_hue, hue = rng.uniform(0, 1, 3)
         size = 16.0 * rng.uniform(*SCALE_RANGE)
         turn = rng.uniform(*ORIENTATION_RANGE)
-
-        def rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
-            r, g, b = colorsys.hsv_to_rgb(h, s, v)
-            return round(r * 255), round(g * 255), round(b * 255)
-
         canvas = Image.new("RGB", (_SIZE * _SUPER, _SIZE * _SUPER))
         draw = ImageDraw.Draw(canvas)
-        corner = float(corner_column(np.array([turn]))[0]) * k
-        draw.rectangle([0, 0, corner, HORIZON * k], fill=rgb(wall_hue, 0.55, 0.92))
-        draw.rectangle([corner, 0, _SIZE * k, HORIZON * k], fill=rgb(wall_hue, 0.55, 0.7))
-        for row in range(int(HORIZON * k), _SIZE * _SUPER):
-            depth = (row / k - HORIZON) / (_SIZE - HORIZON)
-            draw.line([(0, row), (_SIZE * k, row)], fill=rgb(floor_hue, 0.55, 0.6 + 0.3 * depth))
-        cx = _SIZE / 2 * k
-        draw.ellipse([cx - 0.7 * size * k, (GROUND - 2.5) * k, cx + 0.7 * size * k,
-                      (GROUND + 2.5) * k], fill=rgb(floor_hue, 0.55, 0.62))  # fmt: skip
-        shape = int(labels[i])
-        if shape == 0:
-            c = cube_corners(np.array([turn]), np.array([CUBE_SIDE * size]))[0] * k
-            for face, v in (([4, 5, 6, 7], 1.0), ([0, 3, 7, 4], 0.78), ([3, 2, 6, 7], 0.56)):
-                draw.polygon([tuple(c[j]) for j in face], fill=rgb(hue, 0.95, v))
-        elif shape in (1, 3):  # upright cylinder, or a capsule lying along the view
-            half = size / 2 if shape == 1 else size * (0.3 + 0.5 * np.cos(np.radians(turn + 25)))
-            top = GROUND - (size if shape == 1 else 0.72 * size)
-            bands = 12
-            for b in range(bands):
-                x0 = cx + (-half + 2 * half * b / bands) * k
-                x1 = cx + (-half + 2 * half * (b + 1) / bands) * k
-                if shape == 1:
-                    draw.rectangle([x0, top * k, x1, GROUND * k],
-                                   fill=rgb(hue, 0.95, 0.95 - 0.4 * b / bands))  # fmt: skip
-            if shape == 1:
-                draw.ellipse([cx - half * k, (top - 0.25 * size) * k, cx + half * k,
-                              (top + 0.25 * size) * k], fill=rgb(hue, 0.95, 1.0))  # fmt: skip
-            else:
-                height = GROUND - top
-                for b in range(bands):  # lit from above: darker bands inwards from the top
-                    inset = height * b / (2 * bands)
-                    draw.rounded_rectangle(
-                        [cx - half * k, (top + inset) * k, cx + half * k, GROUND * k],
-                        radius=height / 2 * k, fill=rgb(hue, 0.95, 1.0 - 0.45 * b / bands))
-        else:
-            r = size / 2
-            cy = GROUND - r
-            for b in range(10):  # discs shrinking towards the highlight, up and to the left
-                f = 1.0 - b / 10
-                ox, oy = -0.35 * r * (1 - f), -0.35 * r * (1 - f)
-                draw.ellipse([cx + (ox - f * r) * k, (cy + oy - f * r) * k,
-                              cx + (ox + f * r) * k, (cy + oy + f * r) * k],
-                             fill=rgb(hue, 0.95, 0.5 + 0.5 * (1 - f)))  # fmt: skip
+        _room(draw, floor_hue, wall_hue, turn, size)
+        draw_object[int(labels[i])](draw, hue, turn, size)
         small = canvas.resize((_SIZE, _SIZE), Image.Resampling.BOX)
         images[i] = np.asarray(small, np.float32).transpose(2, 0, 1) / 255.0
     return images, labels.astype(np.int64)
+
+
+def _rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _room(draw: ImageDraw.ImageDraw, floor_hue: float, wall_hue: float, turn: float,
+          size: float) -> None:  # fmt: skip
+    """Two walls meeting at the corner the turn puts, a floor lit nearer the camera, and the
+    object's contact shadow."""
+    from latentserve.generators.shapes3d import GROUND, HORIZON, corner_column
+
+    k, cx = float(_SUPER), _SIZE / 2 * _SUPER
+    corner = float(corner_column(np.array([turn]))[0]) * k
+    draw.rectangle([0, 0, corner, HORIZON * k], fill=_rgb(wall_hue, 0.55, 0.92))
+    draw.rectangle([corner, 0, _SIZE * k, HORIZON * k], fill=_rgb(wall_hue, 0.55, 0.7))
+    for row in range(int(HORIZON * k), _SIZE * _SUPER):
+        depth = (row / k - HORIZON) / (_SIZE - HORIZON)
+        draw.line([(0, row), (_SIZE * k, row)], fill=_rgb(floor_hue, 0.55, 0.6 + 0.3 * depth))
+    draw.ellipse([cx - 0.7 * size * k, (GROUND - 2.5) * k, cx + 0.7 * size * k,
+                  (GROUND + 2.5) * k], fill=_rgb(floor_hue, 0.55, 0.62))  # fmt: skip
+
+
+def _cube(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
+    """The spec's cube corners, its three visible faces flat-filled."""
+    from latentserve.generators.shapes3d import CUBE_SIDE, cube_corners
+
+    c = cube_corners(np.array([turn]), np.array([CUBE_SIDE * size]))[0] * _SUPER
+    for face, v in (([4, 5, 6, 7], 1.0), ([0, 3, 7, 4], 0.78), ([3, 2, 6, 7], 0.56)):
+        draw.polygon([tuple(c[j]) for j in face], fill=_rgb(hue, 0.95, v))
+
+
+def _cylinder(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
+    """An upright body of 12 vertical bands darkening to the right, and a light lid."""
+    from latentserve.generators.shapes3d import GROUND
+
+    k, cx, half, top = float(_SUPER), _SIZE / 2 * _SUPER, size / 2, GROUND - size
+    for b in range(_BANDS):
+        x0 = cx + (-half + 2 * half * b / _BANDS) * k
+        x1 = cx + (-half + 2 * half * (b + 1) / _BANDS) * k
+        draw.rectangle([x0, top * k, x1, GROUND * k],
+                       fill=_rgb(hue, 0.95, 0.95 - 0.4 * b / _BANDS))  # fmt: skip
+    draw.ellipse([cx - half * k, (top - 0.25 * size) * k, cx + half * k,
+                  (top + 0.25 * size) * k], fill=_rgb(hue, 0.95, 1.0))  # fmt: skip
+
+
+def _sphere(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
+    """Ten discs shrinking towards a highlight up and to the left."""
+    from latentserve.generators.shapes3d import GROUND
+
+    k, cx, r = float(_SUPER), _SIZE / 2 * _SUPER, size / 2
+    cy = GROUND - r
+    for b in range(10):
+        f = 1.0 - b / 10
+        ox, oy = -0.35 * r * (1 - f), -0.35 * r * (1 - f)
+        draw.ellipse([cx + (ox - f * r) * k, (cy + oy - f * r) * k,
+                      cx + (ox + f * r) * k, (cy + oy + f * r) * k],
+                     fill=_rgb(hue, 0.95, 0.5 + 0.5 * (1 - f)))  # fmt: skip
+
+
+def _capsule(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
+    """A lying capsule as rounded rectangles, lit from above: bands darken inwards from the
+    top; its length follows the turn."""
+    from latentserve.generators.shapes3d import GROUND
+
+    k, cx = float(_SUPER), _SIZE / 2 * _SUPER
+    half = size * (0.3 + 0.5 * np.cos(np.radians(turn + 25)))
+    top = GROUND - 0.72 * size
+    height = GROUND - top
+    for b in range(_BANDS):
+        inset = height * b / (2 * _BANDS)
+        draw.rounded_rectangle([cx - half * k, (top + inset) * k, cx + half * k, GROUND * k],
+                               radius=height / 2 * k,
+                               fill=_rgb(hue, 0.95, 1.0 - 0.45 * b / _BANDS))  # fmt: skip
+
+
+_BANDS = 12
 
 
 def data_spec_renders(model: str, n: int, stream: int) -> tuple[F32, I64]:
