@@ -12,7 +12,7 @@ def test_other_scenes_are_seeded_images_of_the_shapes_they_name() -> None:
     images, labels = other_scenes(120, seed=5)
     again, _ = other_scenes(120, seed=5)
     assert images.shape == (120, 3, 64, 64) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     np.testing.assert_array_equal(images, again)
     assert set(labels.tolist()) == {0, 1, 2, 3}
     # A classifier fitted on the training renderer's scenes reads them as their class.
