@@ -13,6 +13,13 @@ For a model without encoder (stylish-shapes) the "encoder" column is Project's o
 best of PRIOR_SAMPLES mapped prior samples per target by the projection loss, and the
 reference starts, like the StyleGAN2-ADA projector, from w̄ on every layer with its noise
 scaled by the per-coordinate std of W.
+
+`--reference-budgets 1,5,10` also runs the reference alone with 1×, 5× and 10× the decodes on
+a few never-produced targets: where its PSNR stops rising, no search in the latent can fit
+those pictures better::
+
+    .venv/bin/python -m bench.scenarios.project --models shapes3d --skip quality,loss,service \
+        --reference-budgets 1,5,10 --budget-images 16
 """
 
 from __future__ import annotations
@@ -241,6 +248,37 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
     return rows
 
 
+async def reference_budgets(model: str, n: int, decodes: int,
+                            multiples: list[int]) -> dict[str, Any]:  # fmt: skip
+    """The gradient reference on `n` never-produced targets with `multiples` × `decodes`
+    steps: how far above the encoder the best fit a latent gives lies, whatever the budget."""
+    lease = await _lease(model)
+    spec, backend = lease.bundle.spec, lease.backend
+    decoder, layers = _reference_decoder(model, spec)
+    w_prior = None if spec.encoder is not None else await _w_prior(lease)
+    targets, labels, what = never_produced(model, n, seed=5)
+    targets = targets.astype(np.float32)
+    given = _given(spec, labels)
+    enc_images, z0, spread = await _starts(lease, targets, labels, 0, w_prior)
+    parts = never_produced_parts(model, n) or {"all": slice(0, n)}
+    encoder = {part: _quality(enc_images[at], targets[at])[0] for part, at in parts.items()}
+    out: dict[str, Any] = {"targets": what, "encoder_psnr": _quality(enc_images, targets)[0],
+                           "steps": {}}  # fmt: skip
+    for steps in (m * decodes for m in multiples):
+        w = await asyncio.to_thread(adam_projection, decoder, targets, labels, z0, steps=steps,
+                                    spread=spread, value_range=spec.output.range)
+        images = _unit(spec, await backend.decode(rows_of(w, layers), given))
+        psnr = _quality(images, targets)[0]
+        out["steps"][str(steps)] = {
+            "psnr": psnr, "minus_encoder_db": psnr - out["encoder_psnr"],
+            "minus_encoder_db_by_part": {part: _quality(images[at], targets[at])[0]
+                                         - encoder[part] for part, at in parts.items()},
+        }  # fmt: skip
+        print(model, "reference steps", steps, json.dumps(out["steps"][str(steps)]), flush=True)
+    await lease.backend.unload()
+    return out
+
+
 async def loss_choice(model: str, n: int, decodes: int, population: int) -> dict[str, Any]:
     """Project the never-produced set with λ = 0 (MSE only), the default and a larger λ."""
     lease = await _lease(model)
@@ -368,6 +406,13 @@ def _report(doc: dict[str, Any]) -> str:
              for part, r in sets.get("never_produced", {}).get("psnr_by_part", {}).items()]
     if parts:
         lines += ["", "Mixed sets by part:", "", *parts]
+    for model, r in doc.get("reference_budgets", {}).items():
+        steps = ", ".join(
+            f"{int(k):,} steps {v['minus_encoder_db']:+.2f} dB ("
+            + ", ".join(f"{p} {d:+.2f}" for p, d in v["minus_encoder_db_by_part"].items()) + ")"
+            for k, v in r["steps"].items())
+        lines += ["", f"The reference with more decodes ({model}, never_produced: {r['targets']}; "
+                  f"encoder {r['encoder_psnr']:.2f} dB), PSNR over the encoder: {steps}."]
     runs = doc.get("runs", {})
     if runs:
         lines += ["", "Runs: " + "; ".join(f"{m}: {r}" for m, r in sorted(runs.items())) + "."]
@@ -458,6 +503,10 @@ def main() -> None:
     parser.add_argument("--loss-images", type=int, default=32)
     parser.add_argument("--service-seconds", type=float, default=20.0)
     parser.add_argument("--skip", default="", help="comma list of: quality,loss,service")
+    parser.add_argument("--reference-budgets", default="", metavar="K,K,…",
+                        help="also run the reference alone with K × --decodes steps on "
+                             "--budget-images never-produced targets of each model")
+    parser.add_argument("--budget-images", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(1)
     skip = set(args.skip.split(","))
@@ -467,13 +516,18 @@ def main() -> None:
         "settings": f"{args.images} images per set, about {args.decodes} decodes per image "
                     f"(steps per model follow), population "
                     f"{args.population or 'by latent size'}, λ = {pl.STRUCTURE_WEIGHT}",
-        "quality": {}, "loss_choice": {}, "runs": {}}
+        "quality": {}, "loss_choice": {}, "runs": {}, "reference_budgets": {}}
     if "quality" not in skip:
         for model in models:
             doc["quality"][model] = asyncio.run(quality(model, args.images, args.decodes,
                                                         args.population))
             doc["runs"][model] = f"{time.strftime('%Y-%m-%d')}, {doc['settings']}"
             _save(doc)
+    multiples = [int(k) for k in args.reference_budgets.split(",") if k]
+    for model in models if multiples else []:
+        doc["reference_budgets"][model] = asyncio.run(reference_budgets(
+            model, args.budget_images, args.decodes, multiples))
+        _save(doc)
     if "loss" not in skip:
         for model in ("sprites-vae", "digits-cvae"):
             doc["loss_choice"][model] = asyncio.run(loss_choice(
@@ -489,9 +543,9 @@ def _save(doc: dict[str, Any]) -> str:
     """Merge `doc` into the results file (sections of earlier runs are kept) and rewrite the
     report; returns the report."""
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
-    merged = {**previous, **{k: v for k, v in doc.items() if k not in ("quality",
-                                                                       "loss_choice", "runs")}}
-    for key in ("quality", "loss_choice", "runs"):
+    sections = ("quality", "loss_choice", "runs", "reference_budgets")
+    merged = {**previous, **{k: v for k, v in doc.items() if k not in sections}}
+    for key in sections:
         merged[key] = {**previous.get(key, {}), **doc.get(key, {})}
     merged["keys"] = _flat(merged)
     OUT.parent.mkdir(parents=True, exist_ok=True)
