@@ -233,9 +233,9 @@ def test_shapes3d_scale_moves_every_objects_height(zoo_client: Client) -> None:
         assert rising >= 0.95, (info.class_names[label], rho[labels == label])
 
 
-@pytest.mark.xfail(strict=True, reason="missed target: the resize-convolution decoder draws "
-                   "large cubes with lumpy edges and small ones as blobs; Encode → Decode "
-                   "keeps cubes 0.87–0.88")
+@pytest.mark.xfail(strict=True, reason="missed target: the resize-convolution decoder rounds "
+                   "the top corners of large cubes, which then read as spheres; Encode → "
+                   "Decode keeps cubes 0.87–0.88")
 def test_shapes3d_keeps_every_class(zoo_client: Client) -> None:
     images, labels, _ = scene_renders(300, 4)
     z = zoo_client.encode("shapes3d", images, class_labels=[int(v) for v in labels]).latents
