@@ -357,7 +357,7 @@ class Projection:
         self.image_of = owner[pick]
         if labels is not None:
             self.labels = labels[pick].astype(np.int64)
-        return _Best(losses[pick].copy(), self._point(z[pick]), images[pick].copy())
+        return _Best(losses[pick].copy(), points_of(z[pick], self._layers), images[pick].copy())
 
     # ------------------------------------------------------------------ search
     def _search(self, x0: F32, sigma0: float, spread: F64, index: int) -> Any:
@@ -388,15 +388,9 @@ class Projection:
                                                structure_weight=self.plan.structure_weight))
 
     # ------------------------------------------------------------------ backend
-    def _rows(self, points: F32) -> F32:
-        return rows_of(points, self._layers)
-
-    def _point(self, rows: F32) -> F32:
-        return points_of(rows, self._layers).copy()
-
     async def _decode(self, points: F32, labels: I64 | None) -> F32:
         """Decode searched points (`_decode_rows` of their rows)."""
-        return await self._decode_rows(self._rows(points), labels)
+        return await self._decode_rows(rows_of(points, self._layers), labels)
 
     async def _decode_rows(self, z: F32, labels: I64 | None) -> F32:
         """Decode rows in background chunks (≤ the batcher's background cap), in order."""
@@ -425,9 +419,10 @@ class Projection:
         initial = np.array([best.initial[self.image_of == i].min() for i in range(n)])
         images = (best.images[winner].copy() if done or self.plan.include_reconstruction
                   else None)
+        rows = rows_of(best.latents[winner], self._layers)
         return Snapshot(step=step, steps=self.plan.steps, decodes=self.decodes,
                         loss=best.loss[winner].copy(), initial_loss=initial,
-                        latents=canonical_latents(self.spec, self._rows(best.latents[winner])),
+                        latents=canonical_latents(self.spec, rows),
                         labels=None if self.labels is None else self.labels[winner].copy(),
                         images=images, done=done, stop=stop)
 
