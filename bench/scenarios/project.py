@@ -239,9 +239,9 @@ async def quality(model: str, n: int, decodes: int, population: int) -> dict[str
             "project_minus_encoder_psnr_db": proj_q[0] - enc_q[0],
             "project_seconds_per_image": seconds, "reference_seconds_per_image": ref_seconds,
         }
-        if name == "never_produced" and never_produced_parts(model, n):
-            rows[name]["psnr_by_part"] = _psnr_by_part(methods, targets,
-                                                       never_produced_parts(model, n))
+        parts = never_produced_parts(model, n) if name == "never_produced" else {}
+        if parts:
+            rows[name]["psnr_by_part"] = _psnr_by_part(methods, targets, parts)
         print(model, name, json.dumps({k: round(v, 3) if isinstance(v, float) else v
                                        for k, v in rows[name].items()}), flush=True)
     await lease.backend.unload()
@@ -261,7 +261,7 @@ async def reference_budgets(model: str, n: int, decodes: int,
     given = _given(spec, labels)
     enc_images, z0, spread = await _starts(lease, targets, labels, 0, w_prior)
     parts = never_produced_parts(model, n) or {"all": slice(0, n)}
-    encoder = {part: _quality(enc_images[at], targets[at])[0] for part, at in parts.items()}
+    start = _psnr_by_part({"encoder": enc_images}, targets, parts)
     out: dict[str, Any] = {"targets": what, "encoder_psnr": _quality(enc_images, targets)[0],
                            "steps": {}}  # fmt: skip
     for steps in (m * decodes for m in multiples):
@@ -269,10 +269,11 @@ async def reference_budgets(model: str, n: int, decodes: int,
                                     spread=spread, value_range=spec.output.range)
         images = _unit(spec, await backend.decode(rows_of(w, layers), given))
         psnr = _quality(images, targets)[0]
+        got = _psnr_by_part({"reference": images}, targets, parts)
         out["steps"][str(steps)] = {
             "psnr": psnr, "minus_encoder_db": psnr - out["encoder_psnr"],
-            "minus_encoder_db_by_part": {part: _quality(images[at], targets[at])[0]
-                                         - encoder[part] for part, at in parts.items()},
+            "minus_encoder_db_by_part": {part: got[part]["reference"] - start[part]["encoder"]
+                                         for part in parts},
         }  # fmt: skip
         print(model, "reference steps", steps, json.dumps(out["steps"][str(steps)]), flush=True)
     await lease.backend.unload()
@@ -524,10 +525,11 @@ def main() -> None:
             doc["runs"][model] = f"{time.strftime('%Y-%m-%d')}, {doc['settings']}"
             _save(doc)
     multiples = [int(k) for k in args.reference_budgets.split(",") if k]
-    for model in models if multiples else []:
-        doc["reference_budgets"][model] = asyncio.run(reference_budgets(
-            model, args.budget_images, args.decodes, multiples))
-        _save(doc)
+    if multiples:
+        for model in models:
+            doc["reference_budgets"][model] = asyncio.run(reference_budgets(
+                model, args.budget_images, args.decodes, multiples))
+            _save(doc)
     if "loss" not in skip:
         for model in ("sprites-vae", "digits-cvae"):
             doc["loss_choice"][model] = asyncio.run(loss_choice(
