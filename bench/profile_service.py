@@ -1,13 +1,15 @@
 """A py-spy profile of one service process under one load, with its CPU per request.
 
-Starts the embedded service on the chosen model (as `python -m bench --model M` serves it),
-warms it up, then samples it with py-spy while a closed loop sends Sample requests; the
-summary lands in `<out>/profiles/service-embedded.txt` and the first line printed gives the
-load's p50 and the service's CPU per request (from /proc, not from the samples: py-spy's
-idle detection counts part of a native event loop's waiting as busy). Example::
+Starts the embedded service on the chosen model (as `python -m bench --model M` serves it)
+under py-spy, which samples it from start-up to exit (start-up and a 2 s warm-up are in the
+profile too, a small share of a 40 s load), while a closed loop sends Sample requests. The
+summary lands in `<out>/profiles/service-embedded.txt`; its first line, also printed, gives
+the load's p50 and the service's CPU per request over the measured window (from /proc, not
+from the samples: py-spy's idle detection counts part of a native event loop's waiting as
+busy). Example::
 
     python -m bench.profile_service --model realistic --clients 1 --n 1 --seconds 40 \\
-        --out bench/results/profiles/realistic-sequential
+        --out /tmp/profile-realistic
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    cfg = RunConfig(model=args.model, profile=True, out_dir=args.out,
-                    work_dir=Path(tempfile.mkdtemp(prefix="profile-service-")))  # fmt: skip
-    with Stack(cfg) as stack:
-        line = asyncio.run(_drive(stack, clients=args.clients, n=args.n, seconds=args.seconds))
+    with tempfile.TemporaryDirectory(prefix="profile-service-") as work:
+        cfg = RunConfig(model=args.model, profile=True, out_dir=args.out, work_dir=Path(work))
+        with Stack(cfg) as stack:
+            line = asyncio.run(_drive(stack, clients=args.clients, n=args.n,
+                                      seconds=args.seconds))  # fmt: skip
     summary = cfg.profile_dir / "service-embedded.txt"
     summary.write_text(line + "\n\n" + summary.read_text())
     print(line)

@@ -17,6 +17,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from latentserve.core.arrays import F32, I64
+from latentserve.generators.shapes3d import (
+    CUBE_SIDE,
+    GROUND,
+    HORIZON,
+    ORIENTATION_RANGE,
+    SCALE_RANGE,
+    corner_column,
+    cube_corners,
+)
 
 _SIZE = 64
 _SUPER = 4
@@ -70,8 +79,6 @@ def other_scenes(n: int, seed: int) -> tuple[F32, I64]:
     polygons and ellipses shaded by a light of its own (cube faces 1.0 / 0.78 / 0.56,
     banded cylinders and capsules, a sphere of concentric discs). Factors uniform in the
     spec's ranges; images [n, 3, 64, 64] in [0, 1], labels = shapes3d.SHAPES index."""
-    from latentserve.generators.shapes3d import ORIENTATION_RANGE, SCALE_RANGE
-
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5CE]))
     labels = rng.integers(0, 4, n)
     images = np.zeros((n, 3, _SIZE, _SIZE), np.float32)
@@ -98,8 +105,6 @@ def _room(draw: ImageDraw.ImageDraw, floor_hue: float, wall_hue: float, turn: fl
           size: float) -> None:  # fmt: skip
     """Two walls meeting at the corner the turn puts, a floor lit nearer the camera, and the
     object's contact shadow."""
-    from latentserve.generators.shapes3d import GROUND, HORIZON, corner_column
-
     k, cx = float(_SUPER), _SIZE / 2 * _SUPER
     corner = float(corner_column(np.array([turn]))[0]) * k
     draw.rectangle([0, 0, corner, HORIZON * k], fill=_rgb(wall_hue, 0.55, 0.92))
@@ -113,8 +118,6 @@ def _room(draw: ImageDraw.ImageDraw, floor_hue: float, wall_hue: float, turn: fl
 
 def _cube(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
     """The spec's cube corners, its three visible faces flat-filled."""
-    from latentserve.generators.shapes3d import CUBE_SIDE, cube_corners
-
     c = cube_corners(np.array([turn]), np.array([CUBE_SIDE * size]))[0] * _SUPER
     for face, v in (([4, 5, 6, 7], 1.0), ([0, 3, 7, 4], 0.78), ([3, 2, 6, 7], 0.56)):
         draw.polygon([tuple(c[j]) for j in face], fill=_rgb(hue, 0.95, v))
@@ -122,8 +125,6 @@ def _cube(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> No
 
 def _cylinder(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
     """An upright body of 12 vertical bands darkening to the right, and a light lid."""
-    from latentserve.generators.shapes3d import GROUND
-
     k, cx, half, top = float(_SUPER), _SIZE / 2 * _SUPER, size / 2, GROUND - size
     for b in range(_BANDS):
         x0 = cx + (-half + 2 * half * b / _BANDS) * k
@@ -136,8 +137,6 @@ def _cylinder(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -
 
 def _sphere(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
     """Ten discs shrinking towards a highlight up and to the left."""
-    from latentserve.generators.shapes3d import GROUND
-
     k, cx, r = float(_SUPER), _SIZE / 2 * _SUPER, size / 2
     cy = GROUND - r
     for b in range(10):
@@ -151,8 +150,6 @@ def _sphere(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> 
 def _capsule(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) -> None:
     """A lying capsule as rounded rectangles, lit from above: bands darken inwards from the
     top; its length follows the turn."""
-    from latentserve.generators.shapes3d import GROUND
-
     k, cx = float(_SUPER), _SIZE / 2 * _SUPER
     half = size * (0.3 + 0.5 * np.cos(np.radians(turn + 25)))
     top = GROUND - 0.72 * size
