@@ -18,11 +18,13 @@ from PIL import Image, ImageDraw
 
 from latentserve.core.arrays import F32, I64
 from latentserve.generators.shapes3d import (
+    CAPSULE_RADIUS,
     CUBE_SIDE,
     GROUND,
     HORIZON,
     ORIENTATION_RANGE,
     SCALE_RANGE,
+    capsule_half_length,
     corner_column,
     cube_corners,
 )
@@ -151,9 +153,9 @@ def _capsule(draw: ImageDraw.ImageDraw, hue: float, turn: float, size: float) ->
     """A lying capsule as rounded rectangles, lit from above: bands darken inwards from the
     top; its length follows the turn."""
     k, cx = float(_SUPER), _SIZE / 2 * _SUPER
-    half = size * (0.3 + 0.5 * np.cos(np.radians(turn + 25)))
-    top = GROUND - 0.72 * size
-    height = GROUND - top
+    half = size * float(capsule_half_length(np.array([turn]))[0])
+    height = 2 * CAPSULE_RADIUS * size
+    top = GROUND - height
     for b in range(_BANDS):
         inset = height * b / (2 * _BANDS)
         draw.rounded_rectangle([cx - half * k, (top + inset) * k, cx + half * k, GROUND * k],

@@ -249,13 +249,13 @@ def _half_width(shape: I64, orientation: F64, s: F64) -> F64:
     """Half the drawn width of each object (pixels) [n, 1, 1]."""
     corners = cube_corners(orientation, CUBE_SIDE * s[:, 0, 0])
     cube = (np.ptp(corners[..., 0], axis=1) / 2)[:, None, None]
-    capsule = _capsule_half_length(orientation)[:, None, None] * s
+    capsule = capsule_half_length(orientation)[:, None, None] * s
     per_shape = np.stack([cube, s / 2, s / 2, capsule])
     return np.asarray(np.take_along_axis(per_shape, shape[None, :, None, None], axis=0)[0],
                       np.float64)
 
 
-def _capsule_half_length(orientation: F64) -> F64:
+def capsule_half_length(orientation: F64) -> F64:
     """Half the projected length of the lying capsule (in object sizes)."""
     return 0.3 + 0.5 * np.cos(np.radians(orientation + 25.0))
 
@@ -293,7 +293,7 @@ def _object(shape: I64, orientation: F64, s: F64, x: F64, y: F64) -> tuple[F64, 
             light = ((x - cx + 0.4 * r) ** 2 + (y - cy + 0.4 * r) ** 2) / r**2
             v = np.clip(1.0 - 0.32 * light, 0.45, 1.0)
         else:  # capsule lying on the ground, turned by the azimuth
-            half = _capsule_half_length(o)[:, None, None] * ss
+            half = capsule_half_length(o)[:, None, None] * ss
             r = CAPSULE_RADIUS * ss
             cy = GROUND - r
             core = np.clip(x - cx, -(half - r), half - r)
