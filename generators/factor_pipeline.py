@@ -103,6 +103,8 @@ class FactorConfig:
     and decoder also see every combination of the factor grid."""
     batch_size: int = 64
     lr: float = 1e-3
+    edge_weight: float = 0.0
+    """Weight of the gradient-difference term in the decoder's loss (0: per-pixel BCE only)."""
     eval_size: int = 5_000
     metric_samples: int = 500
     threads: int = 2
@@ -175,7 +177,8 @@ def train_factor_generator(
     else:
         data = training_data(world, cfg, seed)
         log = fit_factor_model(decoder, encoder, data, epochs=cfg.epochs, seed=seed,
-                               batch_size=cfg.batch_size, lr=cfg.lr, progress=progress,
+                               batch_size=cfg.batch_size, lr=cfg.lr, edge_weight=cfg.edge_weight,
+                               progress=progress,
                                description=f"{world.name} (seed {seed})")  # fmt: skip
         train_seconds = log.seconds
         del data
@@ -302,13 +305,19 @@ def _write(world: FactorWorld, out_dir: Path, decoder: nn.Module, encoder: Facto
                 train_seconds=train_seconds, total_seconds=time.perf_counter() - started,
                 train_size=cfg.train_size, independent_fraction=cfg.independent_fraction,
                 latent_layout=_layout_text(layout),
-                objective="decoder: per-pixel BCE on renders of prior latents; encoder: squared "
-                "error of its head (normal scores, unit vectors of circular factors)",
+                objective=_objective(cfg),
             ),
         )
         return write_bundle(out_dir, spec, decoder=dec_path, encoder=enc_path,
                             directions=as_arrays(found),
                             preview_png=rgb_grid_png(preview, cols=cols))  # fmt: skip
+
+
+def _objective(cfg: FactorConfig) -> str:
+    edges = (f" + {cfg.edge_weight:g} × gradient-difference loss (L1)"
+             if cfg.edge_weight else "")  # fmt: skip
+    return (f"decoder: per-pixel BCE{edges} on renders of prior latents; encoder: squared "
+            "error of its head (normal scores, unit vectors of circular factors)")
 
 
 def _layout_text(layout: FactorLatent) -> str:
