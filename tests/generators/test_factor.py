@@ -12,6 +12,7 @@ import torch
 from latentserve.core import latent_ops, seeding
 from latentserve.core.arrays import F32, I64
 from latentserve.generators.factor_latent import CIRCULAR_PERIOD, FactorLatent
+from latentserve.generators.factor_training import gradient_difference
 from latentserve.generators.shapes3d import (
     SHAPES as SCENE_SHAPES,
 )
@@ -174,3 +175,16 @@ def test_scene_roundtrip_measures_are_circular_for_hues() -> None:
     errors = roundtrip_errors(images, shifted, idx[:, 4], SCENE_MEASURES)
     for name in ("floor_hue", "wall_hue", "object_hue"):
         assert abs(errors[f"roundtrip_{name}_error_deg"] - 120.0) < 2.0, name
+
+
+def test_gradient_difference_charges_a_missing_edge_not_a_shift() -> None:
+    square = torch.zeros(2, 3, 16, 16)
+    square[:, :, 4:12, 4:12] = 1.0
+    assert float(gradient_difference(square, square)) == 0.0
+    assert float(gradient_difference(square + 0.2, square)) == pytest.approx(0.0, abs=1e-5)
+    rounded = square.clone()
+    rounded[:, :, 4, 4] = rounded[:, :, 4, 11] = 0.0  # two top corners cut off
+    # each cut corner changes 4 neighbour steps by 1, in 3 channels: 2 · 4 · 3 per item
+    assert float(gradient_difference(rounded, square)) == pytest.approx(24.0)
+    blurred = torch.nn.functional.avg_pool2d(square, 3, stride=1, padding=1)
+    assert float(gradient_difference(blurred, square)) > 0.0
