@@ -31,6 +31,7 @@ from latentserve.generators.factor_models import FactorEncoder
 from latentserve.generators.factor_training import (
     FactorData,
     fit_factor_model,
+    polish_decoder,
     set_posterior_spread,
 )
 from latentserve.generators.inference import float64_copy, run_batched, torch_threads
@@ -64,6 +65,8 @@ CIRCULAR_STEPS = 12
 """Strength 1.0 of a circular direction turns its factor by 1/CIRCULAR_STEPS of a turn."""
 EVAL_PRIOR_SEED = 9
 """Prior draws whose exact renders fit the directions and the encoder's spread."""
+POLISH_STREAM = 1
+"""Seed stream of the polish's fresh renders (training's renders have none)."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,11 @@ class FactorConfig:
     and decoder also see every combination of the factor grid."""
     batch_size: int = 64
     lr: float = 1e-3
-    edge_weight: float = 0.0
-    """Weight of the gradient-difference term in the decoder's loss (0: per-pixel BCE only)."""
+    polish_epochs: int = 0
+    """Epochs of `polish_decoder` after training (0: none), on `polish_size` fresh renders."""
+    polish_size: int = 30_000
+    polish_lr: float = 3e-4
+    polish_edge_weight: float = 1.0
     eval_size: int = 5_000
     metric_samples: int = 500
     threads: int = 2
@@ -130,19 +136,22 @@ def train_world(
                                       checkpoint=checkpoint)  # fmt: skip
 
 
-def training_data(world: FactorWorld, cfg: FactorConfig, seed: int) -> FactorData:
-    """Seeded training pairs: prior latents (and grid-uniform ones), labels, uint8 renders."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xFAC7]))
+def training_data(world: FactorWorld, cfg: FactorConfig, seed: int,
+                  stream: int | None = None) -> FactorData:  # fmt: skip
+    """Seeded training pairs: prior latents (and grid-uniform ones), labels, uint8 renders;
+    `train_size` of them, or `polish_size` fresh ones from another seed stream."""
+    key = [seed, 0xFAC7] if stream is None else [seed, 0xFAC7, stream]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
     layout = world.layout
-    n_uniform = round(cfg.train_size * cfg.independent_fraction)
+    size = cfg.train_size if stream is None else cfg.polish_size
+    n_uniform = round(size * cfg.independent_fraction)
     z = np.concatenate([
-        rng.standard_normal((cfg.train_size - n_uniform, layout.dim)),
+        rng.standard_normal((size - n_uniform, layout.dim)),
         layout.latents(rng.random((n_uniform, layout.dim))),
     ])  # fmt: skip
-    labels = rng.integers(0, len(world.class_names), cfg.train_size).astype(np.int64)
-    images = np.empty((cfg.train_size, world.channels, world.image_size, world.image_size),
-                      np.uint8)  # fmt: skip
-    for lo in range(0, cfg.train_size, 4096):
+    labels = rng.integers(0, len(world.class_names), size).astype(np.int64)
+    images = np.empty((size, world.channels, world.image_size, world.image_size), np.uint8)
+    for lo in range(0, size, 4096):
         sl = slice(lo, lo + 4096)
         images[sl] = np.round(world.render_latents(z[sl], labels[sl]) * 255.0)
     return FactorData(z, labels, images, layout)
@@ -177,8 +186,7 @@ def train_factor_generator(
     else:
         data = training_data(world, cfg, seed)
         log = fit_factor_model(decoder, encoder, data, epochs=cfg.epochs, seed=seed,
-                               batch_size=cfg.batch_size, lr=cfg.lr, edge_weight=cfg.edge_weight,
-                               progress=progress,
+                               batch_size=cfg.batch_size, lr=cfg.lr, progress=progress,
                                description=f"{world.name} (seed {seed})")  # fmt: skip
         train_seconds = log.seconds
         del data
@@ -187,6 +195,13 @@ def train_factor_generator(
             torch.save({"run_key": run_key, "decoder": decoder.state_dict(),
                         "encoder": encoder.state_dict(), "train_seconds": train_seconds},
                        checkpoint)  # fmt: skip
+    if cfg.polish_epochs:
+        fresh = training_data(world, cfg, seed, stream=POLISH_STREAM)
+        train_seconds += polish_decoder(
+            decoder, fresh, epochs=cfg.polish_epochs, seed=seed, lr=cfg.polish_lr,
+            edge_weight=cfg.polish_edge_weight, batch_size=cfg.batch_size, progress=progress,
+            description=f"{world.name} polish (seed {seed})").seconds
+        del fresh
 
     layout = world.layout
     z_eval = layout.sample(cfg.eval_size, EVAL_PRIOR_SEED)
@@ -223,8 +238,10 @@ def train_factor_generator(
 
 
 def _run_key(world: FactorWorld, cfg: FactorConfig, seed: int) -> str:
-    """What identifies a trained checkpoint: world, layout, seed and the training fields."""
-    config = {k: v for k, v in asdict(cfg).items() if k != "evaluation"}
+    """What identifies a trained checkpoint: world, layout, seed and the training fields (not
+    the polish, which runs after the checkpoint)."""
+    config = {k: v for k, v in asdict(cfg).items()
+              if k != "evaluation" and not k.startswith("polish_")}  # fmt: skip
     text = json.dumps({"world": world.name, "config": config, "seed": seed,
                        "layout": repr(world.layout)}, sort_keys=True)  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -314,10 +331,11 @@ def _write(world: FactorWorld, out_dir: Path, decoder: nn.Module, encoder: Facto
 
 
 def _objective(cfg: FactorConfig) -> str:
-    edges = (f" + {cfg.edge_weight:g} × gradient-difference loss (L1)"
-             if cfg.edge_weight else "")  # fmt: skip
-    return (f"decoder: per-pixel BCE{edges} on renders of prior latents; encoder: squared "
-            "error of its head (normal scores, unit vectors of circular factors)")
+    polish = (f"; then the decoder alone {cfg.polish_epochs} epochs on {cfg.polish_size:,} "
+              f"fresh renders, BCE + {cfg.polish_edge_weight:g} × gradient-difference loss (L1), "
+              f"lr {cfg.polish_lr:g}" if cfg.polish_epochs else "")  # fmt: skip
+    return ("decoder: per-pixel BCE on renders of prior latents; encoder: squared error of its "
+            f"head (normal scores, unit vectors of circular factors){polish}")
 
 
 def _layout_text(layout: FactorLatent) -> str:
