@@ -47,6 +47,30 @@ class FactorData:
         return self.layout.head_targets(self.layout.quantiles(self.latents)).astype(np.float32)
 
 
+class _DecoderFit:
+    """What training and the polish share: the data as tensors, Adam on `params` with cosine
+    decay to lr / 20 over the run's steps, and one batch's target, decoding and BCE."""
+
+    def __init__(self, decoder: nn.Module, data: FactorData, params: list[nn.Parameter], *,
+                 epochs: int, batch_size: int, lr: float) -> None:  # fmt: skip
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        self.decoder = decoder
+        self.images = torch.from_numpy(data.images)
+        self.labels = torch.from_numpy(data.labels.astype(np.int64))
+        self.latents = torch.from_numpy(data.latents.astype(np.float32))
+        self.optimiser = torch.optim.Adam(params, lr=lr)
+        total = epochs * math.ceil(len(data.images) / batch_size)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimiser, T_max=total,
+                                                                   eta_min=lr / 20)  # fmt: skip
+
+    def reconstruct(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(target x in [0, 1], decoded x̂ clamped off 0 and 1, BCE summed per item)."""
+        x = self.images[idx].float() / 255.0
+        x_hat = self.decoder(self.latents[idx], self.labels[idx]).clamp(1e-6, 1.0 - 1e-6)
+        return x, x_hat, F.binary_cross_entropy(x_hat, x, reduction="sum") / len(idx)
+
+
 def fit_factor_model(
     decoder: nn.Module,
     encoder: FactorEncoder,
@@ -61,29 +85,21 @@ def fit_factor_model(
 ) -> TrainLog:
     """Train decoder and encoder in place (Adam, cosine learning-rate decay); both see the
     same seeded batches. Loss = BCE summed over pixels + squared error of the encoder head."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    images = torch.from_numpy(data.images)
-    labels = torch.from_numpy(data.labels.astype(np.int64))
-    latents = torch.from_numpy(data.latents.astype(np.float32))
+    fit = _DecoderFit(decoder, data, [*decoder.parameters(), *encoder.parameters()],
+                      epochs=epochs, batch_size=batch_size, lr=lr)  # fmt: skip
     targets = torch.from_numpy(data.head_targets())
-    params = [*decoder.parameters(), *encoder.parameters()]
-    optimiser = torch.optim.Adam(params, lr=lr)
-    total = epochs * math.ceil(len(images) / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total, eta_min=lr / 20)
     decoder.train()
     encoder.train()
 
     def step(idx: Tensor, _at: int) -> tuple[Tensor, Tensor, Tensor]:
-        x = images[idx].float() / 255.0
-        x_hat = decoder(latents[idx], labels[idx]).clamp(1e-6, 1.0 - 1e-6)
-        recon = F.binary_cross_entropy(x_hat, x, reduction="sum") / len(idx)
-        head_err = (encoder.head(x, labels[idx]) - targets[idx]).pow(2).sum(1).mean()
+        x, _, recon = fit.reconstruct(idx)
+        head_err = (encoder.head(x, fit.labels[idx]) - targets[idx]).pow(2).sum(1).mean()
         return recon + head_err, recon, head_err
 
-    log = run_epochs(step, [optimiser], len(images), epochs=epochs, batch_size=batch_size,
-                     generator=torch.Generator().manual_seed(seed), progress=progress,
-                     description=description, terms=("recon", "head"), schedulers=[sched])
+    log = run_epochs(step, [fit.optimiser], len(data.images), epochs=epochs,
+                     batch_size=batch_size, generator=torch.Generator().manual_seed(seed),
+                     progress=progress, description=description, terms=("recon", "head"),
+                     schedulers=[fit.schedule])  # fmt: skip
     decoder.eval()
     encoder.eval()
     return log
@@ -115,26 +131,19 @@ def polish_decoder(
     loss = BCE summed over pixels + `edge_weight` × `gradient_difference`. Trained with that
     loss from the start, the shapes3d decoder drew cylinders' rims as corners; as a polish it
     sharpens corners and keeps the rest."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    images = torch.from_numpy(data.images)
-    labels = torch.from_numpy(data.labels.astype(np.int64))
-    latents = torch.from_numpy(data.latents.astype(np.float32))
-    optimiser = torch.optim.Adam(decoder.parameters(), lr=lr)
-    total = epochs * math.ceil(len(images) / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total, eta_min=lr / 20)
+    fit = _DecoderFit(decoder, data, list(decoder.parameters()), epochs=epochs,
+                      batch_size=batch_size, lr=lr)  # fmt: skip
     decoder.train()
 
     def step(idx: Tensor, _at: int) -> tuple[Tensor, Tensor, Tensor]:
-        x = images[idx].float() / 255.0
-        x_hat = decoder(latents[idx], labels[idx]).clamp(1e-6, 1.0 - 1e-6)
-        recon = F.binary_cross_entropy(x_hat, x, reduction="sum") / len(idx)
+        x, x_hat, recon = fit.reconstruct(idx)
         edges = gradient_difference(x_hat, x)
         return recon + edge_weight * edges, recon, edges
 
-    log = run_epochs(step, [optimiser], len(images), epochs=epochs, batch_size=batch_size,
-                     generator=torch.Generator().manual_seed(seed + 1), progress=progress,
-                     description=description, terms=("recon", "edges"), schedulers=[sched])
+    log = run_epochs(step, [fit.optimiser], len(data.images), epochs=epochs,
+                     batch_size=batch_size, generator=torch.Generator().manual_seed(seed + 1),
+                     progress=progress, description=description, terms=("recon", "edges"),
+                     schedulers=[fit.schedule])  # fmt: skip
     decoder.eval()
     return log
 
